@@ -1,0 +1,61 @@
+"""``manage.py check`` for every router consumer: the route table, read the way dispatch reads it."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
+from .protocol import ROUTE_NAME
+from .routes import resolve_on_class
+
+BASES = {RouterMixin, SocketRouterConsumer, AsyncSocketRouterConsumer}
+
+
+@checks.register()
+def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    _import_asgi_application()
+    errors: list[checks.CheckMessage] = []
+    for cls in sorted(_router_classes(RouterMixin), key=lambda c: (c.__module__, c.__qualname__)):
+        if cls in BASES:
+            continue
+        for route in cls.route_table.values():
+            label = f"{cls.__module__}.{cls.__qualname__}, route {route.name!r}"
+            if not ROUTE_NAME.fullmatch(route.name):
+                errors.append(checks.Error(
+                    f"{label}: the protocol rejects this route name, so no client can call it.",
+                    hint="Use 1 to 128 characters of A-Z a-z 0-9 _ . : - starting with a letter.",
+                    obj=cls, id="channels_router.E004"))
+            if not callable(resolve_on_class(cls, route.handler)):
+                errors.append(checks.Error(
+                    f"{label}: no handler {route.handler!r}; requests to it are answered 501.",
+                    hint=f"Define {route.handler}(self, payload, headers) or name one with 'handler'.",
+                    obj=cls, id="channels_router.E001"))
+            for key in ("hydrate", "dehydrate", "access"):
+                callback = getattr(route, key)
+                if callback is not None and not callable(resolve_on_class(cls, callback)):
+                    errors.append(checks.Error(
+                        f"{label}: {key} {callback!r} is not callable.",
+                        hint="Give a function, or the name of a method of the consumer.",
+                        obj=cls, id="channels_router.E003"))
+    return errors
+
+
+def _router_classes(base: type) -> set[type]:
+    found: set[type] = set()
+    for sub in base.__subclasses__():
+        found |= {sub} | _router_classes(sub)
+    return found
+
+
+def _import_asgi_application() -> None:
+    """Import the project's ASGI routing so that every consumer class exists when checked."""
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if path:
+        try:
+            import_module(path.rpartition(".")[0])
+        except Exception:  # the ASGI module's own errors surface when the server starts
+            pass

@@ -1,0 +1,24 @@
+"""Limits, from the consumer class first, then ``settings.CHANNELS_ROUTER``, then defaults."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS = {
+    "MAX_MESSAGE_BYTES": 1_048_576,
+    "MAX_RUNNING_REQUESTS": 16,
+    "MAX_WAITING_REQUESTS": 256,
+}
+
+
+def limit(name: str, override: int | None) -> int:
+    """The value of limit ``name`` (a key of :data:`DEFAULTS`); ``override`` wins when set."""
+    configured = getattr(settings, "CHANNELS_ROUTER", {})
+    unknown = set(configured) - set(DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(f"Unknown CHANNELS_ROUTER settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    value = override if override is not None else configured.get(name, DEFAULTS[name])
+    if type(value) is not int or value < (0 if name == "MAX_WAITING_REQUESTS" else 1):
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}.")
+    return value

@@ -1,0 +1,130 @@
+"""The two consumers: thin adapters that feed frames to the shared pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, ClassVar, NamedTuple
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
+
+from .conf import limit
+from .pipeline import respond, run_async, run_sync
+from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
+from .routes import RouteInfo, build_route_table, declared_routes
+from .status import StatusCodes
+
+__all__ = ["RouterMixin", "SocketRouterConsumer", "AsyncSocketRouterConsumer"]
+
+
+class Request(NamedTuple):
+    uuid: str | int
+    route: RouteInfo
+    headers: dict[str, Any]
+    payload: Any
+
+
+class RouterMixin:
+    """What both consumers share: the route table, the limits and frame parsing."""
+
+    #: ``{route name: RouteInfo}``, built from the ``routes`` declaration when the class is created.
+    route_table: ClassVar[dict[str, RouteInfo]] = {}
+    #: Encoder for replies; Django's handles dates, decimals, UUIDs and lazy strings.
+    json_encoder: ClassVar[type[DjangoJSONEncoder]] = DjangoJSONEncoder
+    #: Per-class limits; ``None`` takes ``settings.CHANNELS_ROUTER`` or the protocol's default.
+    max_message_bytes: int | None = None
+    max_running_requests: int | None = None
+    max_waiting_requests: int | None = None
+    #: Optional consumer-wide access rule, run for every route after the route's own ``access``:
+    #: ``def check_access(self, route: RouteInfo, headers: dict, payload) -> bool`` (sync or async).
+    #: Returning False answers 401 to an anonymous user and 403 to anyone else.
+    check_access: ClassVar[Callable[..., Any] | None] = None
+
+    scope: dict[str, Any]
+
+    def _get_routes(self) -> list[RouteInfo]:
+        return list(self.route_table.values())
+
+    def _set_routes(self, value: Any) -> None:
+        self._routes = value
+
+    #: Declare routes as a class attribute ``routes = [{"route": "sayHello"}, ...]`` or with the
+    #: setter form ``@SocketRouterConsumer.routes.setter``; reading it gives the route table.
+    routes = property(_get_routes, _set_routes)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        entries = declared_routes(cls, RouterMixin.__dict__["routes"])
+        cls.route_table = build_route_table(cls, entries or [])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cls = type(self)
+        self.max_message_bytes = limit("MAX_MESSAGE_BYTES", cls.max_message_bytes)
+        self.max_running_requests = limit("MAX_RUNNING_REQUESTS", cls.max_running_requests)
+        self.max_waiting_requests = limit("MAX_WAITING_REQUESTS", cls.max_waiting_requests)
+
+    @property
+    def user(self) -> Any:
+        """The connection's user (from ``AuthMiddlewareStack``), or ``None`` without one."""
+        return self.scope.get("user")
+
+    def parse_frame(self, text_data: str | None, bytes_data: bytes | None) -> Request | str:
+        """A request to run, or the reply frame when none needs to run (errors, heartbeat)."""
+        try:
+            uuid, name, headers, payload = decode_frame(text_data, bytes_data, self.max_message_bytes)
+        except FrameError as exc:
+            return exc.frame()
+        if name == PING:
+            return encode_frame(uuid, PONG, StatusCodes.OK, None, None)
+        route = self.route_table.get(name)
+        if route is None:
+            # A route named PONG is never echoed: the client would swallow it as a heartbeat.
+            return error_frame(uuid, None if name == PONG else name, StatusCodes.NOT_FOUND,
+                               "route_not_found", f"No route named {name!r}.")
+        return Request(uuid, route, headers, payload)
+
+
+class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
+    """Sync router consumer: requests of a connection are answered one at a time, in order."""
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        request = self.parse_frame(text_data, bytes_data)
+        self.send(text_data=request if isinstance(request, str) else run_sync(respond(self, *request)))
+
+
+class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
+    """Async router consumer: up to ``max_running_requests`` requests of a connection run at
+    once, up to ``max_waiting_requests`` more wait their turn, and past that the answer is 429.
+    ``PING`` is answered at once, ahead of slow requests.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(self.max_running_requests)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        request = self.parse_frame(text_data, bytes_data)
+        if isinstance(request, str):
+            await self.send(text_data=request)
+        elif len(self._pending) >= self.max_running_requests + self.max_waiting_requests:
+            await self.send(text_data=error_frame(
+                request.uuid, request.route.name, StatusCodes.TOO_MANY_REQUESTS, "too_many_requests",
+                "Too many requests are waiting on this connection; retry later.",
+            ))
+        else:
+            task = asyncio.create_task(self._serve(request))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _serve(self, request: Request) -> None:
+        async with self._slots:
+            frame = await run_async(respond(self, *request), request.route.sync_only)
+        await self.send(text_data=frame)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Cancel the connection's unfinished requests: nobody is left to read their replies."""
+        for task in list(self._pending):
+            task.cancel()
+        await super().websocket_disconnect(message)

@@ -1,0 +1,96 @@
+"""Errors a route can raise, and the one place where an exception becomes a reply.
+
+Every failure of the pipeline ends in :func:`reply_for_exception`, so each row of the
+protocol's error table is decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .status import StatusCodes
+
+try:  # DRF is optional; its exceptions map to what DRF answers over HTTP.
+    from rest_framework.exceptions import APIException
+except ImportError:  # pragma: no cover - exercised only without DRF installed
+    APIException = None  # type: ignore[assignment,misc]
+
+__all__ = ["SocketError", "reply_for_exception"]
+
+logger = logging.getLogger("django_channels_router")
+
+NOT_FOUND_DETAIL = "Not found."
+PERMISSION_DENIED_DETAIL = "You do not have permission to perform this action."
+NOT_AUTHENTICATED_DETAIL = "Authentication credentials were not provided."
+
+
+class SocketError(Exception):
+    """Answer the current request with ``status`` and ``{"detail": ..., "code": ...}``.
+
+    Raise it from a hydrate, handler, dehydrate or access check to stop the request the
+    way ``raise Http404`` stops a Django view::
+
+        raise SocketError(StatusCodes.CONFLICT, "Title already taken.", code="conflict")
+    """
+
+    def __init__(self, status: int, detail: str, code: str = "error", headers: dict[str, Any] | None = None):
+        super().__init__(detail)
+        self.status = int(status)
+        self.detail = detail
+        self.code = code
+        self.headers = headers
+
+    @property
+    def payload(self) -> dict[str, str]:
+        return {"detail": self.detail, "code": self.code}
+
+
+def not_authenticated() -> SocketError:
+    return SocketError(StatusCodes.UNAUTHORIZED, NOT_AUTHENTICATED_DETAIL, "not_authenticated")
+
+
+def permission_denied() -> SocketError:
+    return SocketError(StatusCodes.FORBIDDEN, PERMISSION_DENIED_DETAIL, "permission_denied")
+
+
+def invalid_result(reason: str) -> SocketError:
+    """A handler broke the result contract: a programming error, so it is logged."""
+    logger.error("Invalid result: %s", reason)
+    detail = f"The handler returned an invalid result: {reason}" if settings.DEBUG else "The handler returned an invalid result."
+    return SocketError(StatusCodes.INTERNAL_SERVER_ERROR, detail, "invalid_result")
+
+
+def reply_for_exception(exc: Exception, route: str | None) -> tuple[int, Any, dict[str, Any] | None]:
+    """Map an exception raised while serving ``route`` to ``(status, payload, headers)``.
+
+    DRF exceptions and Django's ``Http404``/``PermissionDenied`` get the status and body
+    DRF would send over HTTP; anything unexpected is a 500 that hides its text unless
+    ``DEBUG`` is on, and is logged with its traceback.
+    """
+    if isinstance(exc, SocketError):
+        return exc.status, exc.payload, exc.headers
+    if APIException is not None and isinstance(exc, APIException):
+        return _drf_reply(exc)
+    if isinstance(exc, Http404):
+        return StatusCodes.NOT_FOUND, {"detail": NOT_FOUND_DETAIL}, None
+    if isinstance(exc, PermissionDenied):
+        return StatusCodes.FORBIDDEN, {"detail": PERMISSION_DENIED_DETAIL}, None
+    logger.error("Error while handling route %r", route, exc_info=exc)
+    detail = f"{type(exc).__name__}: {exc}" if settings.DEBUG else "A server error occurred."
+    return StatusCodes.INTERNAL_SERVER_ERROR, {"detail": detail, "code": "handler_error"}, None
+
+
+def _drf_reply(exc: Any) -> tuple[int, Any, dict[str, Any] | None]:
+    """The same status, body and headers as ``rest_framework.views.exception_handler``."""
+    headers: dict[str, Any] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = "%d" % exc.wait
+    body = exc.detail if isinstance(exc.detail, (list, dict)) else {"detail": exc.detail}
+    return exc.status_code, body, headers or None

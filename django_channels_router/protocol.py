@@ -1,0 +1,137 @@
+"""The wire protocol, v1: what a request frame may hold and how every reply is written.
+
+A reply is always ``{"uuid", "route", "status", "headers", "payload"}``; JSON is strict both
+ways (no ``NaN``/``Infinity``), because the browser client's ``JSON.parse`` rejects them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid as uuid_lib
+from typing import Any, Mapping, TypedDict
+
+from .status import StatusCodes
+
+__all__ = [
+    "PING",
+    "PONG",
+    "RESERVED_ROUTES",
+    "ROUTE_NAME",
+    "Envelope",
+    "SocketResult",
+    "FrameError",
+    "decode_frame",
+    "encode_frame",
+    "error_frame",
+    "handler_name_for",
+    "new_uuid",
+]
+
+PING = "PING"
+PONG = "PONG"
+RESERVED_ROUTES = frozenset({PING, PONG})
+MAX_UUID_LENGTH = 128
+MAX_SAFE_INTEGER = 2**53 - 1
+ROUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_SEPARATORS = str.maketrans(".:-", "___")
+
+
+class SocketResult(TypedDict, total=False):
+    """What a handler returns; every key is optional."""
+
+    status: int
+    payload: Any
+    headers: Mapping[str, Any] | None
+
+
+class Envelope(TypedDict):
+    """A reply or push as it goes on the wire."""
+
+    uuid: str | int | None
+    route: str | None
+    status: int
+    headers: Mapping[str, Any] | None
+    payload: Any
+
+
+class FrameError(Exception):
+    """A frame the router answers with an error before any route runs."""
+
+    def __init__(self, status: int, code: str, detail: str, uuid: Any = None, route: str | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.uuid, self.route = status, code, detail, uuid, route
+
+    def frame(self) -> str:
+        return error_frame(self.uuid, self.route, self.status, self.code, self.detail)
+
+
+def handler_name_for(route: str) -> str:
+    """``sayHello`` -> ``on_say_hello``; ``getHTTPStatus`` -> ``on_get_httpstatus``; ``a.b`` -> ``on_a_b``."""
+    return "on_" + _CAMEL_BOUNDARY.sub("_", route).lower().translate(_SEPARATORS)
+
+
+def new_uuid() -> str:
+    """A fresh id for messages the server sends on its own (pushes)."""
+    return str(uuid_lib.uuid4())
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _valid_uuid(value: Any) -> bool:
+    if isinstance(value, str):
+        return 0 < len(value) <= MAX_UUID_LENGTH
+    return type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+
+
+def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[Any, str, dict[str, Any], Any]:
+    """Check one incoming frame and return ``(uuid, route, headers, payload)``.
+
+    Raises :class:`FrameError` for every frame the protocol rejects; the size is checked
+    before parsing so an oversized frame costs no JSON work.
+    """
+    if text is None:
+        raise FrameError(StatusCodes.UNSUPPORTED_MEDIA_TYPE, "unsupported_frame", "Binary frames are not supported; send JSON text.")
+    # A character is at most 4 bytes of UTF-8, so the encode is needed only near the limit.
+    if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes):
+        raise FrameError(StatusCodes.PAYLOAD_TOO_LARGE, "message_too_large", f"Messages are limited to {max_bytes} bytes.")
+    try:
+        message = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        raise FrameError(StatusCodes.BAD_REQUEST, "malformed_json", "The message is not valid JSON.") from None
+    except RecursionError:
+        raise FrameError(StatusCodes.BAD_REQUEST, "malformed_json", "The message is nested too deeply.") from None
+    if not isinstance(message, dict):
+        raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope", "The message must be a JSON object.")
+    uuid, route = message.get("uuid"), message.get("route")
+    uuid_ok = _valid_uuid(uuid)
+    route_ok = isinstance(route, str) and ROUTE_NAME.fullmatch(route) is not None
+    if not (uuid_ok and route_ok):
+        problem = "uuid must be a string of 1 to 128 characters or a safe integer" if not uuid_ok else (
+            "route must be 1 to 128 characters of A-Z a-z 0-9 _ . : - starting with a letter"
+        )
+        raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope", f"Invalid envelope: {problem}.",
+                         uuid if uuid_ok else None, route if route_ok else None)
+    headers = message.get("headers")
+    if headers is None:
+        headers = {}
+    elif not isinstance(headers, dict) and route != PING:
+        raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope", "Invalid envelope: headers must be an object or null.", uuid, route)
+    return uuid, route, headers, message.get("payload")
+
+
+def encode_frame(uuid: Any, route: str | None, status: int, headers: Mapping[str, Any] | None, payload: Any,
+                 encoder: type[json.JSONEncoder] | None = None) -> str:
+    """Serialise one envelope; raises ``TypeError``/``ValueError`` for values JSON cannot hold."""
+    return json.dumps(
+        {"uuid": uuid, "route": route, "status": int(status), "headers": headers, "payload": payload},
+        cls=encoder, allow_nan=False, separators=(",", ":"),
+    )
+
+
+def error_frame(uuid: Any, route: str | None, status: int, code: str, detail: str) -> str:
+    return encode_frame(uuid, route, status, None, {"detail": detail, "code": code})

@@ -1,0 +1,134 @@
+"""Routes as data: each consumer class gets a route table, built once when the class is made.
+
+Dispatch, the system checks and the DRF bridge all read the same table.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Union
+
+from asgiref.sync import iscoroutinefunction
+from django.core.exceptions import ImproperlyConfigured
+
+from .protocol import RESERVED_ROUTES, handler_name_for
+
+__all__ = ["RouteInfo", "Callback", "build_route_table", "declared_routes"]
+
+#: A hydrate, dehydrate, handler or access check: a callable, or the name of a consumer method.
+Callback = Union[str, Callable[..., Any]]
+
+ROUTE_KEYS = ("route", "handler", "hydrate", "dehydrate", "access")
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One declared route.
+
+    ``handler``, ``hydrate``, ``dehydrate`` and ``access`` are either callables or names of
+    methods on the consumer (resolved per connection). ``options`` keeps any other keys of
+    the declaration, for extensions such as the DRF bridge.
+    """
+
+    name: str
+    handler: Callback
+    hydrate: Callback | None = None
+    dehydrate: Callback | None = None
+    access: Callback | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: True when every callable of the route is synchronous: the async consumer then runs
+    #: the whole request in one thread hop instead of one hop per step.
+    sync_only: bool = False
+    #: Handlers get ``(payload, headers)`` and hydrates ``(headers, payload)``, unless they name
+    #: their first two parameters ``headers, payload`` (handler) or ``payload, headers``
+    #: (hydrate): then they get them by those names. Worked out once, when the class is made.
+    handler_headers_first: bool = False
+    hydrate_payload_first: bool = False
+
+
+def declared_routes(cls: type, base: property) -> list[Any] | None:
+    """The raw route declarations of a consumer class, in either form the README shows.
+
+    ``routes = [...]`` as a class attribute, or the property-setter form
+    ``@SocketRouterConsumer.routes.setter def routes(self, _): self._routes = [...]``,
+    whose setter is run once on a bare instance to read what it assigns. ``base`` is the
+    router's own ``routes`` property, which declares nothing.
+    """
+    for klass in cls.__mro__:
+        declared = klass.__dict__.get("routes")
+        if declared is None or declared is base:
+            continue
+        if isinstance(declared, (list, tuple)):
+            return list(declared)
+        if isinstance(declared, property):
+            probe = object.__new__(cls)
+            if declared.fset is not None and declared.fset is not base.fset:
+                declared.fset(probe, None)
+                return list(probe.__dict__.get("_routes") or [])
+            if declared.fget is not None and declared.fget is not base.fget:
+                return list(declared.fget(probe) or [])
+        if isinstance(declared, (classmethod, staticmethod)):
+            return list(getattr(cls, "routes")() or [])
+        raise ImproperlyConfigured(f"{cls.__qualname__}.routes must be a list of route declarations.")
+    legacy = getattr(cls, "_routes", None)
+    return list(legacy) if isinstance(legacy, (list, tuple)) else None
+
+
+def build_route_table(cls: type, entries: Iterable[Any]) -> dict[str, RouteInfo]:
+    """Turn declarations into ``{route name: RouteInfo}``.
+
+    Mistakes that make the table ambiguous (a non-mapping entry, a missing name, a reserved
+    or duplicate route) raise at class creation; the rest are reported by ``manage.py check``.
+    """
+    table: dict[str, RouteInfo] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("route"), str):
+            raise ImproperlyConfigured(
+                f"{cls.__qualname__}: each route must be a mapping with a 'route' name, got {entry!r}."
+            )
+        name = entry["route"]
+        if name in RESERVED_ROUTES:
+            raise ImproperlyConfigured(f"{cls.__qualname__}: route {name!r} is reserved for the heartbeat (channels_router.E005).")
+        if name in table:
+            raise ImproperlyConfigured(f"{cls.__qualname__}: route {name!r} is declared twice (channels_router.E002).")
+        route = RouteInfo(
+            name=name,
+            handler=entry.get("handler") or handler_name_for(name),
+            hydrate=entry.get("hydrate"),
+            dehydrate=entry.get("dehydrate"),
+            access=entry.get("access"),
+            options={key: value for key, value in entry.items() if key not in ROUTE_KEYS},
+        )
+        table[name] = _with_derived_flags(cls, route)
+    return table
+
+
+def resolve_on_class(cls: type, callback: Callback | None) -> Any:
+    """What a callback refers to on the class (``None`` when a named method is missing)."""
+    return getattr(cls, callback, None) if isinstance(callback, str) else callback
+
+
+def _with_derived_flags(cls: type, route: RouteInfo) -> RouteInfo:
+    steps = [route.handler, route.hydrate, route.dehydrate, route.access]
+    if getattr(cls, "check_access", None) is not None:
+        steps.append("check_access")
+    resolved = [resolve_on_class(cls, step) for step in steps if step is not None]
+    return replace(
+        route,
+        sync_only=all(callable(fn) and not iscoroutinefunction(fn) for fn in resolved),
+        handler_headers_first=_first_parameters(cls, route.handler) == ["headers", "payload"],
+        hydrate_payload_first=_first_parameters(cls, route.hydrate) == ["payload", "headers"],
+    )
+
+
+def _first_parameters(cls: type, callback: Callback | None) -> list[str]:
+    """The names of the first two parameters a callback is called with (``self`` excluded)."""
+    fn = resolve_on_class(cls, callback)
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):  # not callable, or a builtin without a signature
+        return []
+    if isinstance(callback, str) and inspect.isfunction(fn):  # a plain method: skip self
+        names = names[1:]
+    return names[:2]

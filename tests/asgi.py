@@ -1,0 +1,11 @@
+"""ASGI application the end-to-end tests serve with a real server (daphne) on 127.0.0.1."""
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.core.asgi import get_asgi_application
+
+http = get_asgi_application()
+
+from tests.routing import websocket_urlpatterns  # noqa: E402  (needs the app registry)
+
+application = ProtocolTypeRouter({"http": http, "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns))})

@@ -1,0 +1,131 @@
+"""Fixtures: one ``client`` that talks to both consumers, in-process and through a real daphne."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from django_channels_router.testing import RouterCommunicator
+from tests.consumers import AsyncProtocolSocket, SyncProtocolSocket
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSUMERS = {"sync": SyncProtocolSocket, "async": AsyncProtocolSocket}
+
+
+class InProcessClient:
+    """Channels' communicator around the consumer, in this process."""
+
+    def __init__(self, consumer, user=None):
+        self.comm = RouterCommunicator(consumer.as_asgi(), "/ws/", user=user)
+
+    async def open(self):
+        connected, _ = await self.comm.connect()
+        assert connected
+
+    async def send_text(self, text):
+        # send_to() refuses an empty frame; a real client can send one.
+        await self.comm.input_queue.put({"type": "websocket.receive", "text": text})
+
+    async def send_bytes(self, data):
+        await self.comm.send_to(bytes_data=data)
+
+    async def recv(self, timeout=5):
+        return json.loads(await self.comm.receive_from(timeout))
+
+    async def close(self):
+        await self.comm.disconnect()
+
+
+class ServerClient:
+    """A real WebSocket client (``websockets``) against daphne on 127.0.0.1."""
+
+    def __init__(self, url):
+        self.url = url
+
+    async def open(self):
+        self.ws = await connect(self.url, max_size=None)
+
+    async def send_text(self, text):
+        await self.ws.send(text)
+
+    async def send_bytes(self, data):
+        await self.ws.send(data)
+
+    async def recv(self, timeout=5):
+        import asyncio
+
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def close(self):
+        await self.ws.close()
+
+
+async def request(client, route, payload=None, headers=None, uuid="req-1", **extra):
+    """Send the envelope the real frontend client sends and return the reply."""
+    await client.send_text(json.dumps({"uuid": uuid, "route": route, "headers": headers or {},
+                                       "payload": payload, "status": 200, **extra}))
+    return await client.recv()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def daphne_server(tmp_path_factory):
+    """A daphne process serving tests.asgi on 127.0.0.1; stopped at the end of the session."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w+")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tests.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.seek(0)
+                raise RuntimeError(f"daphne did not start: {log.read()[-2000:]}")
+            time.sleep(0.1)
+    yield f"ws://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request):
+    return request.param
+
+
+@pytest.fixture(params=["in-process", "daphne"])
+async def client(request, kind):
+    """A connected client for ``kind``'s consumer, over each transport."""
+    if request.param == "daphne":
+        c = ServerClient(f"{request.getfixturevalue('daphne_server')}/ws/{kind}/")
+    else:
+        c = InProcessClient(CONSUMERS[kind])
+    await c.open()
+    yield c
+    await c.close()
+
+
+@pytest.fixture(autouse=True)
+def _database(db):
+    """Channels closes stale database connections on every message, so every consumer test touches the database."""

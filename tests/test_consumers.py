@@ -1,0 +1,192 @@
+"""Behaviour specific to each consumer: concurrency, ordering, threads, access, logging."""
+
+import asyncio
+import json
+import logging
+import threading
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import override_settings
+
+from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer
+from django_channels_router.testing import RouterCommunicator
+from tests.conftest import InProcessClient, request
+from tests.consumers import AsyncProtocolSocket, SyncProtocolSocket
+
+
+async def connected(consumer, user=None):
+    comm = RouterCommunicator(consumer.as_asgi(), "/ws/", user=user)
+    assert (await comm.connect())[0]
+    return comm
+
+
+async def test_async_requests_of_one_connection_run_concurrently():
+    AsyncProtocolSocket.most_running = 0
+    comm = await connected(AsyncProtocolSocket)  # max_running_requests = 4
+    uuids = [await comm.send_request("slow", 0.05) for _ in range(4)]
+    replies = [await comm.receive_message() for _ in uuids]
+    assert sorted(r["uuid"] for r in replies) == sorted(uuids)
+    assert AsyncProtocolSocket.most_running == 4
+    await comm.disconnect()
+
+
+async def test_async_running_requests_are_bounded_and_the_rest_wait():
+    AsyncProtocolSocket.most_running = 0
+    comm = await connected(AsyncProtocolSocket)  # 4 running + 8 waiting
+    uuids = [await comm.send_request("slow", 0.02) for _ in range(12)]
+    replies = [await comm.receive_message() for _ in uuids]
+    assert sorted(r["uuid"] for r in replies) == sorted(uuids) and {r["status"] for r in replies} == {200}
+    assert AsyncProtocolSocket.most_running == 4
+    await comm.disconnect()
+
+
+async def test_async_past_the_waiting_bound_answers_429():
+    comm = await connected(AsyncProtocolSocket)  # 4 running + 8 waiting
+    uuids = [await comm.send_request("slow", 0.2) for _ in range(13)]
+    first = await comm.receive_message()
+    assert (first["uuid"], first["status"], first["payload"]["code"]) == (uuids[-1], 429, "too_many_requests")
+    rest = [await comm.receive_message() for _ in range(12)]
+    assert sorted(r["uuid"] for r in rest) == sorted(uuids[:-1]) and {r["status"] for r in rest} == {200}
+    await comm.disconnect()
+
+
+async def test_async_ping_overtakes_slow_requests():
+    comm = await connected(AsyncProtocolSocket)
+    slow = [await comm.send_request("slow", 0.3) for _ in range(12)]
+    ping = await comm.send_request("PING")
+    assert (await comm.receive_message(timeout=0.25))["uuid"] == ping
+    replies = [await comm.receive_message() for _ in slow]
+    assert sorted(r["uuid"] for r in replies) == sorted(slow)
+    await comm.disconnect()
+
+
+async def test_sync_consumer_answers_in_arrival_order():
+    comm = await connected(SyncProtocolSocket)
+    uuids = [await comm.send_request(route, payload) for route, payload in
+             [("slow", 0.05), ("echo", 1), ("slow", 0.01), ("PING", None), ("echo", 2)]]
+    assert [(await comm.receive_message())["uuid"] for _ in uuids] == uuids
+    await comm.disconnect()
+
+
+async def test_disconnect_cancels_unfinished_requests(caplog):
+    comm = await connected(AsyncProtocolSocket)
+    AsyncProtocolSocket.running = 0
+    for _ in range(3):
+        await comm.send_request("slow", 5)
+    await asyncio.sleep(0.05)
+    assert AsyncProtocolSocket.running == 3
+    await comm.disconnect()
+    await asyncio.sleep(0.05)
+    assert AsyncProtocolSocket.running == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_async_consumer_runs_a_sync_route_in_one_thread_off_the_event_loop():
+    comm = await connected(AsyncProtocolSocket)
+    hydrate_thread, handler_thread, dehydrate_thread = (await comm.request("threads"))["payload"]
+    assert hydrate_thread == handler_thread == dehydrate_thread != threading.get_ident()
+    await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("base", [SocketRouterConsumer, AsyncSocketRouterConsumer])
+async def test_sync_and_async_callables_work_in_both_consumers(base):
+    async def async_hydrate(headers, payload):
+        await asyncio.sleep(0)
+        return payload
+
+    class Mixed(base):
+        routes = [
+            {"route": "orm", "hydrate": lambda headers, payload: User.objects.get(username=payload),
+             "dehydrate": lambda user: {"username": user.username, "staff": user.is_staff}},
+            {"route": "asyncHydrate", "hydrate": async_hydrate, "handler": "on_echo"},
+        ]
+
+        def on_orm(self, payload, headers):
+            return {"payload": payload}
+
+        async def on_echo(self, payload, headers):
+            return {"payload": payload}
+
+    await User.objects.acreate(username="ada", is_staff=True)
+    comm = await connected(Mixed)
+    assert (await comm.request("orm", "ada"))["payload"] == {"username": "ada", "staff": True}
+    assert (await comm.request("asyncHydrate", [1, 2]))["payload"] == [1, 2]
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("consumer", [SyncProtocolSocket, AsyncProtocolSocket])
+async def test_access_check_answers_403_to_a_user_it_refuses(consumer):
+    client = InProcessClient(consumer, user=User(username="bob", is_staff=False))
+    await client.open()
+    assert (await request(client, "secret", "x"))["status"] == 200
+    reply = await request(client, "staffOnly", "x")
+    assert reply["status"] == 403 and reply["payload"]["code"] == "permission_denied"
+    await client.close()
+    staff = InProcessClient(consumer, user=User(username="eve", is_staff=True))
+    await staff.open()
+    assert (await request(staff, "staffOnly", "x"))["status"] == 200
+    await staff.close()
+
+
+@pytest.mark.parametrize("base", [SocketRouterConsumer, AsyncSocketRouterConsumer])
+async def test_consumer_wide_check_access_runs_after_the_route_rule(base):
+    calls = []
+
+    class Guarded(base):
+        routes = [{"route": "open"}, {"route": "closed", "handler": "on_open"}]
+
+        def check_access(self, route, headers, payload):
+            calls.append((route.name, headers, payload))
+            return route.name == "open"
+
+        def on_open(self, payload, headers):
+            return {"payload": "ok"}
+
+    comm = await connected(Guarded)
+    assert (await comm.request("open", 1, {"h": 1}))["payload"] == "ok"
+    assert (await comm.request("closed", 2))["status"] == 401
+    assert calls == [("open", {"h": 1}, 1), ("closed", {}, 2)]
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("consumer", [SyncProtocolSocket, AsyncProtocolSocket])
+async def test_500_is_logged_with_traceback_and_detailed_only_in_debug(consumer, caplog):
+    comm = await connected(consumer)
+    reply = await comm.request("fail")
+    assert reply["payload"] == {"detail": "A server error occurred.", "code": "handler_error"}
+    error = [r for r in caplog.records if r.levelno == logging.ERROR][-1]
+    assert error.name == "django_channels_router" and "fail" in error.getMessage()
+    assert error.exc_info and "secret exception text" in str(error.exc_info[1])
+    with override_settings(DEBUG=True):
+        reply = await comm.request("fail")
+    assert reply["payload"]["detail"] == "ValueError: secret exception text"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("consumer", [SyncProtocolSocket, AsyncProtocolSocket])
+async def test_each_request_is_logged_at_debug(consumer, caplog):
+    comm = await connected(consumer)
+    with caplog.at_level(logging.DEBUG, logger="django_channels_router"):
+        await comm.request("echo", uuid="logged")
+    line = [r.getMessage() for r in caplog.records if "logged" in r.getMessage()]
+    assert len(line) == 1 and "route=echo" in line[0] and "status=200" in line[0] and "duration=" in line[0]
+    await comm.disconnect()
+
+
+async def test_communicator_keeps_messages_that_answer_no_request():
+    comm = await connected(AsyncProtocolSocket)
+    slow = await comm.send_request("slow", 0.05)
+    reply = await comm.request("echo", "fast")
+    assert reply["payload"]["payload"] == "fast"
+    assert (await comm.receive_message())["uuid"] == slow
+    await comm.disconnect()
+
+
+def test_reply_frames_are_compact_strict_json():
+    from django_channels_router.protocol import encode_frame
+
+    frame = encode_frame("u", "r", 200, None, {"é": 1})
+    assert frame == '{"uuid":"u","route":"r","status":200,"headers":null,"payload":{"\\u00e9":1}}'
+    assert json.loads(frame)["payload"] == {"é": 1}
