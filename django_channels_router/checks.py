@@ -17,12 +17,11 @@ BASES = {RouterMixin, SocketRouterConsumer, AsyncSocketRouterConsumer}
 
 @checks.register()
 def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    _import_asgi_application()
-    errors: list[checks.CheckMessage] = []
+    errors: list[checks.CheckMessage] = _import_asgi_application()
     for cls in sorted(_router_classes(RouterMixin), key=lambda c: (c.__module__, c.__qualname__)):
         if cls in BASES:
             continue
-        for route in cls.route_table.values():
+        for route in cls.route_table.values():  # type: ignore[attr-defined]
             label = f"{cls.__module__}.{cls.__qualname__}, route {route.name!r}"
             if not ROUTE_NAME.fullmatch(route.name):
                 errors.append(checks.Error(
@@ -46,16 +45,22 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 
 def _router_classes(base: type) -> set[type]:
     found: set[type] = set()
+    sub: type
     for sub in base.__subclasses__():
         found |= {sub} | _router_classes(sub)
     return found
 
 
-def _import_asgi_application() -> None:
+def _import_asgi_application() -> list[checks.CheckMessage]:
     """Import the project's ASGI routing so that every consumer class exists when checked."""
     path = getattr(settings, "ASGI_APPLICATION", None)
-    if path:
-        try:
-            import_module(path.rpartition(".")[0])
-        except Exception:  # the ASGI module's own errors surface when the server starts
-            pass
+    if not path:
+        return []
+    try:
+        import_module(path.rpartition(".")[0])
+    except Exception as exc:
+        return [checks.Warning(
+            f"ASGI_APPLICATION {path!r} could not be imported ({type(exc).__name__}: {exc}), "
+            "so the routes of consumers it would load were not checked.",
+            id="channels_router.W001")]
+    return []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -22,3 +25,20 @@ def limit(name: str, override: int | None) -> int:
     if type(value) is not int or value < (0 if name == "MAX_WAITING_REQUESTS" else 1):
         raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}.")
     return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force for one connection."""
+
+    message_bytes: int
+    running: int
+    waiting: int
+
+    @classmethod
+    def for_consumer(cls, consumer: Any) -> Limits:
+        return cls(
+            message_bytes=limit("MAX_MESSAGE_BYTES", consumer.max_message_bytes),
+            running=limit("MAX_RUNNING_REQUESTS", consumer.max_running_requests),
+            waiting=limit("MAX_WAITING_REQUESTS", consumer.max_waiting_requests),
+        )

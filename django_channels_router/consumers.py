@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 
-from .conf import limit
+from .conf import Limits
 from .pipeline import respond, run_async, run_sync
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .routes import RouteInfo, build_route_table, declared_routes
@@ -41,6 +42,7 @@ class RouterMixin:
     check_access: ClassVar[Callable[..., Any] | None] = None
 
     scope: dict[str, Any]
+    limits: Limits
 
     def _get_routes(self) -> list[RouteInfo]:
         return list(self.route_table.values())
@@ -59,10 +61,7 @@ class RouterMixin:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cls = type(self)
-        self.max_message_bytes = limit("MAX_MESSAGE_BYTES", cls.max_message_bytes)
-        self.max_running_requests = limit("MAX_RUNNING_REQUESTS", cls.max_running_requests)
-        self.max_waiting_requests = limit("MAX_WAITING_REQUESTS", cls.max_waiting_requests)
+        self.limits = Limits.for_consumer(self)
 
     @property
     def user(self) -> Any:
@@ -72,7 +71,7 @@ class RouterMixin:
     def parse_frame(self, text_data: str | None, bytes_data: bytes | None) -> Request | str:
         """A request to run, or the reply frame when none needs to run (errors, heartbeat)."""
         try:
-            uuid, name, headers, payload = decode_frame(text_data, bytes_data, self.max_message_bytes)
+            uuid, name, headers, payload = decode_frame(text_data, bytes_data, self.limits.message_bytes)
         except FrameError as exc:
             return exc.frame()
         if name == PING:
@@ -94,21 +93,21 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
 
 class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
-    """Async router consumer: up to ``max_running_requests`` requests of a connection run at
-    once, up to ``max_waiting_requests`` more wait their turn, and past that the answer is 429.
+    """Async router consumer: up to ``limits.running`` requests of a connection run at once,
+    up to ``limits.waiting`` more wait their turn, and past that the answer is 429.
     ``PING`` is answered at once, ahead of slow requests.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._slots = asyncio.Semaphore(self.max_running_requests)
+        self._slots = asyncio.Semaphore(self.limits.running)
         self._pending: set[asyncio.Task[None]] = set()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
         if isinstance(request, str):
             await self.send(text_data=request)
-        elif len(self._pending) >= self.max_running_requests + self.max_waiting_requests:
+        elif len(self._pending) >= self.limits.running + self.limits.waiting:
             await self.send(text_data=error_frame(
                 request.uuid, request.route.name, StatusCodes.TOO_MANY_REQUESTS, "too_many_requests",
                 "Too many requests are waiting on this connection; retry later.",

@@ -61,7 +61,9 @@ def permission_denied() -> SocketError:
 def invalid_result(reason: str) -> SocketError:
     """A handler broke the result contract: a programming error, so it is logged."""
     logger.error("Invalid result: %s", reason)
-    detail = f"The handler returned an invalid result: {reason}" if settings.DEBUG else "The handler returned an invalid result."
+    detail = "The handler returned an invalid result."
+    if settings.DEBUG:
+        detail = f"The handler returned an invalid result: {reason}"
     return SocketError(StatusCodes.INTERNAL_SERVER_ERROR, detail, "invalid_result")
 
 
@@ -91,6 +93,6 @@ def _drf_reply(exc: Any) -> tuple[int, Any, dict[str, Any] | None]:
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
-        headers["Retry-After"] = "%d" % exc.wait
+        headers["Retry-After"] = str(int(exc.wait))
     body = exc.detail if isinstance(exc.detail, (list, dict)) else {"detail": exc.detail}
     return exc.status_code, body, headers or None

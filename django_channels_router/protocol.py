@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid as uuid_lib
-from typing import Any, Mapping, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from .status import StatusCodes
 
@@ -88,17 +89,19 @@ def _valid_uuid(value: Any) -> bool:
     return type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
-def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[Any, str, dict[str, Any], Any]:
+def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[str | int, str, dict[str, Any], Any]:
     """Check one incoming frame and return ``(uuid, route, headers, payload)``.
 
     Raises :class:`FrameError` for every frame the protocol rejects; the size is checked
     before parsing so an oversized frame costs no JSON work.
     """
     if text is None:
-        raise FrameError(StatusCodes.UNSUPPORTED_MEDIA_TYPE, "unsupported_frame", "Binary frames are not supported; send JSON text.")
+        raise FrameError(StatusCodes.UNSUPPORTED_MEDIA_TYPE, "unsupported_frame",
+                         "Binary frames are not supported; send JSON text.")
     # A character is at most 4 bytes of UTF-8, so the encode is needed only near the limit.
     if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes):
-        raise FrameError(StatusCodes.PAYLOAD_TOO_LARGE, "message_too_large", f"Messages are limited to {max_bytes} bytes.")
+        raise FrameError(StatusCodes.PAYLOAD_TOO_LARGE, "message_too_large",
+                         f"Messages are limited to {max_bytes} bytes.")
     try:
         message = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
@@ -120,8 +123,9 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[
     if headers is None:
         headers = {}
     elif not isinstance(headers, dict) and route != PING:
-        raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope", "Invalid envelope: headers must be an object or null.", uuid, route)
-    return uuid, route, headers, message.get("payload")
+        raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope",
+                         "Invalid envelope: headers must be an object or null.", uuid, route)
+    return uuid, route, headers, message.get("payload")  # type: ignore[return-value]
 
 
 def encode_frame(uuid: Any, route: str | None, status: int, headers: Mapping[str, Any] | None, payload: Any,

@@ -6,8 +6,9 @@ Dispatch, the system checks and the DRF bridge all read the same table.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Union
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
@@ -17,7 +18,7 @@ from .protocol import RESERVED_ROUTES, handler_name_for
 __all__ = ["RouteInfo", "Callback", "build_route_table", "declared_routes"]
 
 #: A hydrate, dehydrate, handler or access check: a callable, or the name of a consumer method.
-Callback = Union[str, Callable[..., Any]]
+Callback = str | Callable[..., Any]
 
 ROUTE_KEYS = ("route", "handler", "hydrate", "dehydrate", "access")
 
@@ -62,14 +63,14 @@ def declared_routes(cls: type, base: property) -> list[Any] | None:
         if isinstance(declared, (list, tuple)):
             return list(declared)
         if isinstance(declared, property):
-            probe = object.__new__(cls)
+            probe: Any = object.__new__(cls)
             if declared.fset is not None and declared.fset is not base.fset:
                 declared.fset(probe, None)
                 return list(probe.__dict__.get("_routes") or [])
             if declared.fget is not None and declared.fget is not base.fget:
                 return list(declared.fget(probe) or [])
         if isinstance(declared, (classmethod, staticmethod)):
-            return list(getattr(cls, "routes")() or [])
+            return list(cls.routes() or [])  # type: ignore[attr-defined]
         raise ImproperlyConfigured(f"{cls.__qualname__}.routes must be a list of route declarations.")
     legacy = getattr(cls, "_routes", None)
     return list(legacy) if isinstance(legacy, (list, tuple)) else None
@@ -89,7 +90,8 @@ def build_route_table(cls: type, entries: Iterable[Any]) -> dict[str, RouteInfo]
             )
         name = entry["route"]
         if name in RESERVED_ROUTES:
-            raise ImproperlyConfigured(f"{cls.__qualname__}: route {name!r} is reserved for the heartbeat (channels_router.E005).")
+            raise ImproperlyConfigured(
+                f"{cls.__qualname__}: route {name!r} is reserved for the heartbeat (channels_router.E005).")
         if name in table:
             raise ImproperlyConfigured(f"{cls.__qualname__}: route {name!r} is declared twice (channels_router.E002).")
         route = RouteInfo(

@@ -1,5 +1,6 @@
 """Fixtures: one ``client`` that talks to both consumers, in-process and through a real daphne."""
 
+import contextlib
 import json
 import os
 import socket
@@ -79,34 +80,44 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def reachable(port, host="127.0.0.1"):
+    """Whether a server listens on host:port (PostgreSQL, Redis)."""
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def daphne(application, log_dir, **env):
+    """Serve ``application`` with a daphne process on 127.0.0.1; yields its ws:// base URL."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", **env}
+    with open(Path(log_dir) / "daphne.log", "w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not reachable(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"daphne did not start: {log.read()[-2000:]}")
+                time.sleep(0.1)
+            yield f"ws://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="session")
 def daphne_server(tmp_path_factory):
-    """A daphne process serving tests.asgi on 127.0.0.1; stopped at the end of the session."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w+")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tests.asgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.seek(0)
-                raise RuntimeError(f"daphne did not start: {log.read()[-2000:]}")
-            time.sleep(0.1)
-    yield f"ws://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """tests.asgi served by daphne for the whole session."""
+    with daphne("tests.asgi:application", tmp_path_factory.mktemp("daphne"), DJANGO_SETTINGS_MODULE="tests.settings") as url:
+        yield url
 
 
 @pytest.fixture(params=["sync", "async"])

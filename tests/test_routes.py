@@ -158,3 +158,10 @@ async def test_default_frame_limit_is_one_mebibyte():
 def test_bad_settings_are_reported_clearly(setting, message):
     with override_settings(CHANNELS_ROUTER=setting), pytest.raises(ImproperlyConfigured, match=message):
         SocketRouterConsumer()
+
+
+def test_checks_warn_when_the_asgi_application_cannot_be_imported():
+    with override_settings(ASGI_APPLICATION="no_such_project.asgi.application"):
+        warnings = [e for e in check_routes() if e.id == "channels_router.W001"]
+    assert len(warnings) == 1 and "no_such_project.asgi.application" in warnings[0].msg
+    assert not [e for e in check_routes() if e.id == "channels_router.W001"]

@@ -1,0 +1,133 @@
+"""The seed README's three example consumers, made real.
+
+* ``AppSocket`` (sync) and ``AppSocketAsync`` declare their routes with the property-setter
+  form the seed README shows; ``ArticleConsumer`` uses a plain class attribute.
+* Handlers are called as ``handler(payload, headers)``, hydrate as ``hydrate(headers, payload)``
+  and dehydrate as ``dehydrate(payload)``; dehydrate runs only when the status is 2xx.
+"""
+
+import asyncio
+
+from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer, StatusCodes
+
+from .models import Article
+from .serializers import ArticleSerializer
+
+NOT_FOUND = {"detail": "Article not found.", "code": "not_found"}
+
+
+def parse_id(value):
+    """An article id sent by a client (an integer or a string of digits), else None."""
+    if isinstance(value, bool):  # JSON true is not id 1
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdecimal():
+        return int(value)
+    return None
+
+
+def get_article(article_id):
+    """The article with this id, or None (also for a malformed id)."""
+    article_id = parse_id(article_id)
+    if article_id is None:
+        return None
+    return Article.objects.filter(pk=article_id).first()
+
+
+# --- Example 1: sync consumer, routes declared with the property setter -------------------
+
+
+class AppSocket(SocketRouterConsumer):
+    @SocketRouterConsumer.routes.setter
+    def routes(self, _):
+        self._routes = [
+            {"route": "sayHello"},
+            {
+                "route": "getArticle",
+                # A payload without "id" gets a 404 rather than a KeyError (a 500).
+                "hydrate": lambda headers, p: get_article((p or {}).get("id")),
+                "dehydrate": lambda art: {"id": art.id, "title": art.title},
+            },
+        ]
+
+    def on_say_hello(self, payload, headers):
+        name = (payload or {}).get("name", "World")
+        return {"status": StatusCodes.OK, "payload": f"Hello, {name}!"}
+
+    def on_get_article(self, payload, headers):
+        # `payload` is what hydrate returned: an Article, or None.
+        if payload is None:
+            # Not 2xx, so dehydrate does not run on this payload.
+            return {"status": StatusCodes.NOT_FOUND, "payload": NOT_FOUND}
+        return {"status": StatusCodes.OK, "payload": payload}
+
+
+# --- Example 2: async consumer -------------------------------------------------------------
+
+
+class AppSocketAsync(AsyncSocketRouterConsumer):
+    @AsyncSocketRouterConsumer.routes.setter
+    def routes(self, _):
+        self._routes = [{"route": "sayHello"}, {"route": "slowEcho"}]
+
+    async def on_say_hello(self, payload, headers):
+        name = (payload or {}).get("name", "World")
+        return {"status": 200, "payload": {"msg": f"Hello async, {name}!"}}
+
+    async def on_slow_echo(self, payload, headers):
+        """Wait ``payload["seconds"]`` (at most 5) and send the payload back.
+
+        Requests of one connection run concurrently on the async consumer, so ten of these
+        sent at once are all answered after about one delay, not ten.
+        """
+        seconds = float((payload or {}).get("seconds", 0.5))
+        await asyncio.sleep(max(0.0, min(seconds, 5.0)))
+        return {"status": StatusCodes.OK, "payload": payload}
+
+
+# --- Example 3: hydrate / dehydrate with a DRF serializer -----------------------------------
+
+
+def load_article(headers, payload):
+    """Hydrate for "get": the article named by ``headers["id"]``, or None."""
+    return get_article(headers.get("id"))
+
+
+def deserialize(headers, payload):
+    """Hydrate for "create": validate the payload and save a new article.
+
+    The ValidationError is not caught: the router answers it like DRF over HTTP, with
+    status 400 and ``serializer.errors`` as payload (``{"title": ["This field is required."]}``).
+    """
+    serializer = ArticleSerializer(data=payload)
+    serializer.is_valid(raise_exception=True)
+    return serializer.save()
+
+
+def serialize(article):
+    return ArticleSerializer(article).data
+
+
+def serialize_many(articles):
+    return ArticleSerializer(articles, many=True).data
+
+
+class ArticleConsumer(SocketRouterConsumer):
+    routes = [
+        {"route": "get", "hydrate": load_article, "dehydrate": serialize},
+        {"route": "create", "hydrate": deserialize, "dehydrate": serialize},
+        {"route": "list", "dehydrate": serialize_many},
+    ]
+
+    def on_get(self, payload, headers):
+        if payload is None:
+            return {"status": StatusCodes.NOT_FOUND, "payload": NOT_FOUND}
+        return {"status": StatusCodes.OK, "payload": payload}
+
+    def on_create(self, payload, headers):
+        # Invalid data never gets here: deserialize raised, and the reply was a 400.
+        return {"status": StatusCodes.CREATED, "payload": payload}
+
+    def on_list(self, payload, headers):
+        return {"status": StatusCodes.OK, "payload": Article.objects.all()}

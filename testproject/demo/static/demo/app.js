@@ -1,0 +1,246 @@
+// The demo page's client: a small stand-in for @djanext/observable-socket, written to the
+// router's wire protocol (v1). No build step, no dependencies.
+
+const NO_RECONNECT_CODES = new Set([1008, 1011]); // policy violation, server error: give up
+
+// crypto.randomUUID() exists only in secure contexts (https, localhost, 127.0.0.1); the page
+// may also be opened over plain http on a LAN address, so fall back to random bytes.
+function newUuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * One router socket, with the behaviour of @djanext/observable-socket:
+ * - sendAndWait(route, payload, headers) resolves with the reply carrying the same uuid;
+ * - PING every heartbeatRate ms; no PONG within heartbeatTimeoutDuration ms drops the socket;
+ * - reconnects with backoff (1 s doubling to 15 s), at most maxReconnectAttempts tries in a
+ *   row (the count resets when a socket opens), never after close codes 1008 and 1011;
+ * - messages whose uuid matches no pending request go to onMessageReceived (server pushes).
+ */
+export class RouterSocket {
+  constructor(url, {
+    onMessageReceived = () => {},
+    onStateChange = () => {},
+    heartbeatRate = 10_000,
+    heartbeatTimeoutDuration = 5_000,
+    maxReconnectAttempts = 5,
+    globalHeaders = {},
+  } = {}) {
+    Object.assign(this, {
+      url, onMessageReceived, onStateChange, heartbeatRate, heartbeatTimeoutDuration,
+      maxReconnectAttempts, globalHeaders,
+    });
+    this.pending = new Map(); // uuid -> {resolve, reject}
+    this.attempts = 0;
+    this.connect();
+  }
+
+  connect() {
+    this.onStateChange("connecting", "connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempts = 0;
+      this.onStateChange("open", "open");
+      this.startHeartbeat();
+    };
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = (event) => this.closed(event.code);
+  }
+
+  sendAndWait(route, payload = null, headers = {}) {
+    return new Promise((resolve, reject) => {
+      if (this.ws.readyState !== WebSocket.OPEN) {
+        reject(new Error(`${this.url} is not open.`));
+        return;
+      }
+      const uuid = newUuid();
+      this.pending.set(uuid, { resolve, reject });
+      this.ws.send(JSON.stringify({
+        uuid, route, headers: { ...this.globalHeaders, ...headers }, payload, status: 200,
+      }));
+    });
+  }
+
+  /** Send a text frame as is (the demo's "send garbage"); any reply arrives unmatched. */
+  sendRaw(text) {
+    if (this.ws.readyState !== WebSocket.OPEN) throw new Error(`${this.url} is not open.`);
+    this.ws.send(text);
+  }
+
+  receive(text) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      console.warn("Dropped a frame that is not JSON:", text);
+      return;
+    }
+    if (message.route === "PONG") { // the heartbeat's answer never reaches callers
+      clearTimeout(this.pongTimer);
+      this.pongTimer = null;
+      return;
+    }
+    const waiter = this.pending.get(message.uuid);
+    if (waiter) {
+      this.pending.delete(message.uuid);
+      waiter.resolve(message);
+    } else {
+      this.onMessageReceived(message);
+    }
+  }
+
+  startHeartbeat() {
+    this.heartbeat = setInterval(() => {
+      this.ws.send(JSON.stringify({ uuid: newUuid(), route: "PING", headers: {}, payload: null, status: 200 }));
+      this.pongTimer ??= setTimeout(() => this.dropDeadSocket(), this.heartbeatTimeoutDuration);
+    }, this.heartbeatRate);
+  }
+
+  dropDeadSocket() {
+    // Don't wait for a closing handshake a dead server will never finish.
+    const ws = this.ws;
+    ws.onclose = ws.onmessage = null;
+    ws.close(4000, "heartbeat timeout");
+    this.closed(4000);
+  }
+
+  closed(code) {
+    clearInterval(this.heartbeat);
+    clearTimeout(this.pongTimer);
+    this.pongTimer = null;
+    for (const { reject } of this.pending.values()) reject(new Error(`Socket closed (code ${code}).`));
+    this.pending.clear();
+    if (NO_RECONNECT_CODES.has(code) || this.attempts >= this.maxReconnectAttempts) {
+      this.onStateChange("closed", `closed (code ${code})`);
+      return;
+    }
+    const delay = Math.min(1000 * 2 ** this.attempts, 15_000);
+    this.attempts += 1;
+    this.onStateChange("connecting",
+      `closed (code ${code}), retry ${this.attempts}/${this.maxReconnectAttempts} in ${delay / 1000} s`);
+    setTimeout(() => this.connect(), delay);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The page
+
+const $ = (id) => document.getElementById(id);
+const logList = $("log");
+const pushList = $("pushes");
+
+function addEntry(list, { title, status = null, body }) {
+  const item = document.createElement("li");
+  item.className = status === null ? "error" : `s${String(status)[0]}`;
+  const heading = document.createElement("div");
+  heading.className = "title";
+  heading.textContent = title;
+  if (status !== null) {
+    const badge = document.createElement("span");
+    badge.className = "status";
+    badge.textContent = ` ${status}`;
+    heading.append(badge);
+  }
+  const pre = document.createElement("pre");
+  pre.textContent = typeof body === "string" ? body : JSON.stringify(body, null, 2);
+  item.append(heading, pre);
+  list.prepend(item); // newest first
+}
+
+function onMessageReceived(label) {
+  return (message) => {
+    if (message.uuid === null) {
+      // The server could not read a request's uuid (e.g. a frame that is not JSON), so the
+      // error reply matches no pending request: show it with the replies.
+      addEntry(logList, { title: `${label}: reply with uuid null`, status: message.status, body: message });
+    } else {
+      addEntry(pushList, { title: `${label}: ${message.route}`, status: message.status, body: message });
+    }
+  };
+}
+
+function open(path, stateId) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const state = $(stateId);
+  return new RouterSocket(`${scheme}//${location.host}/${path}`, {
+    onMessageReceived: onMessageReceived(path),
+    onStateChange: (kind, text) => {
+      state.dataset.state = kind;
+      state.textContent = `${path}: ${text}`;
+    },
+  });
+}
+
+const sockets = {
+  app: open("ws/app/", "state-app"),
+  async: open("ws/app-async/", "state-async"),
+  articles: open("ws/articles/", "state-articles"),
+};
+
+async function call(socketName, route, payload = null, headers = {}) {
+  const started = performance.now();
+  const title = `${socketName} ${route}`;
+  try {
+    const reply = await sockets[socketName].sendAndWait(route, payload, headers);
+    const ms = Math.round(performance.now() - started);
+    addEntry(logList, { title: `${title} (${ms} ms)`, status: reply.status, body: reply });
+    return reply;
+  } catch (error) {
+    addEntry(logList, { title, body: String(error) });
+    return null;
+  }
+}
+
+const idFrom = (input) => (input.value === "" ? null : Number(input.value));
+
+$("hello-sync").addEventListener("click", () => call("app", "sayHello", { name: $("name").value }));
+$("hello-async").addEventListener("click", () => call("async", "sayHello", { name: $("name").value }));
+$("get-article").addEventListener("click", () => call("app", "getArticle", { id: idFrom($("article-id")) }));
+
+$("slow-echo").addEventListener("click", async () => {
+  const started = performance.now();
+  try {
+    const replies = await Promise.all(Array.from({ length: 10 },
+      (_, n) => sockets.async.sendAndWait("slowEcho", { seconds: 0.5, n })));
+    const ms = Math.round(performance.now() - started);
+    addEntry(logList, {
+      title: `async 10 × slowEcho 0.5 s: all replies in ${ms} ms`,
+      status: Math.max(...replies.map((r) => r.status)),
+      body: replies.map(({ status, payload }) => ({ status, payload })),
+    });
+  } catch (error) {
+    addEntry(logList, { title: "async slowEcho", body: String(error) });
+  }
+});
+
+$("garbage").addEventListener("click", () => {
+  try {
+    sockets.app.sendRaw("not json");
+  } catch (error) {
+    addEntry(logList, { title: "app send garbage", body: String(error) });
+  }
+});
+
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  // form.elements, not form.title: a form's own `title` property is its title attribute.
+  const { title, body } = form.elements;
+  const payload = { title: title.value };
+  if (body.value) payload.body = body.value;
+  const reply = await call("articles", "create", payload);
+  if (reply?.status === 201) {
+    form.reset();
+    $("get-id").value = reply.payload.id;
+  }
+});
+
+$("get").addEventListener("click", () => call("articles", "get", null, { id: idFrom($("get-id")) }));
+$("list").addEventListener("click", () => call("articles", "list"));
+$("clear-log").addEventListener("click", () => logList.replaceChildren());
