@@ -196,3 +196,15 @@ async def test_many_concurrent_requests_are_each_answered_once(client):
     replies = [await client.recv() for _ in range(count)]
     assert sorted(r["uuid"] for r in replies) == sorted(f"c{i}" for i in range(count))
     assert all(r["payload"]["payload"] == int(r["uuid"][1:]) and r["status"] == 200 for r in replies)
+
+
+@pytest.mark.parametrize("kind", ["async"])  # the sync consumer answers in turn: nothing waits
+async def test_async_consumer_answers_429_past_the_waiting_bound(client):
+    # The test consumer runs 4 requests at once and lets 8 more wait: the 13th is refused at once.
+    for i in range(13):
+        await client.send_text(json.dumps({"uuid": f"s{i}", "route": "slow", "headers": {}, "payload": 0.3}))
+    first = await client.recv()
+    assert (first["uuid"], first["route"], first["status"], first["payload"]["code"]) == ("s12", "slow", 429, "too_many_requests")
+    rest = [await client.recv() for _ in range(12)]
+    assert sorted(r["uuid"] for r in rest) == sorted(f"s{i}" for i in range(12)) and {r["status"] for r in rest} == {200}
+    await assert_still_open(client)
