@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
@@ -56,8 +56,12 @@ class RouterMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        entries = declared_routes(cls, RouterMixin.__dict__["routes"])
-        cls.route_table = build_route_table(cls, entries or [])
+        cls.route_table = build_route_table(cls, cls.get_routes())
+
+    @classmethod
+    def get_routes(cls) -> list[Mapping[str, Any]]:
+        """The route declarations of this class; override to derive routes from elsewhere."""
+        return declared_routes(cls, RouterMixin.__dict__["routes"]) or []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -16,9 +16,9 @@ from django.http import Http404
 from .status import StatusCodes
 
 try:  # DRF is optional; its exceptions map to what DRF answers over HTTP.
-    from rest_framework.exceptions import APIException
+    from rest_framework import exceptions as drf_exceptions
 except ImportError:  # pragma: no cover - exercised only without DRF installed
-    APIException = None  # type: ignore[assignment,misc]
+    drf_exceptions = None  # type: ignore[assignment]
 
 __all__ = ["SocketError", "reply_for_exception"]
 
@@ -76,12 +76,14 @@ def reply_for_exception(exc: Exception, route: str | None) -> tuple[int, Any, di
     """
     if isinstance(exc, SocketError):
         return exc.status, exc.payload, exc.headers
-    if APIException is not None and isinstance(exc, APIException):
+    if isinstance(exc, (Http404, PermissionDenied)):
+        if drf_exceptions is not None:  # as DRF's exception_handler: the message is kept
+            exc = (drf_exceptions.NotFound if isinstance(exc, Http404) else drf_exceptions.PermissionDenied)(*exc.args)
+        else:
+            status, default = (404, NOT_FOUND_DETAIL) if isinstance(exc, Http404) else (403, PERMISSION_DENIED_DETAIL)
+            return status, {"detail": str(exc.args[0]) if exc.args and exc.args[0] is not None else default}, None
+    if drf_exceptions is not None and isinstance(exc, drf_exceptions.APIException):
         return _drf_reply(exc)
-    if isinstance(exc, Http404):
-        return StatusCodes.NOT_FOUND, {"detail": NOT_FOUND_DETAIL}, None
-    if isinstance(exc, PermissionDenied):
-        return StatusCodes.FORBIDDEN, {"detail": PERMISSION_DENIED_DETAIL}, None
     logger.error("Error while handling route %r", route, exc_info=exc)
     detail = f"{type(exc).__name__}: {exc}" if settings.DEBUG else "A server error occurred."
     return StatusCodes.INTERNAL_SERVER_ERROR, {"detail": detail, "code": "handler_error"}, None

@@ -140,3 +140,25 @@ async def client(request, kind):
 @pytest.fixture(autouse=True)
 def _database(db):
     """Channels closes stale database connections on every message, so every consumer test touches the database."""
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    where = database["ENGINE"].rsplit(".", 1)[-1] + (f" on {database.get('HOST')}:{database.get('PORT')}" if database.get("HOST") else "")
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return [f"database: {where}", f"channel layer: {layer}"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_worker_thread_connections(django_db_setup):
+    """Async tests run ORM code in asgiref's worker thread; close its connection before the
+    test database is dropped."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())

@@ -35,7 +35,9 @@ RAISABLE = {
     "throttled": lambda: exceptions.Throttled(wait=3),
     "not_authenticated": lambda: exceptions.NotAuthenticated(),
     "http404": lambda: Http404("secret path"),
+    "http404_bare": lambda: Http404(),
     "django_denied": lambda: PermissionDenied("secret reason"),
+    "django_denied_bare": lambda: PermissionDenied(),
     "socket_error": lambda: SocketError(StatusCodes.CONFLICT, "Title already taken.", code="conflict"),
 }
 

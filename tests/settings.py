@@ -1,8 +1,18 @@
 """Settings for the test suite: SQLite and the in-memory layer unless DATABASE_URL/REDIS_URL say otherwise."""
 
 import os
+import socket
 
 import dj_database_url
+
+
+def _reachable(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -13,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "rest_framework",
+    "rest_framework.authtoken",
     "channels",
     "django_channels_router",
     "demo",
@@ -21,10 +32,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware"]
 ROOT_URLCONF = "tests.urls"
 ASGI_APPLICATION = "tests.asgi.application"
-DATABASES = {
-    "default": dj_database_url.parse(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL")
-    else {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
-}
+# The suite runs on PostgreSQL when one is reachable on 127.0.0.1 (as users deploy), else on
+# SQLite; DATABASE_URL chooses explicitly (DATABASE_URL=sqlite://:memory: forces SQLite).
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
+elif _reachable(5432):
+    DATABASES = {"default": dj_database_url.parse("postgresql://postgres@127.0.0.1:5432/test")}
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "tests.backends.OwnerObjectPermissionBackend"]
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [os.environ["REDIS_URL"]]}}
     if os.environ.get("REDIS_URL") else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
@@ -35,3 +51,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "loggers": {"django_channels_router": {"level": "DEBUG"}},
 }
+# tests.consumers declares a route without a handler on purpose (to test the 501 reply).
+SILENCED_SYSTEM_CHECKS = ["channels_router.E001"]

@@ -161,8 +161,10 @@ async def test_invalid_result_is_500(client, case):
     ("not_found", 404, {"detail": "Not found."}, None),
     ("throttled", 429, {"detail": "Request was throttled. Expected available in 3 seconds."}, {"Retry-After": "3"}),
     ("not_authenticated", 401, {"detail": "Authentication credentials were not provided."}, None),
-    ("http404", 404, {"detail": "Not found."}, None),
-    ("django_denied", 403, {"detail": "You do not have permission to perform this action."}, None),
+    ("http404", 404, {"detail": "secret path"}, None),  # DRF's exception_handler keeps the message
+    ("http404_bare", 404, {"detail": "Not found."}, None),
+    ("django_denied", 403, {"detail": "secret reason"}, None),
+    ("django_denied_bare", 403, {"detail": "You do not have permission to perform this action."}, None),
     ("socket_error", 409, {"detail": "Title already taken.", "code": "conflict"}, None),
 ])
 async def test_drf_and_django_exceptions_answer_like_http(client, case, status, payload, headers):

@@ -5,12 +5,12 @@ nothing else changed: not even its ``(headers, payload)`` parameter order.
 """
 
 import pytest
-from demo.models import Article
-from demo.serializers import ArticleSerializer
 from django.core.checks import Error
 from django.urls import re_path
 from rest_framework import serializers
 
+from demo.models import Article
+from demo.serializers import ArticleSerializer
 from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer, StatusCodes
 from django_channels_router.checks import check_routes
 from django_channels_router.testing import RouterCommunicator

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from tests.drf import ArticleViewSet
+
+router = SimpleRouter()
+router.register("articles", ArticleViewSet)
+urlpatterns = router.urls

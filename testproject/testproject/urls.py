@@ -1,6 +1,7 @@
-from demo import views
 from django.contrib import admin
 from django.urls import path
+
+from demo import views
 
 urlpatterns = [
     path("", views.index, name="index"),

@@ -1,0 +1,46 @@
+"""``@socket_route``: declare a route on a model router, like DRF's ``@action``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["socket_route"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def socket_route(route: str | None = None, *, detail: bool = False, method: str = "POST",
+                 hydrate: str | Callable[..., Any] | None = None,
+                 dehydrate: str | Callable[..., Any] | None = "dehydrate") -> Callable[[F], F]:
+    """Make the decorated method the handler of a route, checked like the router's other routes.
+
+    ``route`` defaults to the method's name without an ``on_`` prefix. ``detail=True`` routes
+    load the object named by the request's id (404 when missing, object permissions checked)
+    and pass it as the handler's first argument. ``method`` is the HTTP method permissions
+    see: it defaults to POST, so a route is treated as a write unless you say ``"GET"``. The
+    handler's payload is serialised with the router's serializer when it is a model instance,
+    a queryset or a serializer, and sent as it is otherwise::
+
+        @socket_route(detail=True, method="POST")
+        def publish(self, article, headers):
+            article.published = True
+            article.save()
+            return {"payload": article}
+    """
+
+    def decorate(func: F) -> F:
+        name = route or func.__name__.removeprefix("on_")
+        func.socket_route = {  # type: ignore[attr-defined]
+            "route": name,
+            "handler": func.__name__,
+            "hydrate": hydrate if hydrate is not None else ("hydrate_object" if detail else None),
+            "dehydrate": dehydrate,
+            "method": method.upper(),
+            "detail": detail,
+        }
+        return func
+
+    return decorate

@@ -1,0 +1,212 @@
+"""``GenericSocketRouter``: DRF's ``GenericAPIView`` seams on a router consumer.
+
+Each message gets its own DRF request (``self.request``), kept in a context variable because
+one connection serves several requests at once; everything else reads like a DRF view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, ClassVar
+
+from django.db import models
+from django.db.models import QuerySet
+from rest_framework import exceptions
+from rest_framework.generics import get_object_or_404
+from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
+
+from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError
+from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
+
+from .request import SocketRequest, build_request, query_params_from
+
+__all__ = ["GenericSocketRouter"]
+
+_current_request: ContextVar[SocketRequest] = ContextVar("drf_bridge_request")
+
+#: Routes whose payload is a set of query parameters rather than data.
+QUERY_ROUTES = {"list"}
+
+
+class GenericSocketRouter(AsyncSocketRouterConsumer):
+    """The base of model routers: queryset, serializer, permissions and the DRF seams.
+
+    Routes come from methods decorated with :func:`~drf_bridge.socket_route` (the mixins use it
+    too) and from a plain ``routes`` list. Every route is authenticated, permission-checked and
+    throttled first, with the HTTP method its ``socket_route`` names.
+    """
+
+    queryset: ClassVar[QuerySet[Any] | None] = None
+    serializer_class: ClassVar[type[BaseSerializer[Any]] | None] = None
+    lookup_field: ClassVar[str] = "pk"
+    lookup_url_kwarg: ClassVar[str] = "id"
+    permission_classes: ClassVar[Sequence[Any]] = api_settings.DEFAULT_PERMISSION_CLASSES
+    #: Empty by default: the session was read at connect, and DRF's SessionAuthentication would
+    #: demand a CSRF token a socket message cannot carry. Add e.g. TokenAuthentication to read
+    #: ``headers["Authorization"]`` on every message.
+    authentication_classes: ClassVar[Sequence[Any]] = ()
+    throttle_classes: ClassVar[Sequence[Any]] = api_settings.DEFAULT_THROTTLE_CLASSES
+    filter_backends: ClassVar[Sequence[Any]] = api_settings.DEFAULT_FILTER_BACKENDS
+    pagination_class: ClassVar[Any] = api_settings.DEFAULT_PAGINATION_CLASS
+
+    @classmethod
+    def get_routes(cls) -> list[Mapping[str, Any]]:
+        """Decorated methods (mixins' and the user's), then any plain ``routes`` declared."""
+        found: dict[str, Mapping[str, Any]] = {}
+        for klass in cls.__mro__:  # a subclass's declaration of a route wins
+            for attribute in vars(klass).values():
+                spec = getattr(attribute, "socket_route", None)
+                if spec is not None:
+                    found.setdefault(spec["route"], spec)
+        return [*found.values(), *super().get_routes()]
+
+    # -- the request of the message being served ------------------------------------------
+
+    @property
+    def request(self) -> SocketRequest:
+        """The DRF request of the message being served (set by :meth:`check_access`)."""
+        try:
+            return _current_request.get()
+        except LookupError:
+            raise AttributeError("self.request exists only while a route is being served") from None
+
+    @property
+    def action(self) -> str:
+        """The route being served, as a ViewSet's ``action``."""
+        return self.request.route.name
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self.request.kwargs
+
+    def check_access(self, route: RouteInfo, headers: dict[str, Any], payload: Any) -> bool:
+        """DRF's ``initial()``: build the request, authenticate, check permissions and throttles."""
+        method = route.options.get("method", "POST")
+        query = query_params_from(payload) if route.name in QUERY_ROUTES else None
+        data = {} if payload is None and method not in ("GET", "DELETE") else payload
+        request = build_request(self.scope, method, headers, data, query, route)
+        _current_request.set(request)
+        self.perform_authentication(request)
+        self.check_permissions(request)
+        self.check_throttles(request)
+        return True
+
+    def perform_authentication(self, request: SocketRequest) -> None:
+        """Valid credentials in the message's headers win, invalid ones are a 401, and with
+        none the connection's user (from ``AuthMiddlewareStack``) stays."""
+        for authenticator in self.get_authenticators():
+            result = authenticator.authenticate(request)
+            if result is not None:
+                request._authenticator = authenticator
+                request.user, request.auth = result
+                return
+        user = self.scope.get("user")
+        if user is None:
+            from django.contrib.auth.models import AnonymousUser
+
+            user = AnonymousUser()
+        request.user, request.auth = user, None
+
+    def get_authenticators(self) -> list[Any]:
+        return [auth() for auth in self.authentication_classes]
+
+    def get_permissions(self) -> list[Any]:
+        return [permission() for permission in self.permission_classes]
+
+    def get_throttles(self) -> list[Any]:
+        return [throttle() for throttle in self.throttle_classes]
+
+    def check_permissions(self, request: SocketRequest) -> None:
+        for permission in self.get_permissions():
+            if not permission.has_permission(request, self):
+                self.permission_denied(request, getattr(permission, "message", None))
+
+    def check_object_permissions(self, request: SocketRequest, obj: Any) -> None:
+        for permission in self.get_permissions():
+            if not permission.has_object_permission(request, self, obj):
+                self.permission_denied(request, getattr(permission, "message", None))
+
+    def permission_denied(self, request: SocketRequest, message: str | None = None) -> None:
+        """401 for an anonymous user (so the client knows to log in), 403 for anyone else."""
+        if not getattr(request.user, "is_authenticated", False):
+            raise SocketError(401, NOT_AUTHENTICATED_DETAIL, "not_authenticated")
+        raise SocketError(403, str(message or exceptions.PermissionDenied.default_detail), "permission_denied")
+
+    def check_throttles(self, request: SocketRequest) -> None:
+        waits = [throttle.wait() for throttle in self.get_throttles() if not throttle.allow_request(request, self)]
+        if waits:
+            raise exceptions.Throttled(max((wait for wait in waits if wait is not None), default=None))
+
+    # -- GenericAPIView's seams -----------------------------------------------------------
+
+    def get_queryset(self) -> QuerySet[Any]:
+        assert self.queryset is not None, f"{type(self).__name__} needs a queryset or a get_queryset()."
+        return self.queryset.all()
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        for backend in self.filter_backends:
+            queryset = backend().filter_queryset(self.request, queryset, self)
+        return queryset
+
+    def get_object(self) -> Any:
+        """The object named by the request's id, with its object permissions checked."""
+        queryset = self.filter_queryset(self.get_queryset())
+        lookup = self.kwargs[self.lookup_url_kwarg]
+        if type(lookup) not in (str, int):  # JSON true is not id 1
+            raise exceptions.NotFound()
+        obj = get_object_or_404(queryset, **{self.lookup_field: lookup})
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        assert self.serializer_class is not None, f"{type(self).__name__} needs a serializer_class."
+        return self.serializer_class
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {"request": self.request, "format": None, "view": self}
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]:
+        kwargs.setdefault("context", self.get_serializer_context())
+        return self.get_serializer_class()(*args, **kwargs)
+
+    @property
+    def paginator(self) -> Any:
+        request = self.request
+        if request.paginator is None and self.pagination_class is not None:
+            request.paginator = self.pagination_class()
+        return request.paginator
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        return None if self.paginator is None else self.paginator.paginate_queryset(queryset, self.request, view=self)
+
+    def get_paginated_response(self, data: Any) -> Any:
+        return self.paginator.get_paginated_response(data).data
+
+    # -- hydrate and dehydrate, shared by the routes --------------------------------------
+
+    def hydrate_object(self, headers: dict[str, Any], payload: Any) -> Any:
+        """Detail routes: the id from ``headers["id"]``, else ``payload["id"]`` (the key is
+        ``lookup_url_kwarg``), then :meth:`get_object`."""
+        key = self.lookup_url_kwarg
+        if key in headers:
+            lookup = headers[key]
+        elif isinstance(payload, Mapping) and key in payload:
+            lookup = payload[key]
+        else:
+            raise SocketError(400, f'This route needs the object\'s id in headers["{key}"] or payload["{key}"].',
+                              "missing_id")
+        self.kwargs[key] = lookup
+        return self.get_object()
+
+    def dehydrate(self, value: Any) -> Any:
+        """Serialise what a handler returned: a serializer, a model instance, a queryset or a
+        list of instances; anything else is sent as it is."""
+        if isinstance(value, BaseSerializer):
+            return value.data
+        if isinstance(value, models.Model):
+            return self.get_serializer(value).data
+        if isinstance(value, QuerySet) or (isinstance(value, list) and value and isinstance(value[0], models.Model)):
+            return self.get_serializer(value, many=True).data
+        return value

@@ -1,0 +1,101 @@
+"""One mixin per route, as in ``rest_framework.mixins``.
+
+Each handler receives what its route's hydrate produced and may be overridden in the seed's
+style, ``def on_get(self, payload, headers)``; returning a model instance, a queryset or a
+serializer as ``payload`` gets it serialised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from rest_framework.serializers import BaseSerializer
+
+from django_channels_router import SocketResult, StatusCodes
+
+from .decorators import socket_route
+
+__all__ = ["GetModelMixin", "ListModelMixin", "CreateModelMixin", "UpdateModelMixin", "DeleteModelMixin"]
+
+
+class GetModelMixin:
+    """``get``: one object by id (DRF's retrieve)."""
+
+    @socket_route("get", detail=True, method="GET")
+    def on_get(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
+        """``instance`` is the object named by the id, already permission-checked."""
+        return {"payload": instance}
+
+
+class ListModelMixin:
+    """``list``: the filtered, paginated queryset; the payload holds the query parameters."""
+
+    @socket_route("list", method="GET", hydrate="hydrate_list", dehydrate="dehydrate_list")
+    def on_list(self, objects: Any, headers: dict[str, Any]) -> SocketResult:
+        """``objects`` is the queryset after ``filter_queryset``, or the page when paginated."""
+        return {"payload": objects}
+
+    def hydrate_list(self, headers: dict[str, Any], payload: Any) -> Any:
+        queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
+        page = self.paginate_queryset(queryset)  # type: ignore[attr-defined]
+        return queryset if page is None else page
+
+    def dehydrate_list(self, objects: Any) -> Any:
+        data = self.get_serializer(objects, many=True).data  # type: ignore[attr-defined]
+        return data if self.paginator is None else self.get_paginated_response(data)  # type: ignore[attr-defined]
+
+
+class CreateModelMixin:
+    """``create``: validate the payload and save it (DRF's create); 201."""
+
+    @socket_route("create", method="POST", hydrate="hydrate_create")
+    def on_create(self, serializer: BaseSerializer[Any], headers: dict[str, Any]) -> SocketResult:
+        """``serializer`` holds the validated data; it is saved in a transaction."""
+        with transaction.atomic(using=self.get_queryset().db):  # type: ignore[attr-defined]
+            self.perform_create(serializer)
+        return {"status": StatusCodes.CREATED, "payload": serializer}
+
+    def hydrate_create(self, headers: dict[str, Any], payload: Any) -> BaseSerializer[Any]:
+        serializer = self.get_serializer(data=self.request.data)  # type: ignore[attr-defined]
+        serializer.is_valid(raise_exception=True)
+        return serializer
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.save()
+
+
+class UpdateModelMixin:
+    """``update`` (all fields, PUT) and ``patch`` (some fields, PATCH) of one object by id."""
+
+    @socket_route("update", detail=True, method="PUT")
+    def on_update(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
+        """``instance`` is the object to change; the payload is validated and saved here."""
+        return self.update_instance(instance, partial=False)
+
+    @socket_route("patch", detail=True, method="PATCH")
+    def on_patch(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
+        return self.update_instance(instance, partial=True)
+
+    def update_instance(self, instance: Any, partial: bool) -> SocketResult:
+        serializer = self.get_serializer(instance, data=self.request.data, partial=partial)  # type: ignore[attr-defined]
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic(using=instance._state.db):
+            self.perform_update(serializer)
+        return {"payload": serializer}
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.save()
+
+
+class DeleteModelMixin:
+    """``delete``: one object by id (DRF's destroy); 204 with a null payload."""
+
+    @socket_route("delete", detail=True, method="DELETE", dehydrate=None)
+    def on_delete(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
+        with transaction.atomic(using=instance._state.db):
+            self.perform_destroy(instance)
+        return {"status": StatusCodes.NO_CONTENT}
+
+    def perform_destroy(self, instance: Any) -> None:
+        instance.delete()

@@ -1,0 +1,90 @@
+"""A DRF ``Request`` for one socket message, so DRF's own classes work on it unchanged.
+
+Authentication, permission, throttle, filter and pagination classes read ``request.user``,
+``request.method``, ``request.META``, ``request.query_params`` and ``request.data``: here
+they come from the connection's scope and the message's headers and payload.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, QueryDict
+from django.utils.datastructures import MultiValueDict
+from rest_framework.exceptions import ParseError
+from rest_framework.request import Request
+
+__all__ = ["SocketRequest", "build_request", "query_params_from"]
+
+class SocketRequest(Request):
+    """A DRF ``Request`` whose ``data`` is the message's payload as sent (nothing to parse).
+
+    ``route`` is the route being served, ``kwargs`` holds the object id as a URL kwarg would,
+    and ``paginator`` is this request's paginator (a connection serves many requests at once).
+    """
+
+    def __init__(self, http_request: HttpRequest, data: Any, route: Any) -> None:
+        super().__init__(http_request)
+        # Request.data reads these; setting them skips the body parsing a socket has no use for.
+        self._data = self._full_data = data
+        self._files = MultiValueDict()
+        self.route = route
+        self.kwargs: dict[str, Any] = {}
+        self.paginator: Any = None
+
+
+def build_request(scope: Mapping[str, Any], method: str, headers: Mapping[str, Any], data: Any,
+                  query: QueryDict | None, route: Any) -> SocketRequest:
+    """The request a DRF view would get for this message, over HTTP ``method``.
+
+    Django's own ``ASGIRequest`` builds it from the connection's scope, with the message's
+    headers in place of the handshake's where both have one, so ``headers["Authorization"]``
+    becomes ``META["HTTP_AUTHORIZATION"]`` exactly as over HTTP.
+    """
+    message_headers = [(str(name).lower().encode(), _header_value(value)) for name, value in headers.items()]
+    replaced = {name for name, _ in message_headers}
+    http = ASGIRequest({
+        **scope,
+        "type": "http",
+        "method": method,
+        "scheme": "https" if scope.get("scheme") == "wss" else "http",
+        "headers": [h for h in scope.get("headers", ()) if h[0].lower() not in replaced] + message_headers,
+    }, io.BytesIO())
+    http.GET = query if query is not None else QueryDict()
+    http.COOKIES = scope.get("cookies", {})
+    if scope.get("session") is not None:
+        http.session = scope["session"]
+    if scope.get("user") is not None:
+        http.user = scope["user"]
+    return SocketRequest(http, data, route)
+
+
+def _header_value(value: Any) -> bytes:
+    return (value if isinstance(value, str) else json.dumps(value)).encode()
+
+
+def query_params_from(payload: Any) -> QueryDict:
+    """Query parameters from a ``list`` payload: ``{"search": "x", "page": 2, "tag": ["a", "b"]}``
+    becomes ``?search=x&page=2&tag=a&tag=b``. Booleans become ``true``/``false``; ``None`` is left out.
+    """
+    query = QueryDict(mutable=True)
+    if payload is None:
+        return query
+    if not isinstance(payload, Mapping):
+        raise ParseError("The payload of this route must be an object of query parameters.")
+    for key, value in payload.items():
+        values = value if isinstance(value, list) else [value]
+        query.setlist(str(key), [_param(key, item) for item in values if item is not None])
+    return query
+
+
+def _param(key: Any, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ParseError(f"Query parameter {key!r} must be a string, number, boolean or a list of them.")

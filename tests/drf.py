@@ -1,0 +1,107 @@
+"""DRF pieces shared by the bridge tests: serializers, model routers, and the HTTP reference views."""
+
+from rest_framework import filters, pagination, permissions, serializers, throttling, viewsets
+
+from demo.models import Article
+from demo.serializers import ArticleSerializer
+from drf_bridge import GenericSocketRouter, GetModelMixin, ModelSocketRouter, ReadOnlyModelSocketRouter, socket_route
+from tests.models import Note
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    owner = serializers.HiddenField(default=serializers.CurrentUserDefault())
+    owner_name = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "title", "body", "shared", "owner", "owner_name"]
+
+
+class StrictArticleSerializer(ArticleSerializer):
+    def validate_title(self, value):
+        if value.lower() == "forbidden":
+            raise serializers.ValidationError("This title is not allowed.")
+        return value
+
+
+class ArticleRouter(ModelSocketRouter):
+    queryset = Article.objects.all()
+    serializer_class = StrictArticleSerializer
+    permission_classes = [permissions.AllowAny]
+
+    @socket_route(detail=True, method="POST")
+    def shout(self, article, headers):
+        article.title = article.title.upper()
+        article.save()
+        return {"payload": article}
+
+    @socket_route("count", method="GET")
+    def count_articles(self, payload, headers):
+        return {"payload": {"count": self.get_queryset().count()}}
+
+
+class ArticleViewSet(viewsets.ModelViewSet):
+    """The same endpoint over HTTP: the reference for status codes and error bodies."""
+
+    queryset = Article.objects.all()
+    serializer_class = StrictArticleSerializer
+    permission_classes = [permissions.AllowAny]
+    authentication_classes = []
+
+
+class NoteRouter(ModelSocketRouter):
+    """Each user sees and changes only their own notes, plus shared ones read-only."""
+
+    serializer_class = NoteSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        return Note.objects.filter(owner=self.request.user)
+
+
+class IsOwnerOrReadOnly(permissions.BasePermission):
+    message = "Only the owner may change this note."
+
+    def has_object_permission(self, request, view, obj):
+        return request.method in permissions.SAFE_METHODS or obj.owner == request.user
+
+
+class SharedNoteRouter(ModelSocketRouter):
+    """All notes visible; object permission decides who may change one."""
+
+    queryset = Note.objects.all()
+    serializer_class = NoteSerializer
+    permission_classes = [permissions.IsAuthenticated, IsOwnerOrReadOnly]
+
+
+class PagedArticleRouter(ReadOnlyModelSocketRouter):
+    queryset = Article.objects.all()
+    serializer_class = ArticleSerializer
+    permission_classes = [permissions.AllowAny]
+    pagination_class = type("TwoPerPage", (pagination.PageNumberPagination,), {"page_size": 2})
+    filter_backends = [filters.SearchFilter, filters.OrderingFilter]
+    search_fields = ["title"]
+    ordering_fields = ["id", "title"]
+
+
+class BurstThrottle(throttling.AnonRateThrottle):
+    rate = "2/min"
+    scope = "socket-test"
+
+
+class ThrottledRouter(ReadOnlyModelSocketRouter):
+    queryset = Article.objects.all()
+    serializer_class = ArticleSerializer
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [BurstThrottle]
+
+
+class AdminOnlyBase(GenericSocketRouter):
+    permission_classes = [permissions.IsAdminUser]
+
+
+class AdminOnlyGet(GetModelMixin, AdminOnlyBase):
+    """A mixin added on top keeps the base's permission_classes."""
+
+    queryset = Article.objects.all()
+    serializer_class = ArticleSerializer

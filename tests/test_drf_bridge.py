@@ -1,0 +1,410 @@
+"""drf_bridge: model routes from DRF serializers, querysets, permissions and authentication."""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import permissions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from demo.models import Article
+from django_channels_router.testing import RouterCommunicator
+from drf_bridge import ModelSocketRouter
+from tests.drf import (
+    AdminOnlyGet,
+    ArticleRouter,
+    NoteRouter,
+    NoteSerializer,
+    PagedArticleRouter,
+    SharedNoteRouter,
+    ThrottledRouter,
+)
+from tests.factories import ArticleFactory, NoteFactory, UserFactory
+from tests.models import Note
+
+pytestmark = pytest.mark.django_db(transaction=True)
+db = database_sync_to_async
+
+
+async def connect(router, user=None, scope_user=True):
+    comm = RouterCommunicator(router.as_asgi(), "/ws/", user=user)
+    if user is None and scope_user:
+        comm.scope["user"] = AnonymousUser()
+    assert (await comm.connect())[0]
+    return comm
+
+
+async def one_request(router, route, payload=None, headers=None, user=None):
+    comm = await connect(router, user)
+    reply = await comm.request(route, payload, headers)
+    await comm.disconnect()
+    return reply
+
+
+def router_with(*permission_classes, **attributes):
+    return type("Router", (ModelSocketRouter,), {
+        "queryset": Article.objects.all(), "serializer_class": ArticleRouter.serializer_class,
+        "permission_classes": list(permission_classes), **attributes})
+
+
+# -- the six routes -------------------------------------------------------------------------
+
+async def test_get_by_id_in_headers_or_payload():
+    article = await db(ArticleFactory)(title="Hello")
+    comm = await connect(ArticleRouter)
+    by_header = await comm.request("get", None, {"id": article.pk})
+    by_payload = await comm.request("get", {"id": str(article.pk)})
+    assert by_header["status"] == by_payload["status"] == 200
+    assert by_header["payload"] == by_payload["payload"]
+    assert by_header["payload"]["title"] == "Hello" and by_header["payload"]["id"] == article.pk
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("route", ["get", "update", "patch", "delete", "shout"])
+async def test_detail_routes_need_an_id(route):
+    reply = await one_request(ArticleRouter, route, {"title": "x"})
+    assert reply["status"] == 400 and reply["payload"]["code"] == "missing_id"
+    assert 'headers["id"]' in reply["payload"]["detail"]
+
+
+@pytest.mark.parametrize("lookup", [999_999, "999999", "abc", "1.5", "-1", True, [1], {"a": 1}, ""])
+def test_unknown_or_malformed_id_is_404_as_over_http(lookup):
+    ArticleFactory()
+    reply = async_to_sync(one_request)(ArticleRouter, "get", None, {"id": lookup})
+    assert reply["status"] == 404
+    if isinstance(lookup, (str, int)) and lookup not in ("", "1.5"):  # ids DRF's URLs accept: the same body
+        assert reply["payload"] == http_reply("GET", f"/articles/{lookup}/", ...)[1]
+    else:
+        assert reply["payload"] == {"detail": "Not found."}
+
+
+async def test_list_create_update_patch_delete():
+    comm = await connect(ArticleRouter)
+    created = await comm.request("create", {"title": "First", "body": "b"})
+    assert created["status"] == 201 and created["payload"]["title"] == "First"
+    pk = created["payload"]["id"]
+
+    updated = await comm.request("update", {"title": "Second"}, {"id": pk})
+    assert updated["status"] == 200 and (updated["payload"]["title"], updated["payload"]["body"]) == ("Second", "b")
+
+    patched = await comm.request("patch", {"body": "patched"}, {"id": pk})
+    assert (patched["payload"]["title"], patched["payload"]["body"]) == ("Second", "patched")
+
+    listed = await comm.request("list")
+    assert [a["id"] for a in listed["payload"]] == [pk]
+
+    deleted = await comm.request("delete", None, {"id": pk})
+    assert (deleted["status"], deleted["payload"]) == (204, None)
+    assert not await Article.objects.filter(pk=pk).aexists()
+    assert (await comm.request("get", None, {"id": pk}))["status"] == 404
+    await comm.disconnect()
+
+
+async def test_read_only_router_has_only_get_and_list():
+    assert list(PagedArticleRouter.route_table) == ["get", "list"]
+    reply = await one_request(PagedArticleRouter, "create", {"title": "x"})
+    assert (reply["status"], reply["payload"]["code"]) == (404, "route_not_found")
+
+
+async def test_custom_routes_with_socket_route():
+    article = await db(ArticleFactory)(title="quiet")
+    comm = await connect(ArticleRouter)
+    shouted = await comm.request("shout", None, {"id": article.pk})
+    assert (shouted["status"], shouted["payload"]["title"]) == (200, "QUIET")
+    assert (await comm.request("count"))["payload"] == {"count": 1}
+    await comm.disconnect()
+
+
+async def test_seed_style_handler_override_gets_the_instance():
+    class Custom(ArticleRouter):
+        def on_get(self, article, headers):
+            return {"payload": {"upper": article.title.upper(), "lang": headers.get("lang")}}
+
+    article = await db(ArticleFactory)(title="abc")
+    reply = await one_request(Custom, "get", None, {"id": article.pk, "lang": "en"})
+    assert reply["payload"] == {"upper": "ABC", "lang": "en"}
+
+
+async def test_a_failing_write_is_rolled_back():
+    class Failing(ArticleRouter):
+        def perform_create(self, serializer):
+            serializer.save()
+            raise RuntimeError("after the insert")
+
+    reply = await one_request(Failing, "create", {"title": "Never"})
+    assert (reply["status"], reply["payload"]["code"]) == (500, "handler_error")
+    assert not await Article.objects.filter(title="Never").aexists()
+
+
+# -- the same 400 bodies as DRF over HTTP ---------------------------------------------------
+
+def http_reply(method, path, body):
+    client = APIClient()
+    if body is ...:
+        response = client.generic(method, path, "", content_type="application/json")
+    else:
+        response = client.generic(method, path, json.dumps(body), content_type="application/json")
+    return response.status_code, response.json() if response.content else None
+
+
+@pytest.mark.parametrize("body", [..., {}, {"title": ""}, {"title": None}, {"title": "x" * 201}, {"title": ["a"]},
+                                  {"title": "forbidden"}, [], [{"title": "x"}], "text", 42, True])
+def test_create_errors_equal_drf_over_http(body):
+    status, data = http_reply("POST", "/articles/", body)
+    reply = async_to_sync(one_request)(ArticleRouter, "create", None if body is ... else body)
+    assert status == 400 and (reply["status"], reply["payload"]) == (status, data)
+    assert Article.objects.count() == 0
+
+
+@pytest.mark.parametrize("method, route, body", [
+    ("PUT", "update", ...), ("PUT", "update", {}), ("PUT", "update", {"title": ""}), ("PUT", "update", [1]),
+    ("PATCH", "patch", []), ("PATCH", "patch", {"title": ""}), ("PATCH", "patch", "text"), ("PATCH", "patch", {"title": "forbidden"}),
+])
+def test_update_errors_equal_drf_over_http(method, route, body):
+    article = ArticleFactory(title="Keep")
+    status, data = http_reply(method, f"/articles/{article.pk}/", body)
+    payload = None if body is ... else body
+    reply = async_to_sync(one_request)(ArticleRouter, route, payload, {"id": article.pk})
+    assert status == 400 and (reply["status"], reply["payload"]) == (status, data)
+    article.refresh_from_db()
+    assert article.title == "Keep"
+
+
+def test_not_found_body_equals_drf_over_http():
+    status, data = http_reply("GET", "/articles/12345/", ...)
+    reply = async_to_sync(one_request)(ArticleRouter, "get", None, {"id": 12345})
+    assert (reply["status"], reply["payload"]) == (status, data) == (404, {"detail": "No Article matches the given query."})
+
+
+# -- permissions: DRF's classes, unchanged --------------------------------------------------
+
+@pytest.fixture
+def article():
+    return ArticleFactory(title="Existing")
+
+
+def user_with(*codenames, **fields):
+    return UserFactory(perms=list(codenames), **fields)
+
+
+CALLS = {
+    "get": (None, True), "list": (None, False), "create": ({"title": "New"}, False),
+    "update": ({"title": "Put"}, True), "patch": ({"title": "Patched"}, True), "delete": (None, True),
+}
+
+
+def statuses(router, user, article):
+    """The status of each of the six routes for this user."""
+    async def run():
+        comm = await connect(router, user)
+        found = {}
+        for route, (payload, detail) in CALLS.items():
+            found[route] = (await comm.request(route, payload, {"id": article.pk} if detail else None))["status"]
+        await comm.disconnect()
+        return found
+    return async_to_sync(run)()
+
+
+def test_is_authenticated(article):
+    assert set(statuses(router_with(permissions.IsAuthenticated), None, article).values()) == {401}
+    assert statuses(router_with(permissions.IsAuthenticated), user_with(), article) == {
+        "get": 200, "list": 200, "create": 201, "update": 200, "patch": 200, "delete": 204}
+
+
+def test_is_admin_user(article):
+    assert set(statuses(router_with(permissions.IsAdminUser), user_with(), article).values()) == {403}
+    assert statuses(router_with(permissions.IsAdminUser), user_with(is_staff=True), article)["delete"] == 204
+
+
+def test_is_authenticated_or_read_only(article):
+    assert statuses(router_with(permissions.IsAuthenticatedOrReadOnly), None, article) == {
+        "get": 200, "list": 200, "create": 401, "update": 401, "patch": 401, "delete": 401}
+
+
+def test_anonymous_write_with_invalid_data_is_401_not_400():
+    reply = async_to_sync(one_request)(router_with(permissions.IsAuthenticatedOrReadOnly), "create", {"title": ""})
+    assert (reply["status"], reply["payload"]["code"]) == (401, "not_authenticated")
+
+
+def test_a_scope_without_any_user_is_anonymous(article):
+    async def run():
+        comm = RouterCommunicator(router_with(permissions.IsAuthenticated).as_asgi(), "/ws/")
+        await comm.connect()
+        assert "user" not in comm.scope
+        reply = await comm.request("get", None, {"id": article.pk})
+        await comm.disconnect()
+        return reply
+    assert async_to_sync(run)()["status"] == 401
+
+
+@pytest.mark.parametrize("codename, allowed", [
+    ("add_article", {"create"}),
+    ("change_article", {"update", "patch"}),
+    ("delete_article", {"delete"}),
+])
+def test_django_model_permissions_ask_the_right_permission(article, codename, allowed):
+    found = statuses(router_with(permissions.DjangoModelPermissions), user_with(codename), article)
+    writes = {"create", "update", "patch", "delete"}
+    assert {route for route in writes if found[route] in (200, 201, 204)} == allowed
+    assert {found[route] for route in writes - allowed} == {403}
+    assert found["get"] == found["list"] == 200
+
+
+def test_django_object_permissions_ask_the_object():
+    owner = user_with("change_note", "delete_note")
+    other = user_with("change_note", "delete_note")
+    note = NoteFactory(owner=owner, title="Mine")
+    router = type("Notes", (ModelSocketRouter,), {
+        "queryset": Note.objects.all(), "serializer_class": NoteSerializer,
+        "permission_classes": [permissions.DjangoObjectPermissions]})
+
+    async def run(user, route, payload=None):
+        return await one_request(router, route, payload, {"id": note.pk}, user=user)
+
+    assert async_to_sync(run)(other, "patch", {"title": "Theirs"})["status"] == 403
+    assert async_to_sync(run)(other, "delete")["status"] == 403
+    assert async_to_sync(run)(owner, "patch", {"title": "Still mine"})["status"] == 200
+    note.refresh_from_db()
+    assert note.title == "Still mine"
+
+
+def test_has_object_permission_is_checked_on_every_object_route():
+    owner, other = user_with(), user_with()
+    note = NoteFactory(owner=owner)
+
+    async def run(user, route, payload=None):
+        return await one_request(SharedNoteRouter, route, payload, {"id": note.pk}, user=user)
+
+    assert async_to_sync(run)(other, "get")["status"] == 200
+    refused = async_to_sync(run)(other, "update", {"title": "x"})
+    assert (refused["status"], refused["payload"]) == (403, {"detail": "Only the owner may change this note.", "code": "permission_denied"})
+    assert async_to_sync(run)(other, "delete")["status"] == 403
+    assert async_to_sync(run)(owner, "delete")["status"] == 204
+
+
+class ReadOnly(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS
+
+
+def test_composed_permissions():
+    staff_or_reader = router_with(permissions.IsAdminUser | (permissions.IsAuthenticated & ReadOnly))
+    article = ArticleFactory()
+    anonymous = statuses(staff_or_reader, None, article)
+    reader = statuses(staff_or_reader, user_with(), article)
+    staff = statuses(staff_or_reader, user_with(is_staff=True), article)
+    assert set(anonymous.values()) == {401}
+    assert (reader["get"], reader["list"], reader["create"], reader["delete"]) == (200, 200, 403, 403)
+    assert (staff["get"], staff["create"], staff["delete"]) == (200, 201, 204)
+
+
+def test_a_mixin_keeps_the_base_permission_classes(article):
+    assert AdminOnlyGet.permission_classes == [permissions.IsAdminUser]
+    reply = async_to_sync(one_request)(AdminOnlyGet, "get", None, {"id": article.pk}, user_with())
+    assert reply["status"] == 403
+
+
+# -- per-user querysets, serializer context ---------------------------------------------------
+
+def test_get_queryset_sees_the_request_user_and_current_user_default_fills_owner():
+    alice, bob = user_with(), user_with()
+    bobs = NoteFactory(owner=bob)
+
+    async def run():
+        comm = await connect(NoteRouter, alice)
+        created = await comm.request("create", {"title": "Alice's"})
+        listed = await comm.request("list")
+        others = await comm.request("get", None, {"id": bobs.pk})
+        await comm.disconnect()
+        return created, listed, others
+
+    created, listed, others = async_to_sync(run)()
+    assert created["status"] == 201 and created["payload"]["owner_name"] == alice.username
+    assert [n["title"] for n in listed["payload"]] == ["Alice's"]
+    assert others["status"] == 404
+    assert Note.objects.get(title="Alice's").owner == alice
+
+
+# -- authentication from message headers ----------------------------------------------------
+
+def test_token_authentication_reads_the_authorization_header():
+    router = router_with(permissions.IsAuthenticated, authentication_classes=[TokenAuthentication])
+    holder, scope_user = user_with(), user_with()
+    token = Token.objects.create(user=holder)
+    article = ArticleFactory()
+
+    async def run(headers, user=None):
+        return await one_request(router, "get", None, {"id": article.pk, **headers}, user=user)
+
+    assert async_to_sync(run)({"Authorization": f"Token {token.key}"})["status"] == 200
+    invalid = async_to_sync(run)({"Authorization": "Token wrong"}, scope_user)
+    assert (invalid["status"], invalid["payload"]) == (401, {"detail": "Invalid token."})
+    assert async_to_sync(run)({}, scope_user)["status"] == 200
+    assert async_to_sync(run)({})["status"] == 401
+
+
+def test_valid_credentials_win_over_the_scope_user():
+    class WhoAmI(ArticleRouter):
+        authentication_classes = [TokenAuthentication]
+
+        def count_articles(self, payload, headers):
+            return {"payload": self.request.user.username}
+
+    holder, scope_user = user_with(), user_with()
+    token = Token.objects.create(user=holder)
+    reply = async_to_sync(one_request)(WhoAmI, "count", None, {"Authorization": f"Token {token.key}"}, scope_user)
+    assert reply["payload"] == holder.username
+
+
+# -- list: filters, ordering, pagination, query parameters ---------------------------------
+
+def test_list_with_search_ordering_and_pagination():
+    for title in ["apple", "banana", "apricot", "cherry", "avocado"]:
+        ArticleFactory(title=title)
+
+    async def run(payload):
+        return (await one_request(PagedArticleRouter, "list", payload))["payload"]
+
+    first = async_to_sync(run)({"search": "a", "ordering": "title"})
+    assert first["count"] == 4 and [a["title"] for a in first["results"]] == ["apple", "apricot"]
+    assert first["previous"] is None and "page=2" in first["next"]
+    second = async_to_sync(run)({"search": "a", "ordering": "title", "page": 2})
+    assert [a["title"] for a in second["results"]] == ["avocado", "banana"]
+    assert (async_to_sync(one_request)(PagedArticleRouter, "list", {"page": 99}))["status"] == 404
+
+
+@pytest.mark.parametrize("payload", ["text", [1], {"search": {"nested": 1}}])
+def test_list_rejects_payloads_that_are_not_query_parameters(payload):
+    reply = async_to_sync(one_request)(PagedArticleRouter, "list", payload)
+    assert reply["status"] == 400 and reply["payload"]["detail"]
+
+
+def test_query_parameters_from_the_payload():
+    from drf_bridge.request import query_params_from
+
+    query = query_params_from({"a": "x", "n": 2, "f": 1.5, "yes": True, "no": False, "tags": ["p", 3], "skip": None})
+    assert query.urlencode() == "a=x&n=2&f=1.5&yes=true&no=false&tags=p&tags=3&skip="[: -len("&skip=")]
+
+
+# -- throttles -------------------------------------------------------------------------------
+
+def test_drf_throttles_answer_429_with_retry_after():
+    from django.core.cache import cache
+
+    cache.clear()
+    article = ArticleFactory()
+
+    async def run():
+        comm = await connect(ThrottledRouter)
+        replies = [await comm.request("get", None, {"id": article.pk}) for _ in range(3)]
+        await comm.disconnect()
+        return replies
+
+    replies = async_to_sync(run)()
+    assert [r["status"] for r in replies] == [200, 200, 429]
+    assert replies[2]["headers"]["Retry-After"].isdigit()
+    assert replies[2]["payload"]["detail"].startswith("Request was throttled.")
