@@ -22,8 +22,9 @@ def limit(name: str, override: int | None) -> int:
     if unknown:
         raise ImproperlyConfigured(f"Unknown CHANNELS_ROUTER settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
     value = override if override is not None else configured.get(name, DEFAULTS[name])
-    if type(value) is not int or value < (0 if name == "MAX_WAITING_REQUESTS" else 1):
-        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}.")
+    lowest = 0 if name == "MAX_WAITING_REQUESTS" else 1
+    if type(value) is not int or value < lowest:
+        raise ImproperlyConfigured(f"{name} must be an integer of at least {lowest}, got {value!r}.")
     return value
 
 

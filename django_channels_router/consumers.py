@@ -82,9 +82,7 @@ class RouterMixin:
             return encode_frame(uuid, PONG, StatusCodes.OK, None, None)
         route = self.route_table.get(name)
         if route is None:
-            # A route named PONG is never echoed: the client would swallow it as a heartbeat.
-            return error_frame(uuid, None if name == PONG else name, StatusCodes.NOT_FOUND,
-                               "route_not_found", f"No route named {name!r}.")
+            return error_frame(uuid, name, StatusCodes.NOT_FOUND, "route_not_found", f"No route named {name!r}.")
         return Request(uuid, route, headers, payload)
 
 
@@ -101,6 +99,11 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
     up to ``limits.waiting`` more wait their turn, and past that the answer is 429.
     ``PING`` is answered at once, ahead of slow requests.
     """
+
+    #: Sync hydrates, handlers and dehydrates run in a thread pool, so slow ones run side by
+    #: side and never hold up a ``PING`` (or other connections). Set True to run them on the
+    #: single thread Django and Channels share for code that is not thread-safe.
+    thread_sensitive: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -123,7 +126,7 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
 
     async def _serve(self, request: Request) -> None:
         async with self._slots:
-            frame = await run_async(respond(self, *request), request.route.sync_only)
+            frame = await run_async(respond(self, *request), request.route.sync_only, self.thread_sensitive)
         await self.send(text_data=frame)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ protocol's error table is decided here and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -38,16 +39,30 @@ class SocketError(Exception):
         raise SocketError(StatusCodes.CONFLICT, "Title already taken.", code="conflict")
     """
 
-    def __init__(self, status: int, detail: str, code: str = "error", headers: dict[str, Any] | None = None):
+    def __init__(self, status: int, detail: str, code: str = "error", headers: Mapping[str, Any] | None = None):
+        if type(status) is bool or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"SocketError status must be an int from 100 to 599, got {status!r}")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise TypeError(f"SocketError headers must be a mapping or None, got {type(headers).__name__}")
         super().__init__(detail)
         self.status = int(status)
         self.detail = detail
         self.code = code
-        self.headers = headers
+        self.headers = None if headers is None else dict(headers)
 
     @property
     def payload(self) -> dict[str, str]:
         return {"detail": self.detail, "code": self.code}
+
+
+class InvalidResult(SocketError):
+    """A handler broke the result contract: a programming error, logged with its reason."""
+
+    def __init__(self, reason: str):
+        detail = "The handler returned an invalid result."
+        super().__init__(StatusCodes.INTERNAL_SERVER_ERROR, f"{detail} {reason}" if settings.DEBUG else detail,
+                         "invalid_result")
+        self.reason = reason
 
 
 def not_authenticated() -> SocketError:
@@ -58,22 +73,16 @@ def permission_denied() -> SocketError:
     return SocketError(StatusCodes.FORBIDDEN, PERMISSION_DENIED_DETAIL, "permission_denied")
 
 
-def invalid_result(reason: str) -> SocketError:
-    """A handler broke the result contract: a programming error, so it is logged."""
-    logger.error("Invalid result: %s", reason)
-    detail = "The handler returned an invalid result."
-    if settings.DEBUG:
-        detail = f"The handler returned an invalid result: {reason}"
-    return SocketError(StatusCodes.INTERNAL_SERVER_ERROR, detail, "invalid_result")
 
-
-def reply_for_exception(exc: Exception, route: str | None) -> tuple[int, Any, dict[str, Any] | None]:
+def reply_for_exception(exc: Exception, route: str | None, uuid: Any = None) -> tuple[int, Any, dict[str, Any] | None]:
     """Map an exception raised while serving ``route`` to ``(status, payload, headers)``.
 
     DRF exceptions and Django's ``Http404``/``PermissionDenied`` get the status and body
     DRF would send over HTTP; anything unexpected is a 500 that hides its text unless
     ``DEBUG`` is on, and is logged with its traceback.
     """
+    if isinstance(exc, InvalidResult):
+        logger.error("Invalid result from route %r (uuid %r): %s", route, uuid, exc.reason)
     if isinstance(exc, SocketError):
         return exc.status, exc.payload, exc.headers
     if isinstance(exc, (Http404, PermissionDenied)):
@@ -84,7 +93,7 @@ def reply_for_exception(exc: Exception, route: str | None) -> tuple[int, Any, di
             return status, {"detail": str(exc.args[0]) if exc.args and exc.args[0] is not None else default}, None
     if drf_exceptions is not None and isinstance(exc, drf_exceptions.APIException):
         return _drf_reply(exc)
-    logger.error("Error while handling route %r", route, exc_info=exc)
+    logger.error("Error while handling route %r (uuid %r)", route, uuid, exc_info=exc)
     detail = f"{type(exc).__name__}: {exc}" if settings.DEBUG else "A server error occurred."
     return StatusCodes.INTERNAL_SERVER_ERROR, {"detail": detail, "code": "handler_error"}, None
 

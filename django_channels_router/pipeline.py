@@ -8,16 +8,17 @@ call them, so both consumers follow exactly the same steps and error mapping.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync, iscoroutinefunction
-from channels.db import database_sync_to_async
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.db import close_old_connections
 
-from .errors import SocketError, invalid_result, not_authenticated, permission_denied, reply_for_exception
+from .errors import InvalidResult, SocketError, not_authenticated, permission_denied, reply_for_exception
 from .protocol import encode_frame, error_frame
 from .routes import Callback, RouteInfo
 from .status import is_success
@@ -52,27 +53,31 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
             reply_payload = yield _resolve(consumer, route, route.dehydrate), (reply_payload,)
         try:
             frame = encode_frame(uuid, route.name, status, reply_headers, reply_payload, consumer.json_encoder)
-        except (TypeError, ValueError) as exc:
-            raise invalid_result(f"payload or headers are not JSON-serialisable ({exc})") from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidResult(f"payload or headers are not JSON-serialisable ({exc})") from None
     except Exception as exc:
-        status, body, reply_headers = reply_for_exception(exc, route.name)
-        try:
-            frame = encode_frame(uuid, route.name, status, reply_headers, body, consumer.json_encoder)
-        except (TypeError, ValueError):  # e.g. a custom APIException detail JSON cannot hold
-            logger.error("Error reply for route %r is not JSON-serialisable", route.name, exc_info=exc)
-            status = 500
-            frame = error_frame(uuid, route.name, status, "handler_error", "A server error occurred.")
+        status, frame = _error_reply(consumer, uuid, route, exc)
     if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("route=%s uuid=%s status=%s duration=%.1fms", route.name, uuid, status,
+        logger.debug("route=%s uuid=%r status=%s duration=%.1fms", route.name, uuid, status,
                      (time.perf_counter() - started) * 1000)
     return frame
+
+
+def _error_reply(consumer: RouterMixin, uuid: Any, route: RouteInfo, exc: Exception) -> tuple[int, str]:
+    """The reply for a failed request; never raises, so every request gets exactly one reply."""
+    try:
+        status, body, headers = reply_for_exception(exc, route.name, uuid)
+        return status, encode_frame(uuid, route.name, status, headers, body, consumer.json_encoder)
+    except Exception:  # an exception that breaks when read, or an error body JSON cannot hold
+        logger.exception("Could not build the error reply for route %r (uuid %r)", route.name, uuid)
+        return 500, error_frame(uuid, route.name, 500, "handler_error", "A server error occurred.")
 
 
 def _resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
     if not isinstance(callback, str):
         return callback
     method = getattr(consumer, callback, None)
-    if method is None:
+    if not callable(method):
         raise SocketError(501, f"Route {route.name!r} is not implemented.", "not_implemented")
     return method
 
@@ -81,19 +86,45 @@ def _refusal(user: Any) -> SocketError:
     return permission_denied() if getattr(user, "is_authenticated", False) else not_authenticated()
 
 
-def _normalise(result: Any) -> tuple[int, Mapping[str, Any] | None, Any]:
+def _normalise(result: Any) -> tuple[int, dict[str, Any] | None, Any]:
     if not isinstance(result, Mapping):
-        raise invalid_result(f"expected a mapping, got {type(result).__name__}")
+        raise InvalidResult(f"expected a mapping, got {type(result).__name__}")
     unknown = result.keys() - RESULT_KEYS
     if unknown:
-        raise invalid_result(f"unexpected keys {sorted(map(str, unknown))}")
+        raise InvalidResult(f"unexpected keys {sorted(map(str, unknown))}")
     status = result.get("status", 200)
     if type(status) is bool or not isinstance(status, int) or not 100 <= status <= 599:
-        raise invalid_result(f"status must be an int from 100 to 599, got {status!r}")
+        raise InvalidResult(f"status must be an int from 100 to 599, got {status!r}")
     headers = result.get("headers")
     if headers is not None and not isinstance(headers, Mapping):
-        raise invalid_result(f"headers must be a mapping or None, got {type(headers).__name__}")
-    return int(status), headers, result.get("payload")
+        raise InvalidResult(f"headers must be a mapping or None, got {type(headers).__name__}")
+    return int(status), None if headers is None else dict(headers), result.get("payload")
+
+
+def _handler_failure(exc: BaseException) -> Exception:
+    """What to throw into the pipeline for an exception a user callable raised.
+
+    A ``CancelledError`` raised *by* a handler (not by cancelling our own task) is an error
+    like any other; ``KeyboardInterrupt`` and ``SystemExit`` are not ours to catch.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        error = RuntimeError(f"the handler raised {type(exc).__name__}")
+        error.__cause__ = exc
+        return error
+    raise exc
+
+
+def _with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn`` in a worker thread the way Django serves a request: stale database
+    connections are closed before and after. (Done here, inside the call, because the
+    thread's connections are only visible from within the call's context.)"""
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
 
 
 async def _await(awaitable: Any) -> Any:
@@ -116,18 +147,19 @@ def run_sync(steps: Steps) -> str:
             return done.value
         try:
             value, error = _call_sync(fn, args), None
-        except Exception as exc:
-            value, error = None, exc
+        except BaseException as exc:
+            value, error = None, _handler_failure(exc)
 
 
-async def run_async(steps: Steps, sync_only: bool) -> str:
+async def run_async(steps: Steps, sync_only: bool, thread_sensitive: bool) -> str:
     """Drive the pipeline on the event loop.
 
-    Sync callables (ORM loaders, most often) run through ``database_sync_to_async``; when
-    every step of a route is sync, the whole request takes a single thread hop.
+    Sync callables (ORM loaders, most often) run in a worker thread with Django's connection
+    handling; when every step of a route is sync, the whole request takes a single thread hop.
     """
+    in_thread = sync_to_async(_with_fresh_connections, thread_sensitive=thread_sensitive)
     if sync_only:
-        return await database_sync_to_async(run_sync)(steps)
+        return await in_thread(run_sync, steps)
     value: Any = None
     error: Exception | None = None
     while True:
@@ -136,10 +168,11 @@ async def run_async(steps: Steps, sync_only: bool) -> str:
         except StopIteration as done:
             return done.value
         try:
-            if iscoroutinefunction(fn):
-                value = await fn(*args)
-            else:
-                value = await database_sync_to_async(_call_sync)(fn, args)
+            value = await fn(*args) if iscoroutinefunction(fn) else await in_thread(_call_sync, fn, args)
             error = None
+        except asyncio.CancelledError as exc:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # we are being cancelled
+                raise
+            value, error = None, _handler_failure(exc)
         except Exception as exc:
             value, error = None, exc

@@ -6,7 +6,9 @@ ways (no ``NaN``/``Infinity``), because the browser client's ``JSON.parse`` reje
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 import uuid as uuid_lib
 from collections.abc import Mapping
@@ -34,8 +36,14 @@ PONG = "PONG"
 RESERVED_ROUTES = frozenset({PING, PONG})
 MAX_UUID_LENGTH = 128
 MAX_SAFE_INTEGER = 2**53 - 1
+#: Arrays and objects nested deeper than this are refused (400 malformed_json), the same on
+#: every consumer, before they can exhaust the parser's recursion.
+MAX_NESTING = 128
 ROUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _SEPARATORS = str.maketrans(".:-", "___")
 
@@ -83,6 +91,19 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: valid JSON syntax, but no JSON value can hold it back
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (brackets inside strings ignored)."""
+    brackets = _BRACKET.findall(_STRING.sub("", text))
+    return max(itertools.accumulate(_DEPTH_STEP[b] for b in brackets), default=0)
+
+
 def _valid_uuid(value: Any) -> bool:
     if isinstance(value, str):
         return 0 < len(value) <= MAX_UUID_LENGTH
@@ -102,12 +123,13 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[
     if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes):
         raise FrameError(StatusCodes.PAYLOAD_TOO_LARGE, "message_too_large",
                          f"Messages are limited to {max_bytes} bytes.")
+    if text.count("[") + text.count("{") > MAX_NESTING and _nesting(text) > MAX_NESTING:
+        raise FrameError(StatusCodes.BAD_REQUEST, "malformed_json",
+                         f"The message nests arrays and objects more than {MAX_NESTING} deep.")
     try:
-        message = json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+        message = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
         raise FrameError(StatusCodes.BAD_REQUEST, "malformed_json", "The message is not valid JSON.") from None
-    except RecursionError:
-        raise FrameError(StatusCodes.BAD_REQUEST, "malformed_json", "The message is nested too deeply.") from None
     if not isinstance(message, dict):
         raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope", "The message must be a JSON object.")
     uuid, route = message.get("uuid"), message.get("route")
@@ -138,4 +160,5 @@ def encode_frame(uuid: Any, route: str | None, status: int, headers: Mapping[str
 
 
 def error_frame(uuid: Any, route: str | None, status: int, code: str, detail: str) -> str:
-    return encode_frame(uuid, route, status, None, {"detail": detail, "code": code})
+    """An error reply. Route ``PONG`` is never echoed: the client would take it for a heartbeat."""
+    return encode_frame(uuid, None if route == PONG else route, status, None, {"detail": detail, "code": code})

@@ -131,6 +131,6 @@ def _first_parameters(cls: type, callback: Callback | None) -> list[str]:
         names = [p.name for p in inspect.signature(fn).parameters.values()]
     except (TypeError, ValueError):  # not callable, or a builtin without a signature
         return []
-    if isinstance(callback, str) and inspect.isfunction(fn):  # a plain method: skip self
-        names = names[1:]
+    if isinstance(callback, str) and inspect.isfunction(inspect.getattr_static(cls, callback, None)):
+        names = names[1:]  # a plain method: skip self (not a staticmethod or a classmethod)
     return names[:2]

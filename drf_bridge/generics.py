@@ -6,6 +6,7 @@ one connection serves several requests at once; everything else reads like a DRF
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
@@ -135,9 +136,13 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         raise SocketError(403, str(message or exceptions.PermissionDenied.default_detail), "permission_denied")
 
     def check_throttles(self, request: SocketRequest) -> None:
+        """DRF's throttles; a refusal is 429 ``throttled`` with DRF's message and ``Retry-After``."""
         waits = [throttle.wait() for throttle in self.get_throttles() if not throttle.allow_request(request, self)]
         if waits:
-            raise exceptions.Throttled(max((wait for wait in waits if wait is not None), default=None))
+            wait = max((wait for wait in waits if wait is not None), default=None)
+            throttled = exceptions.Throttled(wait)
+            raise SocketError(429, str(throttled.detail), "throttled",
+                              None if wait is None else {"Retry-After": str(math.ceil(wait))})
 
     # -- GenericAPIView's seams -----------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import asyncio
 import threading
 import time
+from types import MappingProxyType
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -27,7 +28,28 @@ ROUTES = [
     {"route": "threads", "hydrate": lambda headers, payload: threading.get_ident(),
      "dehydrate": lambda payload: [*payload, threading.get_ident()]},
     {"route": "articles.list", "handler": lambda payload, headers: {"payload": "explicit callable"}},
+    {"route": "proxyHeaders", "handler": lambda payload, headers: {"headers": MappingProxyType({"a": 1})}},
+    {"route": "static"},
+    {"route": "notCallable"},
+    {"route": "slowSync", "handler": "on_slow_sync"},
 ]
+
+class BrokenAPIException(exceptions.APIException):
+    def __init__(self):  # forgets to call super(): no .detail
+        pass
+
+
+class UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("cannot print me")
+
+
+def deep_list(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
 
 RAISABLE = {
     "validation": lambda: exceptions.ValidationError({"title": ["This field is required."]}),
@@ -39,6 +61,12 @@ RAISABLE = {
     "django_denied": lambda: PermissionDenied("secret reason"),
     "django_denied_bare": lambda: PermissionDenied(),
     "socket_error": lambda: SocketError(StatusCodes.CONFLICT, "Title already taken.", code="conflict"),
+    "broken_api_exception": lambda: BrokenAPIException(),
+    "unserialisable_detail": lambda: SocketError(400, deep_list(5000)),
+    "unprintable": lambda: UnprintableError(),
+    "cancelled": lambda: asyncio.CancelledError(),
+    "bad_socket_error_status": lambda: SocketError(1000, "x"),
+    "bad_socket_error_headers": lambda: SocketError(409, "x", headers=["not", "an", "object"]),
 }
 
 BAD_RESULTS = {
@@ -51,11 +79,15 @@ BAD_RESULTS = {
     "unknown_key": lambda: {"stauts": 201},
     "not_serialisable": lambda: {"payload": object()},
     "nan": lambda: {"payload": float("nan")},
+    "too_deep": lambda: {"payload": deep_list(100_000)},
 }
 
 
 class ProtocolHandlers:
     """Sync handlers; the async consumer overrides a few with coroutines and runs the rest in threads."""
+
+    lock = threading.Lock()
+    sync_running = most_sync_running = 0
 
     max_message_bytes = 4096
     max_running_requests = 4
@@ -78,6 +110,22 @@ class ProtocolHandlers:
 
     def on_slow(self, payload, headers):
         time.sleep(payload)
+        return {"payload": payload}
+
+    @staticmethod
+    def on_static(headers, payload):
+        return {"payload": {"headers": headers, "payload": payload}}
+
+    on_not_callable = "not a function"
+
+    def on_slow_sync(self, payload, headers):
+        cls = type(self)
+        with cls.lock:
+            cls.sync_running += 1
+            cls.most_sync_running = max(cls.most_sync_running, cls.sync_running)
+        time.sleep(payload)
+        with cls.lock:
+            cls.sync_running -= 1
         return {"payload": payload}
 
     def on_threads(self, payload, headers):

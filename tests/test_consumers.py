@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection, connections
 from django.test import override_settings
 
 from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer
@@ -48,6 +49,18 @@ async def test_async_ping_overtakes_slow_requests():
     assert (await comm.receive_message())["uuid"] == ping  # before any of the 0.3 s requests
     replies = [await comm.receive_message() for _ in slow]
     assert sorted(r["uuid"] for r in replies) == sorted(slow)
+    await comm.disconnect()
+
+
+async def test_async_ping_overtakes_slow_sync_handlers_which_run_side_by_side():
+    AsyncProtocolSocket.most_sync_running = 0
+    comm = await connected(AsyncProtocolSocket)
+    slow = [await comm.send_request("slowSync", 0.3) for _ in range(3)]
+    ping = await comm.send_request("PING")
+    assert (await comm.receive_message())["uuid"] == ping
+    replies = [await comm.receive_message() for _ in slow]
+    assert sorted(r["uuid"] for r in replies) == sorted(slow)
+    assert AsyncProtocolSocket.most_sync_running == 3
     await comm.disconnect()
 
 
@@ -104,6 +117,24 @@ async def test_sync_and_async_callables_work_in_both_consumers(base):
     assert (await comm.request("orm", "ada"))["payload"] == {"username": "ada", "staff": True}
     assert (await comm.request("asyncHydrate", [1, 2]))["payload"] == [1, 2]
     await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="Django never closes in-memory SQLite test databases")
+async def test_async_routes_close_their_database_connections_like_a_request():
+    used = []
+
+    class Orm(AsyncSocketRouterConsumer):
+        routes = [{"route": "count"}]
+
+        def on_count(self, payload, headers):
+            used.append(db_connection := connections["default"])
+            return {"payload": User.objects.count() + (db_connection.connection is not None)}
+
+    comm = await connected(Orm)
+    assert (await comm.request("count"))["payload"] == 1  # the connection was open while serving
+    await comm.disconnect()
+    assert used[0].connection is None  # and closed after (CONN_MAX_AGE = 0)
 
 
 @pytest.mark.parametrize("consumer", [SyncProtocolSocket, AsyncProtocolSocket])

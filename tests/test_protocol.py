@@ -51,7 +51,9 @@ async def test_pong_request_is_not_found_without_echoing_its_route(client):
 
 
 @pytest.mark.parametrize("frame", ["not json", "{", '{"uuid": "n", "route": "echo", "payload": NaN}',
-                                   '{"uuid": "n", "route": "echo", "payload": Infinity}', "", "[" * 2000 + "]" * 2000])
+                                   '{"uuid": "n", "route": "echo", "payload": Infinity}', "", "[" * 2000 + "]" * 2000,
+                                   '{"uuid": "n", "route": "echo", "payload": 1e400}', '{"uuid": "n", "route": "echo", "payload": -1E999}',
+                                   '{"uuid": "n", "route": "echo", "payload": ' + "[" * 128 + "]" * 128 + "}"])
 async def test_malformed_json(client, frame):
     await client.send_text(frame)
     reply = await client.recv()
@@ -82,6 +84,8 @@ async def test_malformed_json(client, frame):
     ({"uuid": "u", "route": "r" * 129}, "u", None),
     ({"uuid": "u", "route": "echo", "headers": "Bearer x"}, "u", "echo"),
     ({"uuid": "u", "route": "echo", "headers": ["a"]}, "u", "echo"),
+    ({"uuid": True, "route": "PONG"}, None, None),  # route PONG is never echoed: it would pass for a heartbeat
+    ({"uuid": "u", "route": "PONG", "headers": "x"}, "u", None),
 ])
 async def test_invalid_envelope(client, message, echoed_uuid, echoed_route):
     await client.send_text(json.dumps(message))
@@ -114,15 +118,28 @@ async def test_frame_at_the_limit_is_served(client):
     assert reply["status"] == 200 and reply["uuid"] == "fit"
 
 
+async def test_nesting_up_to_the_limit_is_served(client):
+    payload = "[" * 127 + "]" * 127  # 127 inside the envelope object: 128 levels in all
+    await client.send_text('{"uuid": "deep", "route": "echo", "payload": ' + payload + "}")
+    reply = await client.recv()
+    assert reply["status"] == 200 and reply["uuid"] == "deep"
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting(client):
+    reply = await request(client, "echo", "[" * 1000, uuid="brackets")
+    assert reply["status"] == 200 and reply["payload"]["payload"] == "[" * 1000
+
+
 async def test_unknown_route(client):
     reply = await request(client, "noSuchRoute", uuid="nf")
     assert (reply["status"], reply["payload"]["code"], reply["uuid"], reply["route"]) == (404, "route_not_found", "nf", "noSuchRoute")
     await assert_still_open(client)
 
 
-async def test_declared_route_without_handler_is_501(client):
-    reply = await request(client, "notImplemented")
-    assert (reply["status"], reply["payload"]["code"], reply["route"]) == (501, "not_implemented", "notImplemented")
+@pytest.mark.parametrize("route", ["notImplemented", "notCallable"])
+async def test_declared_route_without_handler_is_501(client, route):
+    reply = await request(client, route)
+    assert (reply["status"], reply["payload"]["code"], reply["route"]) == (501, "not_implemented", route)
     await assert_still_open(client)
 
 
@@ -149,7 +166,7 @@ async def test_hydrate_and_dehydrate_exceptions_are_500(client, route):
 
 
 @pytest.mark.parametrize("case", ["list", "none", "status_too_high", "status_str", "status_bool",
-                                  "headers_list", "unknown_key", "not_serialisable", "nan"])
+                                  "headers_list", "unknown_key", "not_serialisable", "nan", "too_deep"])
 async def test_invalid_result_is_500(client, case):
     reply = await request(client, "badResult", case)
     assert (reply["status"], reply["payload"]["code"]) == (500, "invalid_result")
@@ -171,6 +188,23 @@ async def test_drf_and_django_exceptions_answer_like_http(client, case, status, 
     reply = await request(client, "raise", case)
     assert (reply["status"], reply["payload"], reply["headers"]) == (status, payload, headers)
     await assert_still_open(client)
+
+
+@pytest.mark.parametrize("case", ["broken_api_exception", "unserialisable_detail", "unprintable", "cancelled",
+                                  "bad_socket_error_status", "bad_socket_error_headers"])
+async def test_broken_exceptions_still_get_exactly_one_500(client, case):
+    reply = await request(client, "raise", case, uuid=case)
+    assert (reply["uuid"], reply["status"], reply["payload"]["code"]) == (case, 500, "handler_error")
+    await assert_still_open(client)
+
+
+async def test_reply_headers_may_be_any_mapping(client):
+    assert (await request(client, "proxyHeaders"))["headers"] == {"a": 1}
+
+
+async def test_static_method_handlers_get_arguments_by_name(client):
+    reply = await request(client, "static", "P", {"h": 1})
+    assert reply["payload"] == {"headers": {"h": 1}, "payload": "P"}
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])

@@ -110,10 +110,10 @@ def test_system_checks_report_each_broken_route():
 def test_project_consumers_pass_the_checks():
     from tests.consumers import AsyncProtocolSocket, SyncProtocolSocket
 
-    reported = {e.obj for e in check_routes()}
-    # notImplemented is declared without a handler on purpose, so those two are reported for it alone.
-    assert all(e.msg.count("notImplemented") for e in check_routes() if e.obj in {SyncProtocolSocket, AsyncProtocolSocket})
-    assert not {cls for cls in reported if cls.__module__.startswith("demo")}
+    reported = {(e.obj, e.id, e.msg.split("'")[1]) for e in check_routes() if e.obj.__module__ in ("tests.consumers", "demo.consumers")}
+    # The protocol test consumers declare two routes without a usable handler on purpose (the 501 tests).
+    assert reported == {(cls, "channels_router.E001", route) for cls in (SyncProtocolSocket, AsyncProtocolSocket)
+                        for route in ("notImplemented", "notCallable")}
 
 
 @pytest.mark.parametrize("base", BASES)
@@ -151,8 +151,9 @@ async def test_default_frame_limit_is_one_mebibyte():
 
 
 @pytest.mark.parametrize("setting, message", [
-    ({"MAX_MESSAGE_BYTES": 0}, "positive integer"),
-    ({"MAX_RUNNING_REQUESTS": "16"}, "positive integer"),
+    ({"MAX_MESSAGE_BYTES": 0}, "at least 1"),
+    ({"MAX_RUNNING_REQUESTS": "16"}, "at least 1"),
+    ({"MAX_WAITING_REQUESTS": -1}, "at least 0"),
     ({"MAX_MESAGE_BYTES": 10}, "Unknown CHANNELS_ROUTER"),
 ])
 def test_bad_settings_are_reported_clearly(setting, message):
@@ -165,3 +166,14 @@ def test_checks_warn_when_the_asgi_application_cannot_be_imported():
         warnings = [e for e in check_routes() if e.id == "channels_router.W001"]
     assert len(warnings) == 1 and "no_such_project.asgi.application" in warnings[0].msg
     assert not [e for e in check_routes() if e.id == "channels_router.W001"]
+
+
+def test_settings_mistakes_are_reported_by_the_checks():
+    from django_channels_router.checks import check_settings
+
+    assert check_settings() == []
+    with override_settings(CHANNELS_ROUTER={"MAX_MESAGE_BYTES": 10, "MAX_RUNNING_REQUESTS": 0}):
+        errors = check_settings()
+    assert [e.id for e in errors] == ["channels_router.E006"] and "MAX_MESAGE_BYTES" in errors[0].msg
+    with override_settings(CHANNELS_ROUTER={"MAX_RUNNING_REQUESTS": 0}):
+        assert "MAX_RUNNING_REQUESTS" in check_settings()[0].msg

@@ -1,14 +1,20 @@
-"""The seed README's three example consumers, made real.
+"""The seed README's three example consumers, made real, and a DRF-style model router.
 
 * ``AppSocket`` (sync) and ``AppSocketAsync`` declare their routes with the property-setter
   form the seed README shows; ``ArticleConsumer`` uses a plain class attribute.
+* ``ArticleSocket`` is ``drf_bridge.ModelSocketRouter``: the routes get, list, create, update,
+  patch and delete from a serializer, a queryset and DRF permission and filter classes.
 * Handlers are called as ``handler(payload, headers)``, hydrate as ``hydrate(headers, payload)``
   and dehydrate as ``dehydrate(payload)``; dehydrate runs only when the status is 2xx.
 """
 
 import asyncio
 
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.permissions import IsAuthenticatedOrReadOnly
+
 from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer, StatusCodes
+from drf_bridge import ModelSocketRouter
 
 from .models import Article
 from .serializers import ArticleSerializer
@@ -131,3 +137,25 @@ class ArticleConsumer(SocketRouterConsumer):
 
     def on_list(self, payload, headers):
         return {"status": StatusCodes.OK, "payload": Article.objects.all()}
+
+
+# --- Example 4: a model router, as a DRF ModelViewSet -------------------------------------
+
+
+class ArticleSocket(ModelSocketRouter):
+    """The Article model over a socket, DRF-style: anyone may read, logged-in users may write.
+
+    ``get``, ``update``, ``patch`` and ``delete`` read the id from ``headers["id"]`` (or
+    ``payload["id"]``); ``list`` reads query parameters from its payload, e.g.
+    ``{"search": "socket", "ordering": "-id"}``, and is not paginated. The user is the one
+    ``AuthMiddlewareStack`` found in the handshake's session cookie: an anonymous write is
+    answered ``401 not_authenticated``.
+    """
+
+    queryset = Article.objects.all()
+    serializer_class = ArticleSerializer
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    filter_backends = [SearchFilter, OrderingFilter]
+    search_fields = ["title", "body"]
+    ordering_fields = ["id", "title", "created_at"]
+    pagination_class = None

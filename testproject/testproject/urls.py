@@ -5,5 +5,6 @@ from demo import views
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("whoami/", views.whoami, name="whoami"),
     path("admin/", admin.site.urls),
 ]

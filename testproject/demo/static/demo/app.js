@@ -181,6 +181,7 @@ const sockets = {
   app: open("ws/app/", "state-app"),
   async: open("ws/app-async/", "state-async"),
   articles: open("ws/articles/", "state-articles"),
+  model: open("ws/model/articles/", "state-model"),
 };
 
 async function call(socketName, route, payload = null, headers = {}) {
@@ -244,3 +245,46 @@ $("create-form").addEventListener("submit", async (event) => {
 $("get").addEventListener("click", () => call("articles", "get", null, { id: idFrom($("get-id")) }));
 $("list").addEventListener("click", () => call("articles", "list"));
 $("clear-log").addEventListener("click", () => logList.replaceChildren());
+
+// --- ModelSocketRouter (ws/model/articles/) ----------------------------------------------
+
+// The socket's user is the session's, read by AuthMiddlewareStack at the handshake; /whoami/
+// reads the same cookie over HTTP. (Logging in elsewhere takes effect on the next page load.)
+async function showWhoami() {
+  const line = $("whoami");
+  try {
+    const response = await fetch("/whoami/", { credentials: "same-origin" });
+    const { username, authenticated } = await response.json();
+    if (authenticated) {
+      line.textContent = `Logged in as ${username}`;
+    } else {
+      const link = document.createElement("a");
+      link.href = "/admin/login/?next=/";
+      link.textContent = "/admin/";
+      line.replaceChildren("Browsing as anonymous — log in at ", link, " to write");
+    }
+  } catch (error) {
+    line.textContent = `Could not tell who you are: ${error}`;
+  }
+}
+showWhoami();
+
+const modelId = () => ({ id: idFrom($("model-id")) });
+const modelFields = (onlyFilled) => {
+  const fields = { title: $("model-title").value, body: $("model-body").value };
+  if (onlyFilled) for (const key of Object.keys(fields)) if (fields[key] === "") delete fields[key];
+  return fields;
+};
+
+$("model-get").addEventListener("click", () => call("model", "get", null, modelId()));
+$("model-list").addEventListener("click", () => {
+  const search = $("model-search").value;
+  call("model", "list", search ? { search, ordering: "-id" } : null);
+});
+$("model-create").addEventListener("click", async () => {
+  const reply = await call("model", "create", modelFields(true));
+  if (reply?.status === 201) $("model-id").value = reply.payload.id;
+});
+$("model-update").addEventListener("click", () => call("model", "update", modelFields(false), modelId()));
+$("model-patch").addEventListener("click", () => call("model", "patch", modelFields(true), modelId()));
+$("model-delete").addEventListener("click", () => call("model", "delete", null, modelId()));
