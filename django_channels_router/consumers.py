@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -10,7 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .conf import Limits
-from .pipeline import respond, run_async, run_sync
+from .pipeline import resolve, respond, run_async, run_sync
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
@@ -31,12 +32,12 @@ class RouterMixin:
     #: ``{route name: RouteInfo}``, built from the ``routes`` declaration when the class is created.
     route_table: ClassVar[dict[str, RouteInfo]] = {}
     #: Encoder for replies; Django's handles dates, decimals, UUIDs and lazy strings.
-    json_encoder: ClassVar[type[DjangoJSONEncoder]] = DjangoJSONEncoder
+    json_encoder: ClassVar[type[json.JSONEncoder]] = DjangoJSONEncoder
     #: Per-class limits; ``None`` takes ``settings.CHANNELS_ROUTER`` or the protocol's default.
     max_message_bytes: int | None = None
     max_running_requests: int | None = None
     max_waiting_requests: int | None = None
-    #: Optional consumer-wide access rule, run for every route after the route's own ``access``:
+    #: Optional consumer-wide access rule, run for every route before the route's own ``access``:
     #: ``def check_access(self, route: RouteInfo, headers: dict, payload) -> bool`` (sync or async).
     #: Returning False answers 401 to an anonymous user and 403 to anyone else.
     check_access: ClassVar[Callable[..., Any] | None] = None
@@ -66,6 +67,10 @@ class RouterMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = Limits.for_consumer(self)
+
+    def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
+        """The handler that serves ``route`` on this connection; override to wrap it."""
+        return resolve(self, route, route.handler)
 
     @property
     def user(self) -> Any:

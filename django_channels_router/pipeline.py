@@ -37,20 +37,20 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
     """Serve one parsed request: access -> hydrate -> handler -> dehydrate -> reply frame."""
     started = time.perf_counter()
     try:
-        if route.access is not None:
-            if not (yield _resolve(consumer, route, route.access), (consumer.user, headers, payload)):
-                raise _refusal(consumer.user)
         if consumer.check_access is not None:
             if not (yield consumer.check_access, (route, headers, payload)):
                 raise _refusal(consumer.user)
+        if route.access is not None:
+            if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
+                raise _refusal(consumer.user)
         if route.hydrate is not None:
-            payload = yield _resolve(consumer, route, route.hydrate), (
+            payload = yield resolve(consumer, route, route.hydrate), (
                 (payload, headers) if route.hydrate_payload_first else (headers, payload))
-        result = yield _resolve(consumer, route, route.handler), (
+        result = yield consumer.get_handler(route), (
             (headers, payload) if route.handler_headers_first else (payload, headers))
         status, reply_headers, reply_payload = _normalise(result)
         if route.dehydrate is not None and is_success(status):
-            reply_payload = yield _resolve(consumer, route, route.dehydrate), (reply_payload,)
+            reply_payload = yield resolve(consumer, route, route.dehydrate), (reply_payload,)
         try:
             frame = encode_frame(uuid, route.name, status, reply_headers, reply_payload, consumer.json_encoder)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -73,7 +73,8 @@ def _error_reply(consumer: RouterMixin, uuid: Any, route: RouteInfo, exc: Except
         return 500, error_frame(uuid, route.name, 500, "handler_error", "A server error occurred.")
 
 
-def _resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
+def resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
+    """The callable a route's callback names on ``consumer``; 501 when there is none."""
     if not isinstance(callback, str):
         return callback
     method = getattr(consumer, callback, None)

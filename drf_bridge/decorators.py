@@ -9,9 +9,6 @@ __all__ = ["socket_route"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
 def socket_route(route: str | None = None, *, detail: bool = False, method: str = "POST",
                  hydrate: str | Callable[..., Any] | None = None,
                  dehydrate: str | Callable[..., Any] | None = "dehydrate") -> Callable[[F], F]:

@@ -6,17 +6,22 @@ one connection serves several requests at once; everything else reads like a DRF
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from django.db import models
+from asgiref.sync import iscoroutinefunction
+from django.contrib.auth.models import AnonymousUser
+from django.db import models, transaction
+from django.db import router as db_router
 from django.db.models import QuerySet
+from django.http import QueryDict
 from rest_framework import exceptions
 from rest_framework.generics import get_object_or_404
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
+from rest_framework.utils.encoders import JSONEncoder
 
 from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError
 from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
@@ -26,10 +31,6 @@ from .request import SocketRequest, build_request, query_params_from
 __all__ = ["GenericSocketRouter"]
 
 _current_request: ContextVar[SocketRequest] = ContextVar("drf_bridge_request")
-
-#: Routes whose payload is a set of query parameters rather than data.
-QUERY_ROUTES = {"list"}
-
 
 class GenericSocketRouter(AsyncSocketRouterConsumer):
     """The base of model routers: queryset, serializer, permissions and the DRF seams.
@@ -51,17 +52,22 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     throttle_classes: ClassVar[Sequence[Any]] = api_settings.DEFAULT_THROTTLE_CLASSES
     filter_backends: ClassVar[Sequence[Any]] = api_settings.DEFAULT_FILTER_BACKENDS
     pagination_class: ClassVar[Any] = api_settings.DEFAULT_PAGINATION_CLASS
+    #: DRF's encoder, so replies hold what DRF's JSON renderer would send.
+    json_encoder = JSONEncoder
 
     @classmethod
     def get_routes(cls) -> list[Mapping[str, Any]]:
-        """Decorated methods (mixins' and the user's), then any plain ``routes`` declared."""
+        """Decorated methods (the mixins' and the user's), then plain ``routes``, which may
+        replace a decorated route of the same name."""
         found: dict[str, Mapping[str, Any]] = {}
         for klass in cls.__mro__:  # a subclass's declaration of a route wins
             for attribute in vars(klass).values():
                 spec = getattr(attribute, "socket_route", None)
                 if spec is not None:
                     found.setdefault(spec["route"], spec)
-        return [*found.values(), *super().get_routes()]
+        plain = super().get_routes()
+        replaced = {entry.get("route") for entry in plain if isinstance(entry, Mapping)}
+        return [spec for name, spec in found.items() if name not in replaced] + plain
 
     # -- the request of the message being served ------------------------------------------
 
@@ -74,41 +80,65 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
             raise AttributeError("self.request exists only while a route is being served") from None
 
     @property
-    def action(self) -> str:
-        """The route being served, as a ViewSet's ``action``."""
-        return self.request.route.name
+    def action(self) -> str | None:
+        """The route being served, as a ViewSet's ``action`` (None outside a request)."""
+        request = _current_request.get(None)
+        return None if request is None else request.route.name
 
     @property
     def kwargs(self) -> dict[str, Any]:
+        """The URL route's kwargs, plus the object id once a detail route has read it."""
         return self.request.kwargs
 
+    @property
+    def user(self) -> Any:
+        """The user of the message being served (its credentials win), else the connection's."""
+        request = _current_request.get(None)
+        return self.scope.get("user") if request is None else request.user
+
     def check_access(self, route: RouteInfo, headers: dict[str, Any], payload: Any) -> bool:
-        """DRF's ``initial()``: build the request, authenticate, check permissions and throttles."""
+        """DRF's ``initial()``: build the request, authenticate, check permissions and throttles.
+
+        GET routes take their payload as query parameters, as HTTP GET has no body; for other
+        routes it is ``request.data`` (``{}`` when absent, as for an empty HTTP body).
+        """
         method = route.options.get("method", "POST")
-        query = query_params_from(payload) if route.name in QUERY_ROUTES else None
-        data = {} if payload is None and method not in ("GET", "DELETE") else payload
+        query, query_error = QueryDict(), None
+        if method == "GET":
+            try:
+                query = query_params_from(payload)
+            except exceptions.ParseError as exc:  # reported after authentication, as DRF would
+                query_error = exc
+        data = {} if payload is None or method == "GET" else payload
         request = build_request(self.scope, method, headers, data, query, route)
         _current_request.set(request)
         self.perform_authentication(request)
         self.check_permissions(request)
         self.check_throttles(request)
+        if query_error is not None:
+            raise query_error
         return True
+
+    def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
+        """Handlers of routes that write (any method but GET) run in a transaction, on the
+        database the model is written to."""
+        handler = super().get_handler(route)
+        if route.options.get("method", "POST") in SAFE_METHODS or iscoroutinefunction(handler):
+            return handler
+        return transaction.atomic(using=db_router.db_for_write(self.get_queryset().model))(handler)
 
     def perform_authentication(self, request: SocketRequest) -> None:
         """Valid credentials in the message's headers win, invalid ones are a 401, and with
         none the connection's user (from ``AuthMiddlewareStack``) stays."""
-        for authenticator in self.get_authenticators():
+        request.authenticators = self.get_authenticators()
+        for authenticator in request.authenticators:
             result = authenticator.authenticate(request)
             if result is not None:
                 request._authenticator = authenticator
                 request.user, request.auth = result
                 return
-        user = self.scope.get("user")
-        if user is None:
-            from django.contrib.auth.models import AnonymousUser
-
-            user = AnonymousUser()
-        request.user, request.auth = user, None
+        request._authenticator = None
+        request.user, request.auth = self.scope.get("user") or AnonymousUser(), None
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in self.authentication_classes]
@@ -129,10 +159,14 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
             if not permission.has_object_permission(request, self, obj):
                 self.permission_denied(request, getattr(permission, "message", None))
 
-    def permission_denied(self, request: SocketRequest, message: str | None = None) -> None:
+    def permission_denied(self, request: SocketRequest, message: Any = None) -> None:
         """401 for an anonymous user (so the client knows to log in), 403 for anyone else."""
         if not getattr(request.user, "is_authenticated", False):
-            raise SocketError(401, NOT_AUTHENTICATED_DETAIL, "not_authenticated")
+            authenticate = request.authenticators[0].authenticate_header(request) if request.authenticators else None
+            raise SocketError(401, NOT_AUTHENTICATED_DETAIL, "not_authenticated",
+                              {"WWW-Authenticate": authenticate} if authenticate else None)
+        if isinstance(message, (dict, list)):  # a structured message is the body, as in DRF
+            raise exceptions.PermissionDenied(message)
         raise SocketError(403, str(message or exceptions.PermissionDenied.default_detail), "permission_denied")
 
     def check_throttles(self, request: SocketRequest) -> None:
@@ -142,7 +176,7 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
             wait = max((wait for wait in waits if wait is not None), default=None)
             throttled = exceptions.Throttled(wait)
             raise SocketError(429, str(throttled.detail), "throttled",
-                              None if wait is None else {"Retry-After": str(math.ceil(wait))})
+                              None if wait is None else {"Retry-After": str(int(wait))})
 
     # -- GenericAPIView's seams -----------------------------------------------------------
 
@@ -184,7 +218,9 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         return request.paginator
 
     def paginate_queryset(self, queryset: Any) -> Any:
-        return None if self.paginator is None else self.paginator.paginate_queryset(queryset, self.request, view=self)
+        page = None if self.paginator is None else self.paginator.paginate_queryset(queryset, self.request, view=self)
+        self.request.paginated = page is not None
+        return page
 
     def get_paginated_response(self, data: Any) -> Any:
         return self.paginator.get_paginated_response(data).data
@@ -195,11 +231,10 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         """Detail routes: the id from ``headers["id"]``, else ``payload["id"]`` (the key is
         ``lookup_url_kwarg``), then :meth:`get_object`."""
         key = self.lookup_url_kwarg
-        if key in headers:
-            lookup = headers[key]
-        elif isinstance(payload, Mapping) and key in payload:
-            lookup = payload[key]
-        else:
+        lookup = headers.get(key)
+        if lookup is None and isinstance(payload, Mapping):
+            lookup = payload.get(key)
+        if lookup is None:
             raise SocketError(400, f'This route needs the object\'s id in headers["{key}"] or payload["{key}"].',
                               "missing_id")
         self.kwargs[key] = lookup

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from rest_framework.serializers import BaseSerializer
 
 from django_channels_router import SocketResult, StatusCodes
@@ -42,8 +41,8 @@ class ListModelMixin:
         return queryset if page is None else page
 
     def dehydrate_list(self, objects: Any) -> Any:
-        data = self.get_serializer(objects, many=True).data  # type: ignore[attr-defined]
-        return data if self.paginator is None else self.get_paginated_response(data)  # type: ignore[attr-defined]
+        data = self.dehydrate(objects)  # type: ignore[attr-defined]
+        return self.get_paginated_response(data) if self.request.paginated else data  # type: ignore[attr-defined]
 
 
 class CreateModelMixin:
@@ -51,9 +50,8 @@ class CreateModelMixin:
 
     @socket_route("create", method="POST", hydrate="hydrate_create")
     def on_create(self, serializer: BaseSerializer[Any], headers: dict[str, Any]) -> SocketResult:
-        """``serializer`` holds the validated data; it is saved in a transaction."""
-        with transaction.atomic(using=self.get_queryset().db):  # type: ignore[attr-defined]
-            self.perform_create(serializer)
+        """``serializer`` holds the validated data (handlers of writes run in a transaction)."""
+        self.perform_create(serializer)
         return {"status": StatusCodes.CREATED, "payload": serializer}
 
     def hydrate_create(self, headers: dict[str, Any], payload: Any) -> BaseSerializer[Any]:
@@ -80,8 +78,9 @@ class UpdateModelMixin:
     def update_instance(self, instance: Any, partial: bool) -> SocketResult:
         serializer = self.get_serializer(instance, data=self.request.data, partial=partial)  # type: ignore[attr-defined]
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic(using=instance._state.db):
-            self.perform_update(serializer)
+        self.perform_update(serializer)
+        if getattr(instance, "_prefetched_objects_cache", None):
+            instance._prefetched_objects_cache = {}  # as DRF: serialise what was saved, not the prefetch
         return {"payload": serializer}
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
@@ -93,8 +92,7 @@ class DeleteModelMixin:
 
     @socket_route("delete", detail=True, method="DELETE", dehydrate=None)
     def on_delete(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
-        with transaction.atomic(using=instance._state.db):
-            self.perform_destroy(instance)
+        self.perform_destroy(instance)
         return {"status": StatusCodes.NO_CONTENT}
 
     def perform_destroy(self, instance: Any) -> None:

@@ -23,44 +23,67 @@ __all__ = ["SocketRequest", "build_request", "query_params_from"]
 class SocketRequest(Request):
     """A DRF ``Request`` whose ``data`` is the message's payload as sent (nothing to parse).
 
-    ``route`` is the route being served, ``kwargs`` holds the object id as a URL kwarg would,
-    and ``paginator`` is this request's paginator (a connection serves many requests at once).
+    ``route`` is the route being served, ``kwargs`` holds the URL route's kwargs and the object
+    id, and ``paginator``/``paginated`` this request's pagination (a connection serves many
+    requests at once, so none of this can live on the consumer).
     """
 
-    def __init__(self, http_request: HttpRequest, data: Any, route: Any) -> None:
+    def __init__(self, http_request: HttpRequest, data: Any, route: Any, kwargs: dict[str, Any]) -> None:
         super().__init__(http_request)
         # Request.data reads these; setting them skips the body parsing a socket has no use for.
         self._data = self._full_data = data
         self._files = MultiValueDict()
         self.route = route
-        self.kwargs: dict[str, Any] = {}
+        self.kwargs = kwargs
         self.paginator: Any = None
+        self.paginated = False
+        self.version = self.versioning_scheme = None
+
+
+#: Headers that only the connection's handshake may carry: proxies set them (and strip a
+#: client's), and a message passes no proxy, so a message may not set or replace them.
+HANDSHAKE_ONLY_HEADERS = frozenset({
+    "host", "cookie", "origin", "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip",
+    "remote-user", "x-remote-user", "x-auth-user", "x-authenticated-user", "x-auth-request-user",
+    "x-auth-request-email", "content-length", "content-type", "connection", "upgrade",
+})
 
 
 def build_request(scope: Mapping[str, Any], method: str, headers: Mapping[str, Any], data: Any,
-                  query: QueryDict | None, route: Any) -> SocketRequest:
+                  query: QueryDict, route: Any) -> SocketRequest:
     """The request a DRF view would get for this message, over HTTP ``method``.
 
-    Django's own ``ASGIRequest`` builds it from the connection's scope, with the message's
-    headers in place of the handshake's where both have one, so ``headers["Authorization"]``
-    becomes ``META["HTTP_AUTHORIZATION"]`` exactly as over HTTP.
+    Django's own ``ASGIRequest`` builds it from the connection's scope. The message's headers
+    are added to the handshake's as HTTP headers (``headers["Authorization"]`` becomes
+    ``META["HTTP_AUTHORIZATION"]``), except that they never replace one the handshake has nor set
+    one of :data:`HANDSHAKE_ONLY_HEADERS` or ``X-Forwarded-*``. The query string is ``query``.
     """
-    message_headers = [(str(name).lower().encode(), _header_value(value)) for name, value in headers.items()]
-    replaced = {name for name, _ in message_headers}
+    handshake = list(scope.get("headers", ()))
+    present = {name.lower() for name, _ in handshake}
+    for name, value in headers.items():
+        key = str(name).lower()
+        if key.encode() not in present and not _handshake_only(key):
+            handshake.append((key.encode(), _header_value(value)))
     http = ASGIRequest({
         **scope,
         "type": "http",
         "method": method,
         "scheme": "https" if scope.get("scheme") == "wss" else "http",
-        "headers": [h for h in scope.get("headers", ()) if h[0].lower() not in replaced] + message_headers,
+        "query_string": query.urlencode().encode(),
+        "headers": handshake,
     }, io.BytesIO())
-    http.GET = query if query is not None else QueryDict()
+    http.GET = query
     http.COOKIES = scope.get("cookies", {})
     if scope.get("session") is not None:
         http.session = scope["session"]
     if scope.get("user") is not None:
         http.user = scope["user"]
-    return SocketRequest(http, data, route)
+    kwargs = dict((scope.get("url_route") or {}).get("kwargs", {}))
+    return SocketRequest(http, data, route, kwargs)
+
+
+def _handshake_only(name: str) -> bool:
+    return name in HANDSHAKE_ONLY_HEADERS or name.startswith(("x-forwarded-", "sec-websocket-"))
 
 
 def _header_value(value: Any) -> bytes:

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from demo.models import Article
 from django_channels_router.testing import RouterCommunicator
-from drf_bridge import ModelSocketRouter
+from drf_bridge import ModelSocketRouter, socket_route
 from tests.drf import (
     AdminOnlyGet,
     ArticleRouter,
@@ -408,3 +408,165 @@ def test_drf_throttles_answer_429_with_retry_after():
     assert [r["status"] for r in replies] == [200, 200, 429]
     assert replies[2]["headers"]["Retry-After"].isdigit()
     assert replies[2]["payload"]["detail"].startswith("Request was throttled.")
+
+
+# -- the request a message makes ------------------------------------------------------------
+
+async def request_with(router, route, payload=None, headers=None, scope=None, user=None):
+    comm = RouterCommunicator(router.as_asgi(), "/ws/", user=user)
+    comm.scope.setdefault("user", AnonymousUser())
+    comm.scope.update(scope or {})
+    await comm.connect()
+    reply = await comm.request(route, payload, headers)
+    await comm.disconnect()
+    return reply
+
+
+class Inspect(ArticleRouter):
+    """Routes that report what the DRF request looked like."""
+
+    authentication_classes = [TokenAuthentication]
+    routes = [
+        {"route": "meta", "method": "GET", "handler": "on_meta"},
+        {"route": "whoami", "method": "GET", "access": lambda user, headers, payload: user.is_authenticated},
+        {"route": "get", "method": "GET", "handler": "on_meta"},  # a plain entry replaces the mixin's route
+    ]
+
+    def on_meta(self, payload, headers):
+        META = self.request.META
+        return {"payload": {key: META.get(key) for key in (
+            "HTTP_HOST", "HTTP_X_FORWARDED_FOR", "HTTP_COOKIE", "HTTP_X_AUTH_USER", "HTTP_AUTHORIZATION", "HTTP_X_API_KEY",
+            "REMOTE_ADDR", "QUERY_STRING")} | {"version": self.request.version, "kwargs": self.kwargs, "data": self.request.data}}
+
+    def on_whoami(self, payload, headers):
+        return {"payload": [self.request.user.username, self.user.username, str(self.request.successful_authenticator)]}
+
+
+def test_message_headers_never_replace_the_handshake_or_set_proxy_headers():
+    scope = {"headers": [(b"host", b"app.example"), (b"x-forwarded-for", b"203.0.113.7"), (b"cookie", b"sessionid=s")],
+             "client": ("10.0.0.1", 5000), "query_string": b"token=secret"}
+    spoof = {"Host": "evil.example", "X-Forwarded-For": "1.2.3.4", "Cookie": "sessionid=other", "X-Auth-User": "admin",
+             "X-Api-Key": "k", "x-forwarded-proto": "https"}
+    meta = async_to_sync(request_with)(Inspect, "meta", None, spoof, scope)["payload"]
+    assert meta["HTTP_HOST"] == "app.example" and meta["HTTP_X_FORWARDED_FOR"] == "203.0.113.7"
+    assert meta["HTTP_COOKIE"] == "sessionid=s" and meta["HTTP_X_AUTH_USER"] is None
+    assert meta["HTTP_X_API_KEY"] == "k" and meta["REMOTE_ADDR"] == "10.0.0.1"
+    assert meta["QUERY_STRING"] == ""  # the handshake's query string (tokens!) is not the request's
+
+
+def test_get_payload_is_the_query_and_data_is_empty_and_url_kwargs_are_kept():
+    meta = async_to_sync(request_with)(Inspect, "meta", {"search": "a", "n": 2}, None, {"url_route": {"kwargs": {"project": 7}}})["payload"]
+    assert meta["QUERY_STRING"] == "search=a&n=2" and meta["data"] == {}
+    assert meta["kwargs"] == {"project": 7} and meta["version"] is None
+
+
+def test_a_plain_route_replaces_a_mixin_route_of_the_same_name():
+    assert Inspect.route_table["get"].handler == "on_meta"
+    assert "version" in async_to_sync(request_with)(Inspect, "get")["payload"]
+
+
+def test_message_credentials_are_the_user_for_access_rules_and_self_user():
+    holder, scope_user = user_with(), user_with()
+    token = Token.objects.create(user=holder)
+    by_token = async_to_sync(request_with)(Inspect, "whoami", None, {"Authorization": f"Token {token.key}"})
+    assert by_token["status"] == 200 and by_token["payload"][:2] == [holder.username, holder.username]
+    by_scope = async_to_sync(request_with)(Inspect, "whoami", None, None, user=scope_user)
+    assert by_scope["payload"] == [scope_user.username, scope_user.username, "None"]
+    assert async_to_sync(request_with)(Inspect, "whoami")["status"] == 401
+    guarded = router_with(permissions.IsAuthenticated, authentication_classes=[TokenAuthentication])
+    anonymous = async_to_sync(request_with)(guarded, "list")
+    assert (anonymous["status"], anonymous["headers"]) == (401, {"WWW-Authenticate": "Token"})
+
+
+def test_anonymous_list_with_a_bad_payload_is_401_before_400():
+    reply = async_to_sync(one_request)(router_with(permissions.IsAuthenticated), "list", "text")
+    assert reply["status"] == 401
+
+
+@pytest.mark.parametrize("headers, payload", [({"id": None}, None), ({}, {"id": None})])
+def test_a_null_id_is_a_missing_id(headers, payload):
+    reply = async_to_sync(one_request)(ArticleRouter, "get", payload, headers)
+    assert (reply["status"], reply["payload"]["code"]) == (400, "missing_id")
+
+
+def test_a_structured_permission_message_is_the_body():
+    class Structured(permissions.BasePermission):
+        message = {"detail": "nope", "reason": "closed"}
+
+        def has_permission(self, request, view):
+            return False
+
+    reply = async_to_sync(one_request)(router_with(Structured), "list", None, None, user_with())
+    assert (reply["status"], reply["payload"]) == (403, {"detail": "nope", "reason": "closed"})
+
+
+def test_pagination_links_carry_the_list_query_and_can_be_off():
+    for title in ["apple", "apricot", "avocado"]:
+        ArticleFactory(title=title)
+    reply = async_to_sync(request_with)(PagedArticleRouter, "list", {"search": "a", "ordering": "-title"}, None,
+                                        {"query_string": b"token=secret", "headers": [(b"host", b"app.example")]})
+    assert reply["payload"]["next"] == "http://app.example/ws/?ordering=-title&page=2&search=a"
+    from rest_framework.pagination import LimitOffsetPagination
+
+    optional = type("Optional", (PagedArticleRouter,), {"pagination_class": LimitOffsetPagination})
+    unpaged = async_to_sync(one_request)(optional, "list")
+    assert unpaged["status"] == 200 and len(unpaged["payload"]) == 3
+    paged = async_to_sync(one_request)(optional, "list", {"limit": 1})
+    assert paged["payload"]["count"] == 3 and len(paged["payload"]["results"]) == 1
+
+
+def test_custom_get_routes_get_query_parameters():
+    class Recent(PagedArticleRouter):
+        @socket_route("recent", method="GET")
+        def recent(self, payload, headers):
+            return {"payload": self.filter_queryset(self.get_queryset())}
+
+    for title in ["apple", "banana"]:
+        ArticleFactory(title=title)
+    reply = async_to_sync(one_request)(Recent, "recent", {"search": "an"})
+    assert [a["title"] for a in reply["payload"]] == ["banana"]
+
+
+def test_every_write_route_runs_in_a_transaction():
+    class Failing(ArticleRouter):
+        @socket_route(detail=True, method="POST")
+        def rename(self, article, headers):
+            article.title = "renamed"
+            article.save()
+            raise RuntimeError("after the write")
+
+        def on_update(self, article, headers):
+            article.title = "updated"
+            article.save()
+            raise RuntimeError("after the write")
+
+        def perform_destroy(self, instance):
+            instance.delete()
+            raise RuntimeError("after the delete")
+
+    article = ArticleFactory(title="keep")
+    for route in ("rename", "update", "delete"):
+        assert async_to_sync(one_request)(Failing, route, {"title": "x"}, {"id": article.pk})["status"] == 500
+    article.refresh_from_db()
+    assert article.title == "keep"
+
+
+def test_delete_without_payload_sees_empty_data():
+    class Reasoned(ArticleRouter):
+        def perform_destroy(self, instance):
+            assert self.request.data == {}
+            instance.delete()
+
+    article = ArticleFactory()
+    assert async_to_sync(one_request)(Reasoned, "delete", None, {"id": article.pk})["status"] == 204
+
+
+def test_replies_are_encoded_like_drf_json():
+    from decimal import Decimal
+
+    class Encoded(ArticleRouter):
+        @socket_route("values", method="GET")
+        def values(self, payload, headers):
+            return {"payload": {"price": Decimal("1.50"), "tags": {"x"}}}
+
+    assert async_to_sync(one_request)(Encoded, "values")["payload"] == {"price": 1.5, "tags": ["x"]}
