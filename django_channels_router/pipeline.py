@@ -137,19 +137,25 @@ def _call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return async_to_sync(_await)(result) if inspect.isawaitable(result) else result
 
 
+def _resume(steps: Steps, value: Any, error: Exception | None) -> Step | str:
+    """Hand the last step's result (or exception) to the pipeline: the next step, or the reply."""
+    try:
+        return steps.send(value) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return done.value
+
+
 def run_sync(steps: Steps) -> str:
     """Drive the pipeline in the calling thread; async callables run via ``async_to_sync``."""
     value: Any = None
     error: Exception | None = None
-    while True:
-        try:
-            fn, args = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return done.value
+    while not isinstance(step := _resume(steps, value, error), str):
+        fn, args = step
         try:
             value, error = _call_sync(fn, args), None
         except BaseException as exc:
             value, error = None, _handler_failure(exc)
+    return step
 
 
 async def run_async(steps: Steps, sync_only: bool, thread_sensitive: bool) -> str:
@@ -163,11 +169,8 @@ async def run_async(steps: Steps, sync_only: bool, thread_sensitive: bool) -> st
         return await in_thread(run_sync, steps)
     value: Any = None
     error: Exception | None = None
-    while True:
-        try:
-            fn, args = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return done.value
+    while not isinstance(step := _resume(steps, value, error), str):
+        fn, args = step
         try:
             value = await fn(*args) if iscoroutinefunction(fn) else await in_thread(_call_sync, fn, args)
             error = None
@@ -177,3 +180,4 @@ async def run_async(steps: Steps, sync_only: bool, thread_sensitive: bool) -> st
             value, error = None, _handler_failure(exc)
         except Exception as exc:
             value, error = None, exc
+    return step
