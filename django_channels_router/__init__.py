@@ -3,11 +3,13 @@
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .errors import SocketError
 from .protocol import Envelope, SocketResult
+from .push import BroadcastError, broadcast, broadcast_sync
 from .routes import RouteInfo
 from .status import StatusCodes
 
 __all__ = [
     "AsyncSocketRouterConsumer",
+    "BroadcastError",
     "Envelope",
     "RouteInfo",
     "RouterMixin",
@@ -15,4 +17,6 @@ __all__ = [
     "SocketResult",
     "SocketRouterConsumer",
     "StatusCodes",
+    "broadcast",
+    "broadcast_sync",
 ]

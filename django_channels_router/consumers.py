@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
+from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .conf import Limits
 from .pipeline import resolve, respond, run_async, run_sync
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
+from .push import push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
 
 __all__ = ["RouterMixin", "SocketRouterConsumer", "AsyncSocketRouterConsumer"]
+
+logger = logging.getLogger("django_channels_router")
 
 
 class Request(NamedTuple):
@@ -43,6 +49,8 @@ class RouterMixin:
     check_access: ClassVar[Callable[..., Any] | None] = None
 
     scope: dict[str, Any]
+    channel_layer: Any
+    channel_name: str
     limits: Limits
 
     def _get_routes(self) -> list[RouteInfo]:
@@ -67,10 +75,43 @@ class RouterMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = Limits.for_consumer(self)
+        #: Groups joined with ``join()``; left when the connection closes.
+        self.joined_groups: set[str] = set()
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
         return resolve(self, route, route.handler)
+
+    @property
+    def channel_receive(self) -> Callable[[], Any]:
+        """What Channels awaits for channel-layer messages: the layer's receive, made patient.
+
+        Channels ends the whole connection when the layer's receive raises (Redis down). A
+        router keeps answering requests instead: it logs the outage and retries with backoff.
+        """
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Any]) -> None:
+        self._layer_receive = receive
+
+    async def _receive_from_layer(self) -> Any:
+        delay = 0.5
+        while True:
+            try:
+                return await self._layer_receive()
+            except Exception as exc:
+                logger.warning("Channel layer unavailable (%s); pushes to this connection resume when it is back.",
+                               exc or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def layer_for(self, group: str) -> Any:
+        """The channel layer, once ``group`` is known to be a name it accepts."""
+        if getattr(self, "channel_layer", None) is None:
+            raise ImproperlyConfigured("Groups need a channel layer: configure settings.CHANNEL_LAYERS.")
+        require_group_name(self.channel_layer, group)
+        return self.channel_layer
 
     @property
     def user(self) -> Any:
@@ -97,6 +138,28 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
         self.send(text_data=request if isinstance(request, str) else run_sync(respond(self, *request)))
+
+    def join(self, group: str) -> None:
+        """Receive the group's broadcasts on this connection until ``leave()`` or disconnect."""
+        async_to_sync(self.layer_for(group).group_add)(group, self.channel_name)
+        self.joined_groups.add(group)
+
+    def leave(self, group: str) -> None:
+        async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+        self.joined_groups.discard(group)
+
+    def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
+        """Send ``route`` to this connection alone, as a push (a fresh uuid, status 200)."""
+        self.send(text_data=push_frame(push_body(route, payload, headers, self.json_encoder)))
+
+    def router_push(self, event: dict[str, Any]) -> None:
+        """A broadcast to one of this connection's groups."""
+        self.send(text_data=push_frame(event["body"]))
+
+    def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        for group in list(self.joined_groups):
+            self.leave(group)
+        super().websocket_disconnect(message)
 
 
 class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
@@ -134,8 +197,28 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
             frame = await run_async(respond(self, *request), request.route.sync_only, self.thread_sensitive)
         await self.send(text_data=frame)
 
+    async def join(self, group: str) -> None:
+        """Receive the group's broadcasts on this connection until ``leave()`` or disconnect."""
+        await self.layer_for(group).group_add(group, self.channel_name)
+        self.joined_groups.add(group)
+
+    async def leave(self, group: str) -> None:
+        await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined_groups.discard(group)
+
+    async def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
+        """Send ``route`` to this connection alone, as a push (a fresh uuid, status 200)."""
+        await self.send(text_data=push_frame(push_body(route, payload, headers, self.json_encoder)))
+
+    async def router_push(self, event: dict[str, Any]) -> None:
+        """A broadcast to one of this connection's groups."""
+        await self.send(text_data=push_frame(event["body"]))
+
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Cancel the connection's unfinished requests: nobody is left to read their replies."""
+        """Cancel the connection's unfinished requests (nobody is left to read their replies)
+        and leave its groups."""
         for task in list(self._pending):
             task.cancel()
+        for group in list(self.joined_groups):
+            await self.leave(group)
         await super().websocket_disconnect(message)

@@ -9,7 +9,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions
 
-from django_channels_router import AsyncSocketRouterConsumer, SocketError, SocketRouterConsumer, StatusCodes
+from django_channels_router import (
+    AsyncSocketRouterConsumer,
+    SocketError,
+    SocketRouterConsumer,
+    StatusCodes,
+    broadcast,
+    broadcast_sync,
+)
 from django_channels_router.access import is_authenticated, is_staff
 
 ROUTES = [
@@ -32,6 +39,10 @@ ROUTES = [
     {"route": "static"},
     {"route": "notCallable"},
     {"route": "slowSync", "handler": "on_slow_sync"},
+    {"route": "join"},
+    {"route": "leave"},
+    {"route": "announce"},
+    {"route": "pushMe"},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -128,6 +139,22 @@ class ProtocolHandlers:
             cls.sync_running -= 1
         return {"payload": payload}
 
+    def on_join(self, payload, headers):
+        self.join(payload)
+        return {"payload": sorted(self.joined_groups)}
+
+    def on_leave(self, payload, headers):
+        self.leave(payload)
+        return {"payload": sorted(self.joined_groups)}
+
+    def on_announce(self, payload, headers):
+        broadcast_sync(payload["group"], "announcement", payload["text"], {"from": "sync"})
+        return {"status": 202}
+
+    def on_push_me(self, payload, headers):
+        self.push("note", payload)
+        return {"status": 204}
+
     def on_threads(self, payload, headers):
         return {"payload": [payload, threading.get_ident()]}
 
@@ -143,6 +170,22 @@ class AsyncProtocolSocket(ProtocolHandlers, AsyncSocketRouterConsumer):
 
     async def on_echo(self, payload, headers):
         return super().on_echo(payload, headers)
+
+    async def on_join(self, payload, headers):
+        await self.join(payload)
+        return {"payload": sorted(self.joined_groups)}
+
+    async def on_leave(self, payload, headers):
+        await self.leave(payload)
+        return {"payload": sorted(self.joined_groups)}
+
+    async def on_announce(self, payload, headers):
+        await broadcast(payload["group"], "announcement", payload["text"], {"from": "async"})
+        return {"status": 202}
+
+    async def on_push_me(self, payload, headers):
+        await self.push("note", payload)
+        return {"status": 204}
 
     async def on_slow(self, payload, headers):
         cls = type(self)

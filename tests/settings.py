@@ -42,7 +42,8 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "tests.backends.OwnerObjectPermissionBackend"]
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [os.environ["REDIS_URL"]]}}
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": os.environ.get("CHANNELS_REDIS_PREFIX", "asgi")}}
     if os.environ.get("REDIS_URL") else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,93 @@
+"""Server push: messages the server sends without a request, to one connection or to groups.
+
+A push uses the reply envelope with a fresh server-made ``uuid`` (PROTOCOL.md, "Server
+push"), so the client hands it to ``onMessageReceived``. A broadcast is encoded once, by the
+sender, and travels the channel layer to every member of the group, in this process or any
+other (with channels-redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
+
+from .protocol import RESERVED_ROUTES, ROUTE_NAME, new_uuid
+from .status import StatusCodes
+
+__all__ = ["BroadcastError", "broadcast", "broadcast_sync"]
+
+#: The channel-layer message type consumers handle (method ``router_push``).
+PUSH_TYPE = "router.push"
+
+
+class BroadcastError(Exception):
+    """The channel layer could not take a broadcast (Redis unreachable, for instance)."""
+
+
+def push_body(route: str, payload: Any, headers: Mapping[str, Any] | None,
+              encoder: type[json.JSONEncoder] = DjangoJSONEncoder) -> str:
+    """The envelope of a push without its uuid, encoded once however many members get it.
+
+    Raises ``ValueError`` for a route no reply may carry and ``TypeError``/``ValueError`` for a
+    payload JSON cannot hold, where the push is made rather than in every receiver.
+    """
+    if not isinstance(route, str) or not ROUTE_NAME.fullmatch(route) or route in RESERVED_ROUTES:
+        raise ValueError(f"Cannot push route {route!r}: use a valid route name other than PING and PONG.")
+    if headers is not None and not isinstance(headers, Mapping):
+        raise TypeError(f"Push headers must be a mapping or None, got {type(headers).__name__}.")
+    text = json.dumps({"route": route, "status": int(StatusCodes.OK), "headers": headers, "payload": payload},
+                      cls=encoder, allow_nan=False, separators=(",", ":"))
+    return text[1:]  # the envelope without "{": push_frame() puts the uuid in front
+
+
+def push_frame(body: str) -> str:
+    """One member's frame: a fresh uuid, then the shared body."""
+    return f'{{"uuid":"{new_uuid()}",{body}'
+
+
+def require_group_name(layer: Any, group: str) -> None:
+    """Channels' own rule for group names, with the name in the message."""
+    try:
+        layer.require_valid_group_name(group)
+    except TypeError as exc:
+        raise ValueError(f"Invalid group name {group!r}: {exc}") from None
+
+
+def channel_layer(alias: str = "default") -> Any:
+    layer = get_channel_layer(alias)
+    if layer is None:
+        raise ImproperlyConfigured(f"Pushes need a channel layer: settings.CHANNEL_LAYERS has no {alias!r}.")
+    return layer
+
+
+async def broadcast(group: str, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,
+                    layer: str = "default", timeout: float = 5.0) -> None:
+    """Push ``route`` with ``payload`` to every connection in ``group``, in any process.
+
+    Callable from async code anywhere (a consumer, an async view, a task). Raises
+    ``ValueError`` for a bad group or route name, ``TypeError`` for a payload JSON cannot
+    hold, and :class:`BroadcastError` when the channel layer fails or takes longer than
+    ``timeout`` seconds, so a broadcast never hangs its caller.
+    """
+    channel = channel_layer(layer)
+    require_group_name(channel, group)
+    body = push_body(route, payload, headers)
+    try:
+        async with asyncio.timeout(timeout):
+            await channel.group_send(group, {"type": PUSH_TYPE, "body": body})
+    except Exception as exc:  # the layer's own: redis errors, a full channel, a time-out
+        reason = str(exc) or type(exc).__name__
+        raise BroadcastError(f"Could not broadcast {route!r} to group {group!r}: {reason}") from exc
+
+
+def broadcast_sync(group: str, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,
+                   layer: str = "default", timeout: float = 5.0) -> None:
+    """:func:`broadcast` for sync code: Django views, management commands, task workers."""
+    async_to_sync(broadcast)(group, route, payload, headers, layer=layer, timeout=timeout)

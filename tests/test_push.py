@@ -1,0 +1,120 @@
+"""Server push: groups, broadcasts from anywhere, pushes to one connection."""
+
+import json
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.test import override_settings
+
+from django_channels_router import BroadcastError, broadcast, broadcast_sync
+from tests.conftest import CONSUMERS, InProcessClient, free_port, request
+
+ENVELOPE_KEYS = {"uuid", "route", "status", "headers", "payload"}
+
+
+async def member(kind, group="news"):
+    client = InProcessClient(CONSUMERS[kind])
+    await client.open()
+    assert (await request(client, "join", group))["payload"] == [group]
+    return client
+
+
+async def nothing_more(client, wait=0.2):
+    assert await client.comm.receive_nothing(timeout=wait)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_broadcast_reaches_every_member_once_as_a_push(kind):
+    first, second = await member(kind), await member(kind)
+    outsider = InProcessClient(CONSUMERS[kind])
+    await outsider.open()
+    await broadcast("news", "headline", {"title": "Hi"}, {"topic": "t"})
+    pushes = [await first.recv(), await second.recv()]
+    for push in pushes:
+        assert set(push) == ENVELOPE_KEYS
+        assert (push["route"], push["status"], push["headers"], push["payload"]) == ("headline", 200, {"topic": "t"}, {"title": "Hi"})
+        uuid.UUID(push["uuid"])  # a fresh server-made id, so the client hands it to onMessageReceived
+    assert pushes[0]["uuid"] != pushes[1]["uuid"]
+    await nothing_more(first)
+    await nothing_more(outsider)
+    for client in (first, second, outsider):
+        await client.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_leave_and_disconnect_leave_the_group(kind):
+    client = await member(kind)
+    assert (await request(client, "leave", "news"))["payload"] == []
+    await broadcast("news", "headline", 1)
+    await nothing_more(client)
+    await request(client, "join", "news")
+    await client.close()
+    assert not get_channel_layer().groups.get("news")  # the in-memory layer's own bookkeeping
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_broadcast_from_a_handler_and_from_sync_code(kind):
+    client = await member(kind)
+    reply = await request(client, "announce", {"group": "news", "text": "from a route"})
+    assert reply["status"] == 202
+    push = await client.recv()
+    assert (push["route"], push["payload"], push["headers"]) == ("announcement", "from a route", {"from": kind})
+    await sync_to_async(broadcast_sync)("news", "headline", "from sync code")
+    assert (await client.recv())["payload"] == "from sync code"
+    await client.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_push_to_one_connection(kind):
+    client = InProcessClient(CONSUMERS[kind])
+    await client.open()
+    await client.send_text(json.dumps({"uuid": "p", "route": "pushMe", "payload": [1, 2]}))
+    push, reply = await client.recv(), await client.recv()
+    assert (push["route"], push["payload"], push["status"]) == ("note", [1, 2], 200) and push["uuid"] != "p"
+    assert (reply["uuid"], reply["status"]) == ("p", 204)
+    await client.close()
+
+
+@pytest.mark.parametrize("group, message", [("has space", "Invalid group name"), ("x" * 100, "Invalid group name"),
+                                            ("émoji", "Invalid group name"), (5, "Invalid group name")])
+async def test_invalid_group_names_are_clear_errors(group, message):
+    with pytest.raises(ValueError, match=message):
+        await broadcast(group, "headline")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_joining_an_invalid_group_is_a_500_and_the_connection_stays(kind):
+    client = InProcessClient(CONSUMERS[kind])
+    await client.open()
+    assert (await request(client, "join", "bad group!"))["status"] == 500
+    assert (await request(client, "join", "fine"))["payload"] == ["fine"]
+    await client.close()
+
+
+@pytest.mark.parametrize("route", ["PONG", "PING", "bad route", ""])
+async def test_pushes_never_use_a_reserved_or_invalid_route(route):
+    with pytest.raises(ValueError, match="Cannot push route"):
+        await broadcast("news", route)
+
+
+async def test_a_payload_json_cannot_hold_fails_at_the_sender():
+    with pytest.raises(TypeError):
+        await broadcast("news", "headline", object())
+    with pytest.raises(ValueError):
+        await broadcast("news", "headline", float("nan"))
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                               "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}})
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_without_redis_requests_are_served_and_broadcast_raises(kind, caplog):
+    client = InProcessClient(CONSUMERS[kind])
+    await client.open()
+    assert (await request(client, "echo", "still served"))["payload"]["payload"] == "still served"
+    with pytest.raises(BroadcastError, match="Could not broadcast 'headline' to group 'news'"):
+        await broadcast("news", "headline", 1)
+    assert (await request(client, "echo", "and again", uuid="2"))["status"] == 200
+    await client.close()
+    assert "Channel layer unavailable" in caplog.text
