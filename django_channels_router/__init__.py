@@ -2,6 +2,7 @@
 
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .errors import SocketError
+from .pipeline import run_in_worker
 from .protocol import Envelope, SocketResult
 from .push import BroadcastError, broadcast, broadcast_sync
 from .routes import RouteInfo
@@ -19,4 +20,5 @@ __all__ = [
     "StatusCodes",
     "broadcast",
     "broadcast_sync",
+    "run_in_worker",
 ]

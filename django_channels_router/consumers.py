@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .conf import Limits
-from .pipeline import resolve, respond, run_async, run_sync
+from .pipeline import current_uuid, resolve, respond, run_async, run_sync
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .push import push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
@@ -112,6 +112,11 @@ class RouterMixin:
             raise ImproperlyConfigured("Groups need a channel layer: configure settings.CHANNEL_LAYERS.")
         require_group_name(self.channel_layer, group)
         return self.channel_layer
+
+    @property
+    def request_uuid(self) -> str | int:
+        """The uuid of the request being served (pushes that belong to it carry it)."""
+        return current_uuid.get()
 
     @property
     def user(self) -> Any:

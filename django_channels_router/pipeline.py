@@ -13,6 +13,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
@@ -33,9 +34,14 @@ Steps = Generator[Step, Any, str]
 RESULT_KEYS = frozenset({"status", "payload", "headers"})
 
 
+#: The uuid of the request being served, for code that needs it (``RouterMixin.request_uuid``).
+current_uuid: ContextVar[str | int] = ContextVar("django_channels_router_uuid")
+
+
 def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
     """Serve one parsed request: access -> hydrate -> handler -> dehydrate -> reply frame."""
     started = time.perf_counter()
+    current_uuid.set(uuid)
     try:
         if consumer.check_access is not None:
             if not (yield consumer.check_access, (route, headers, payload)):
@@ -117,6 +123,11 @@ def _handler_failure(exc: BaseException) -> Exception:
     raise exc
 
 
+async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
+    """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
+    return await sync_to_async(_with_fresh_connections, thread_sensitive=thread_sensitive)(fn, *args)
+
+
 def _with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn`` in a worker thread the way Django serves a request: stale database
     connections are closed before and after. (Done here, inside the call, because the
@@ -164,15 +175,17 @@ async def run_async(steps: Steps, sync_only: bool, thread_sensitive: bool) -> st
     Sync callables (ORM loaders, most often) run in a worker thread with Django's connection
     handling; when every step of a route is sync, the whole request takes a single thread hop.
     """
-    in_thread = sync_to_async(_with_fresh_connections, thread_sensitive=thread_sensitive)
     if sync_only:
-        return await in_thread(run_sync, steps)
+        return await run_in_worker(run_sync, steps, thread_sensitive=thread_sensitive)
     value: Any = None
     error: Exception | None = None
     while not isinstance(step := _resume(steps, value, error), str):
         fn, args = step
         try:
-            value = await fn(*args) if iscoroutinefunction(fn) else await in_thread(_call_sync, fn, args)
+            if iscoroutinefunction(fn):
+                value = await fn(*args)
+            else:
+                value = await run_in_worker(_call_sync, fn, args, thread_sensitive=thread_sensitive)
             error = None
         except asyncio.CancelledError as exc:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # we are being cancelled

@@ -5,6 +5,7 @@ from .generics import GenericSocketRouter
 from .mixins import CreateModelMixin, DeleteModelMixin, GetModelMixin, ListModelMixin, UpdateModelMixin
 from .request import SocketRequest
 from .routers import ModelSocketRouter, ReadOnlyModelSocketRouter
+from .subscriptions import SubscribeModelMixin, notify_change
 
 __all__ = [
     "CreateModelMixin",
@@ -15,6 +16,8 @@ __all__ = [
     "ModelSocketRouter",
     "ReadOnlyModelSocketRouter",
     "SocketRequest",
+    "SubscribeModelMixin",
     "UpdateModelMixin",
+    "notify_change",
     "socket_route",
 ]

@@ -11,7 +11,6 @@ from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from asgiref.sync import iscoroutinefunction
-from django.contrib.auth.models import AnonymousUser
 from django.db import models, transaction
 from django.db import router as db_router
 from django.db.models import QuerySet
@@ -29,6 +28,12 @@ from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
 from .request import SocketRequest, build_request, query_params_from
 
 __all__ = ["GenericSocketRouter"]
+
+
+def anonymous_user() -> Any:
+    from django.contrib.auth.models import AnonymousUser  # not at import: the app loads this module
+
+    return AnonymousUser()
 
 _current_request: ContextVar[SocketRequest] = ContextVar("drf_bridge_request")
 
@@ -138,7 +143,7 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
                 request.user, request.auth = result
                 return
         request._authenticator = None
-        request.user, request.auth = self.scope.get("user") or AnonymousUser(), None
+        request.user, request.auth = self.scope.get("user") or anonymous_user(), None
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in self.authentication_classes]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from .generics import GenericSocketRouter
 from .mixins import CreateModelMixin, DeleteModelMixin, GetModelMixin, ListModelMixin, UpdateModelMixin
+from .subscriptions import SubscribeModelMixin
 
 __all__ = ["ModelSocketRouter", "ReadOnlyModelSocketRouter"]
 
 
-class ReadOnlyModelSocketRouter(GetModelMixin, ListModelMixin, GenericSocketRouter):
-    """Routes ``get`` and ``list``."""
+class ReadOnlyModelSocketRouter(GetModelMixin, ListModelMixin, SubscribeModelMixin, GenericSocketRouter):
+    """Routes ``get``, ``list``, ``subscribe`` and ``unsubscribe``."""
 
 
 class ModelSocketRouter(GetModelMixin, ListModelMixin, CreateModelMixin, UpdateModelMixin, DeleteModelMixin,
-                        GenericSocketRouter):
-    """Routes ``get``, ``list``, ``create``, ``update``, ``patch`` and ``delete``::
+                        SubscribeModelMixin, GenericSocketRouter):
+    """Routes ``get``, ``list``, ``create``, ``update``, ``patch``, ``delete``, ``subscribe`` and
+    ``unsubscribe``::
 
         class ArticleSocket(ModelSocketRouter):
             queryset = Article.objects.all()

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "channels",
     "django_channels_router",
+    "drf_bridge",
     "demo",
     "tests",
 ]

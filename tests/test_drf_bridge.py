@@ -104,8 +104,8 @@ async def test_list_create_update_patch_delete():
     await comm.disconnect()
 
 
-async def test_read_only_router_has_only_get_and_list():
-    assert list(PagedArticleRouter.route_table) == ["get", "list"]
+async def test_read_only_router_has_only_get_list_and_subscriptions():
+    assert list(PagedArticleRouter.route_table) == ["get", "list", "subscribe", "unsubscribe"]
     reply = await one_request(PagedArticleRouter, "create", {"title": "x"})
     assert (reply["status"], reply["payload"]["code"]) == (404, "route_not_found")
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "channels",
     # Optional for the router itself; installed, it adds system checks of the route tables.
     "django_channels_router",
+    "drf_bridge",
     "demo",
 ]
 

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class DrfBridgeConfig(AppConfig):
+    """Installed, the bridge pushes model changes made by any process of the project (a view,
+    a shell, a task worker), not only by the consumers."""
+
+    name = "drf_bridge"
+    verbose_name = "DRF bridge for django-channels-router"
+
+    def ready(self) -> None:
+        from .subscriptions import connect_signals
+
+        connect_signals()

@@ -1,0 +1,212 @@
+"""Model subscriptions: pushes of created/updated/deleted objects a subscriber may see."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from rest_framework import permissions
+
+from demo.models import Article
+from django_channels_router.testing import RouterCommunicator
+from drf_bridge import ModelSocketRouter, notify_change
+from tests.drf import ArticleRouter, NoteRouter, NoteSerializer, PagedArticleRouter
+from tests.factories import ArticleFactory, NoteFactory, UserFactory
+from tests.models import Note
+
+pytestmark = pytest.mark.django_db(transaction=True)
+db = database_sync_to_async
+
+
+async def subscriber(router=ArticleRouter, user=None):
+    comm = RouterCommunicator(router.as_asgi(), "/ws/", user=user or AnonymousUser())
+    assert (await comm.connect())[0]
+    return comm
+
+
+async def subscribe(comm, payload=None, headers=None):
+    reply = await comm.request("subscribe", payload, headers)
+    assert reply["status"] == 201, reply
+    assert reply["payload"]["subscription"] == reply["uuid"]
+    return reply["uuid"]
+
+
+async def nothing_pushed(comm):
+    assert await comm.receive_nothing(timeout=0.2)
+
+
+async def test_object_subscription_pushes_updates_and_the_delete():
+    article = await db(ArticleFactory)(title="Watched")
+    other = await db(ArticleFactory)(title="Other")
+    comm = await subscriber()
+    subscription = await subscribe(comm, None, {"id": article.pk})
+
+    article.title = "Changed"
+    await db(article.save)()
+    push = await comm.receive_message()
+    assert (push["route"], push["status"], push["headers"]) == ("updated", 200, {"subscription": subscription, "model": "demo.article"})
+    assert (push["payload"]["id"], push["payload"]["title"]) == (article.pk, "Changed")
+
+    other.title = "Unwatched"
+    await db(other.save)()
+    await nothing_pushed(comm)
+
+    pk = article.pk
+    await db(article.delete)()
+    push = await comm.receive_message()
+    assert (push["route"], push["payload"]) == ("deleted", {"id": pk})
+    await comm.disconnect()
+
+
+async def test_list_subscription_follows_the_filtered_queryset():
+    await db(ArticleFactory)(title="apple tart")
+    comm = await subscriber(PagedArticleRouter)  # read-only, with SearchFilter
+    subscription = await subscribe(comm, {"search": "apple"})
+
+    pie = await db(ArticleFactory)(title="apple pie")
+    push = await comm.receive_message()
+    assert (push["route"], push["payload"]["title"], push["headers"]["subscription"]) == ("created", "apple pie", subscription)
+
+    await db(ArticleFactory)(title="banana")
+    await nothing_pushed(comm)
+
+    pie.title = "apple crumble"
+    await db(pie.save)()
+    assert (await comm.receive_message())["route"] == "updated"
+
+    pie.title = "plum crumble"  # leaves the subscriber's queryset
+    await db(pie.save)()
+    push = await comm.receive_message()
+    assert (push["route"], push["payload"]) == ("deleted", {"id": pie.pk})
+    pie.title = "plum crumble!"  # no longer the subscriber's business
+    await db(pie.save)()
+    await nothing_pushed(comm)
+    await comm.disconnect()
+
+
+async def test_pushes_follow_commits_once_with_the_final_state():
+    article = await db(ArticleFactory)(title="v1")
+    comm = await subscriber()
+    await subscribe(comm, None, {"id": article.pk})
+
+    def several_saves():
+        with transaction.atomic():
+            for title in ("v2", "v3", "v4"):
+                article.title = title
+                article.save()
+
+    await db(several_saves)()
+    push = await comm.receive_message()
+    assert push["payload"]["title"] == "v4"
+    await nothing_pushed(comm)
+
+    def rolled_back():
+        with transaction.atomic():
+            article.title = "never"
+            article.save()
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        await db(rolled_back)()
+    await nothing_pushed(comm)
+
+    def created_and_deleted():
+        with transaction.atomic():
+            ArticleFactory(title="fleeting").delete()
+
+    list_comm = await subscriber()
+    await subscribe(list_comm)
+    await db(created_and_deleted)()
+    await nothing_pushed(list_comm)
+    await comm.disconnect()
+    await list_comm.disconnect()
+
+
+async def test_subscribers_only_hear_of_objects_they_may_get():
+    alice, bob = await db(UserFactory)(), await db(UserFactory)()
+    alices = await subscriber(NoteRouter, alice)
+    await subscribe(alices)
+    await db(NoteFactory)(owner=bob, title="Bob's")
+    await nothing_pushed(alices)
+    await db(NoteFactory)(owner=alice, title="Alice's")
+    assert (await alices.receive_message())["payload"]["title"] == "Alice's"
+    await alices.disconnect()
+
+
+class IsOwnerOrShared(permissions.BasePermission):
+    def has_object_permission(self, request, view, obj):
+        return obj.shared or obj.owner == request.user
+
+
+class SharedNotes(ModelSocketRouter):
+    queryset = Note.objects.all()
+    serializer_class = NoteSerializer
+    permission_classes = [permissions.IsAuthenticated, IsOwnerOrShared]
+
+
+async def test_object_permissions_decide_each_push_and_a_revoked_object_is_deleted():
+    owner, reader = await db(UserFactory)(), await db(UserFactory)()
+    note = await db(NoteFactory)(owner=owner, shared=True, title="Shared")
+    readers = await subscriber(SharedNotes, reader)
+    await subscribe(readers)
+    note.title = "Still shared"
+    await db(note.save)()
+    assert (await readers.receive_message())["route"] == "updated"
+    note.shared = False
+    await db(note.save)()
+    assert (await readers.receive_message())["payload"] == {"id": note.pk}
+    secret = await db(NoteFactory)(owner=owner, shared=False, title="Secret")
+    await nothing_pushed(readers)
+    assert (await readers.request("subscribe", None, {"id": secret.pk}))["status"] == 403
+    await readers.disconnect()
+
+
+async def test_subscribe_is_checked_like_get_and_list():
+    article = await db(ArticleFactory)()
+    guarded = type("Guarded", (ArticleRouter,), {"permission_classes": [permissions.IsAuthenticated]})
+    comm = await subscriber(guarded)
+    assert (await comm.request("subscribe"))["status"] == 401
+    assert (await comm.request("subscribe", None, {"id": article.pk}))["status"] == 401
+    await comm.disconnect()
+    comm = await subscriber()
+    assert (await comm.request("subscribe", None, {"id": 10**6}))["status"] == 404
+    assert (await comm.request("subscribe", "not a query"))["status"] == 400
+    await comm.disconnect()
+
+
+async def test_unsubscribe_one_or_all_and_the_group_is_left():
+    article = await db(ArticleFactory)(title="a")
+    comm = await subscriber()
+    first = await subscribe(comm, None, {"id": article.pk})
+    await subscribe(comm)
+    assert (await comm.request("unsubscribe", {"subscription": first}))["status"] == 204
+    article.title = "b"
+    await db(article.save)()
+    push = await comm.receive_message()
+    assert push["headers"]["subscription"] != first
+    await nothing_pushed(comm)
+    assert (await comm.request("unsubscribe", {"subscription": "unknown"}))["status"] == 404
+    assert (await comm.request("unsubscribe"))["status"] == 204
+    assert not get_channel_layer().groups.get("drf_bridge.demo.article")
+    article.title = "c"
+    await db(article.save)()
+    await nothing_pushed(comm)
+    await comm.disconnect()
+
+
+async def test_notify_change_by_hand_for_writes_without_signals():
+    articles = [await db(ArticleFactory)(title=f"draft {n}") for n in range(2)]
+    comm = await subscriber()
+    await subscribe(comm)
+
+    def bulk_update():
+        Article.objects.filter(title__startswith="draft").update(body="published")
+        notify_change(Article, [a.pk for a in articles])
+
+    await db(bulk_update)()
+    pushes = [await comm.receive_message(), await comm.receive_message()]
+    assert sorted(p["payload"]["id"] for p in pushes) == sorted(a.pk for a in articles)
+    assert {p["payload"]["body"] for p in pushes} == {"published"}
+    with pytest.raises(ValueError, match="kind"):
+        notify_change(Article, [1], "renamed")
+    await comm.disconnect()
