@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import secrets
 import os
 import subprocess
 import sys
@@ -82,3 +83,59 @@ async def test_a_broadcast_reaches_clients_of_every_process_exactly_once(two_ser
         await on_first.call("announce", {"group": "news", "text": "again"})
         assert [m["payload"] for m in await on_first.pushes()] == ["again"]
         assert await on_second.pushes(wait=0.5) == []
+
+
+@pytest.fixture
+def demo_on_postgres_and_redis(tmp_path):
+    """The demo project on a fresh PostgreSQL database, served by two daphne processes."""
+    if not reachable(5432):
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    from tests.test_demo import drop_postgres_database, manage, postgres_database
+
+    name = postgres_database()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "ROUTER_LOG_LEVEL": "ERROR",
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
+           "REDIS_URL": f"redis://127.0.0.1:6379/{secrets.randbelow(15) + 1}",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")])}
+    try:
+        manage(env, "migrate", "--no-input")
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        with daphne("testproject.asgi:application", tmp_path / "a", **env) as first, \
+                daphne("testproject.asgi:application", tmp_path / "b", **env) as second:
+            yield env, first, second
+    finally:
+        drop_postgres_database(name)
+
+
+async def test_model_changes_from_any_process_reach_every_subscriber_once(demo_on_postgres_and_redis):
+    from tests.test_demo import manage
+
+    env, first, second = demo_on_postgres_and_redis
+    origin = first.replace("ws://", "http://")
+    async with connect(f"{first}/ws/model/articles/", origin=origin) as ws_first, \
+            connect(f"{second}/ws/model/articles/", origin=origin) as ws_second, \
+            connect(f"{first}/ws/articles/", origin=origin) as writer_ws:
+        on_first, on_second, writer = Client(ws_first), Client(ws_second), Client(writer_ws)
+        subscriptions = [(await client.call("subscribe"))["payload"]["subscription"] for client in (on_first, on_second)]
+
+        # A change made through one server process (the seed example's create route)...
+        created = await writer.call("create", {"title": "Through a server"})
+        assert created["status"] == 201
+        for client, subscription in zip((on_first, on_second), subscriptions):
+            pushes = await client.pushes()
+            assert [(p["route"], p["payload"]["title"], p["headers"]["subscription"]) for p in pushes] == [
+                ("created", "Through a server", subscription)]
+
+        # ...and changes made by a process that serves nothing (a shell, a task worker).
+        script = ("from django.db import transaction\nfrom demo.models import Article\n"
+                  "with transaction.atomic():\n"
+                  "    a = Article.objects.create(title='From a worker'); a.title = 'Renamed by a worker'; a.save()\n"
+                  "Article.objects.filter(title='Through a server').delete()\n")
+        manage(env, "shell", "-c", script)
+        for client in (on_first, on_second):
+            pushes = await client.pushes(wait=1.5)
+            # Two saves in one transaction are one push, with the final state.
+            assert sorted((p["route"], p["payload"].get("title")) for p in pushes) == [
+                ("created", "Renamed by a worker"), ("deleted", None)]
+            assert [p["payload"] for p in pushes if p["route"] == "deleted"] == [{"id": created["payload"]["id"]}]
