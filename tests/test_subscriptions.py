@@ -210,3 +210,16 @@ async def test_notify_change_by_hand_for_writes_without_signals():
     with pytest.raises(ValueError, match="kind"):
         notify_change(Article, [1], "renamed")
     await comm.disconnect()
+
+
+def test_a_write_succeeds_and_logs_when_the_channel_layer_is_down(caplog):
+    from django.test import override_settings
+
+    from tests.conftest import free_port
+
+    dead = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+    with override_settings(CHANNEL_LAYERS=dead):
+        article = ArticleFactory(title="Saved anyway")
+    assert Article.objects.filter(pk=article.pk).exists()
+    assert "Could not notify subscribers of 1 change(s) to demo.Article" in caplog.text

@@ -165,14 +165,20 @@ function onMessageReceived(label) {
   };
 }
 
-function open(path, stateId) {
+// onOpen runs each time the socket (re)opens; onPush gets the pushes after they are logged.
+function open(path, stateId, { onOpen = () => {}, onPush = () => {} } = {}) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const state = $(stateId);
+  const logUnmatched = onMessageReceived(path);
   return new RouterSocket(`${scheme}//${location.host}/${path}`, {
-    onMessageReceived: onMessageReceived(path),
+    onMessageReceived: (message) => {
+      logUnmatched(message);
+      if (message.uuid !== null) onPush(message);
+    },
     onStateChange: (kind, text) => {
       state.dataset.state = kind;
       state.textContent = `${path}: ${text}`;
+      if (kind === "open") onOpen();
     },
   });
 }
@@ -181,7 +187,10 @@ const sockets = {
   app: open("ws/app/", "state-app"),
   async: open("ws/app-async/", "state-async"),
   articles: open("ws/articles/", "state-articles"),
-  model: open("ws/model/articles/", "state-model"),
+  model: open("ws/model/articles/", "state-model", {
+    onOpen: () => followArticles(),
+    onPush: (message) => applyPush(message),
+  }),
 };
 
 async function call(socketName, route, payload = null, headers = {}) {
@@ -288,3 +297,80 @@ $("model-create").addEventListener("click", async () => {
 $("model-update").addEventListener("click", () => call("model", "update", modelFields(false), modelId()));
 $("model-patch").addEventListener("click", () => call("model", "patch", modelFields(true), modelId()));
 $("model-delete").addEventListener("click", () => call("model", "delete", null, modelId()));
+
+// --- The live "Articles" list: subscribe, list, then follow the pushes --------------------
+
+const liveList = $("live-articles");
+const liveStatus = $("live-status");
+const FLASH_MS = 1500;
+let subscription = null; // this connection's subscription id: the subscribe request's uuid
+let early = null; // pushes that arrive while the list loads, replayed once it is drawn
+
+// On every (re)connect: a new connection has no subscription. Subscribing before listing
+// means a change made while the list loads is pushed rather than lost; pushes carry the whole
+// article, so replaying the early ones over the list is harmless.
+async function followArticles() {
+  subscription = null;
+  early = [];
+  liveStatus.textContent = "Loading…";
+  const subscribed = await call("model", "subscribe");
+  const listed = subscribed?.status === 201 ? await call("model", "list") : null;
+  if (listed?.status !== 200) {
+    early = null;
+    liveStatus.textContent = "Could not load the articles: see Replies.";
+    return;
+  }
+  subscription = subscribed.payload.subscription;
+  liveList.replaceChildren(...listed.payload.map(articleItem));
+  const replay = early;
+  early = null;
+  replay.forEach(applyPush);
+  liveStatus.textContent = `Live: ${listed.payload.length} article(s), following every change.`;
+}
+
+function articleItem({ id, title }) {
+  const item = document.createElement("li");
+  item.dataset.id = id;
+  const idCell = document.createElement("span");
+  idCell.className = "id";
+  idCell.textContent = `#${id}`;
+  const titleCell = document.createElement("span");
+  titleCell.textContent = title;
+  item.append(idCell, titleCell);
+  return item;
+}
+
+function applyPush(message) {
+  const { route, payload, headers } = message;
+  if (headers?.model !== "demo.article" || !headers.subscription) return;
+  if (early) { early.push(message); return; }
+  if (subscription !== null && headers.subscription !== subscription) return; // not ours
+  const id = payload?.id;
+  let item = liveList.querySelector(`li[data-id="${id}"]`);
+  if (route === "deleted") {
+    if (!item) return;
+    flash(item, route, () => item.remove());
+  } else if (route === "created" || route === "updated") {
+    const fresh = articleItem(payload);
+    if (item) {
+      item.replaceWith(fresh);
+    } else { // keep the list in id order, as `list` returns it
+      const next = [...liveList.children].find((li) => Number(li.dataset.id) > id);
+      liveList.insertBefore(fresh, next ?? null);
+    }
+    item = fresh;
+    flash(item, route);
+  } else {
+    return;
+  }
+  liveStatus.textContent = `Live: #${id} ${route}${route === "deleted" ? "" : ` (${payload.title})`}.`;
+}
+
+// Shows the change's name on the item for a moment; its background then fades out.
+function flash(item, change, then = () => {}) {
+  item.dataset.change = change;
+  setTimeout(() => {
+    delete item.dataset.change;
+    then();
+  }, FLASH_MS);
+}
