@@ -165,8 +165,9 @@ function onMessageReceived(label) {
   };
 }
 
-// onOpen runs each time the socket (re)opens; onPush gets the pushes after they are logged.
-function open(path, stateId, { onOpen = () => {}, onPush = () => {} } = {}) {
+// onState gets each state change ("connecting", "open", "closed"); onPush gets the pushes
+// after they are logged.
+function open(path, stateId, { onState = () => {}, onPush = () => {} } = {}) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const state = $(stateId);
   const logUnmatched = onMessageReceived(path);
@@ -178,7 +179,7 @@ function open(path, stateId, { onOpen = () => {}, onPush = () => {} } = {}) {
     onStateChange: (kind, text) => {
       state.dataset.state = kind;
       state.textContent = `${path}: ${text}`;
-      if (kind === "open") onOpen();
+      onState(kind);
     },
   });
 }
@@ -188,7 +189,7 @@ const sockets = {
   async: open("ws/app-async/", "state-async"),
   articles: open("ws/articles/", "state-articles"),
   model: open("ws/model/articles/", "state-model", {
-    onOpen: () => followArticles(),
+    onState: (kind) => (kind === "open" ? followArticles() : showOffline(kind)),
     onPush: (message) => applyPush(message),
   }),
 };
@@ -326,6 +327,14 @@ async function followArticles() {
   early = null;
   replay.forEach(applyPush);
   liveStatus.textContent = `Live: ${listed.payload.length} article(s), following every change.`;
+}
+
+function showOffline(kind) {
+  subscription = null;
+  early = null;
+  liveStatus.textContent = kind === "connecting"
+    ? "Connecting… (the list reloads when the socket opens)"
+    : "Disconnected: the list may be out of date. Reload the page to reconnect.";
 }
 
 function articleItem({ id, title }) {
