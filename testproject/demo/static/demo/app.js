@@ -188,10 +188,7 @@ const sockets = {
   app: open("ws/app/", "state-app"),
   async: open("ws/app-async/", "state-async"),
   articles: open("ws/articles/", "state-articles"),
-  model: open("ws/model/articles/", "state-model", {
-    onState: (kind) => (kind === "open" ? followArticles() : showOffline(kind)),
-    onPush: (message) => applyPush(message),
-  }),
+  // model: opened at the end of this file, once the live list it feeds is set up.
 };
 
 async function call(socketName, route, payload = null, headers = {}) {
@@ -355,7 +352,7 @@ function applyPush(message) {
   if (early) { early.push(message); return; }
   if (subscription !== null && headers.subscription !== subscription) return; // not ours
   const id = payload?.id;
-  let item = liveList.querySelector(`li[data-id="${id}"]`);
+  const item = liveList.querySelector(`li[data-id="${id}"]`);
   if (route === "deleted") {
     if (!item) return;
     flash(item, route, () => item.remove());
@@ -367,8 +364,7 @@ function applyPush(message) {
       const next = [...liveList.children].find((li) => Number(li.dataset.id) > id);
       liveList.insertBefore(fresh, next ?? null);
     }
-    item = fresh;
-    flash(item, route);
+    flash(fresh, route);
   } else {
     return;
   }
@@ -383,3 +379,8 @@ function flash(item, change, then = () => {}) {
     then();
   }, FLASH_MS);
 }
+
+sockets.model = open("ws/model/articles/", "state-model", {
+  onState: (kind) => (kind === "open" ? followArticles() : showOffline(kind)),
+  onPush: applyPush,
+});
