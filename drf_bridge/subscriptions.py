@@ -266,7 +266,7 @@ class SubscribeModelMixin:
                     route = "updated" if pk in subscription.known else "created"
                     subscription.known.add(pk)
                 elif pk in subscription.known:
-                    route, data = "deleted", {self.lookup_url_kwarg: self.get_queryset().model._meta.pk.to_python(pk)}  # type: ignore[attr-defined]
+                    route, data = "deleted", {"id": self.get_queryset().model._meta.pk.to_python(pk)}  # type: ignore[attr-defined]
                     subscription.known.discard(pk)
                 if route is not None:
                     pushes.append((route, data, {"subscription": subscription.id, "model": subscription.model}))
@@ -306,10 +306,17 @@ def connect_signals() -> None:
 
 
 @checks.register()
-def check_installed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Subscriptions hear of changes only through the app's signal receivers."""
-    if subscribed_models and not apps.is_installed("drf_bridge"):
+def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Subscriptions hear of changes through the app's signal receivers and the channel layer."""
+    if not subscribed_models:
+        return []
+    if not apps.is_installed("drf_bridge"):
         return [checks.Error("Model subscriptions are served, but 'drf_bridge' is not in INSTALLED_APPS, "
                              "so no change is ever pushed.", hint="Add 'drf_bridge' to INSTALLED_APPS.",
                              id="drf_bridge.E001")]
+    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
+    if backend.endswith("InMemoryChannelLayer"):
+        return [checks.Warning("Model subscriptions run on the in-memory channel layer: changes made by other "
+                               "processes (other servers, manage.py shell, task workers) are not pushed.",
+                               hint="Use channels_redis.core.RedisChannelLayer in production.", id="drf_bridge.W001")]
     return []

@@ -223,3 +223,16 @@ def test_a_write_succeeds_and_logs_when_the_channel_layer_is_down(caplog):
         article = ArticleFactory(title="Saved anyway")
     assert Article.objects.filter(pk=article.pk).exists()
     assert "Could not notify subscribers of 1 change(s) to demo.Article" in caplog.text
+
+
+def test_checks_warn_when_subscriptions_cannot_hear_other_processes():
+    from django.test import modify_settings, override_settings
+
+    from drf_bridge.subscriptions import check_subscriptions
+
+    assert [e.id for e in check_subscriptions()] == ["drf_bridge.W001"]  # the tests' in-memory layer
+    redis = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]}}}
+    with override_settings(CHANNEL_LAYERS=redis):
+        assert check_subscriptions() == []
+        with modify_settings(INSTALLED_APPS={"remove": ["drf_bridge"]}):
+            assert [e.id for e in check_subscriptions()] == ["drf_bridge.E001"]
