@@ -105,6 +105,18 @@ class RouterMixin:
                                exc or type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                await self._rejoin_groups()
+
+    async def _rejoin_groups(self) -> None:
+        """After an outage, join the groups again: a restarted Redis has forgotten them."""
+        try:
+            for group in list(self.joined_groups):
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:
+            pass  # still down: the next receive says so and waits longer
+
+    def _left_on_close(self, group: str, error: Exception) -> None:
+        logger.warning("Could not leave group %r on disconnect (%s); the layer expires it.", group, error)
 
     def layer_for(self, group: str) -> Any:
         """The channel layer, once ``group`` is known to be a name it accepts."""
@@ -150,7 +162,7 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
         self.joined_groups.add(group)
 
     def leave(self, group: str) -> None:
-        async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+        async_to_sync(self.layer_for(group).group_discard)(group, self.channel_name)
         self.joined_groups.discard(group)
 
     def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
@@ -163,7 +175,10 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
     def websocket_disconnect(self, message: dict[str, Any]) -> None:
         for group in list(self.joined_groups):
-            self.leave(group)
+            try:
+                self.leave(group)
+            except Exception as exc:
+                self._left_on_close(group, exc)
         super().websocket_disconnect(message)
 
 
@@ -208,7 +223,7 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         self.joined_groups.add(group)
 
     async def leave(self, group: str) -> None:
-        await self.channel_layer.group_discard(group, self.channel_name)
+        await self.layer_for(group).group_discard(group, self.channel_name)
         self.joined_groups.discard(group)
 
     async def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
@@ -225,5 +240,8 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         for task in list(self._pending):
             task.cancel()
         for group in list(self.joined_groups):
-            await self.leave(group)
+            try:
+                await self.leave(group)
+            except Exception as exc:
+                self._left_on_close(group, exc)
         await super().websocket_disconnect(message)

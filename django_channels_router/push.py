@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from .protocol import RESERVED_ROUTES, ROUTE_NAME, new_uuid
 from .status import StatusCodes
 
-__all__ = ["BroadcastError", "broadcast", "broadcast_sync"]
+__all__ = ["BroadcastError", "broadcast", "broadcast_sync", "group_send"]
+
+logger = logging.getLogger("django_channels_router")
 
 #: The channel-layer message type consumers handle (method ``router_push``).
 PUSH_TYPE = "router.push"
@@ -80,11 +83,21 @@ async def broadcast(group: str, route: str, payload: Any = None, headers: Mappin
     require_group_name(channel, group)
     body = push_body(route, payload, headers)
     try:
-        async with asyncio.timeout(timeout):
-            await channel.group_send(group, {"type": PUSH_TYPE, "body": body})
+        await group_send(channel, group, {"type": PUSH_TYPE, "body": body}, timeout)
     except Exception as exc:  # the layer's own: redis errors, a full channel, a time-out
         reason = str(exc) or type(exc).__name__
         raise BroadcastError(f"Could not broadcast {route!r} to group {group!r}: {reason}") from exc
+
+
+async def group_send(layer: Any, group: str, message: dict[str, Any], timeout: float = 5.0) -> None:
+    """``layer.group_send`` within ``timeout``, tried twice: the first use of a pooled
+    connection after a Redis restart fails once before the pool reconnects."""
+    async with asyncio.timeout(timeout):
+        try:
+            await layer.group_send(group, message)
+        except Exception as exc:  # redis' ConnectionError is not the built-in one
+            logger.info("Retrying group_send to %r after %s", group, exc or type(exc).__name__)
+            await layer.group_send(group, message)
 
 
 def broadcast_sync(group: str, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,

@@ -6,7 +6,8 @@ one connection serves several requests at once; everything else reads like a DRF
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
@@ -36,6 +37,16 @@ def anonymous_user() -> Any:
     return AnonymousUser()
 
 _current_request: ContextVar[SocketRequest] = ContextVar("drf_bridge_request")
+
+
+@contextmanager
+def acting_as(request: SocketRequest) -> Iterator[SocketRequest]:
+    """Serve code outside a route (a subscription's push) as ``request``."""
+    token = _current_request.set(request)
+    try:
+        yield request
+    finally:
+        _current_request.reset(token)
 
 class GenericSocketRouter(AsyncSocketRouterConsumer):
     """The base of model routers: queryset, serializer, permissions and the DRF seams.

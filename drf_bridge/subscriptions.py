@@ -3,17 +3,19 @@ or deleted, whichever process made the change.
 
 The sender side (any process: a consumer, a view, ``manage.py shell``, a task worker) turns
 ``post_save``/``post_delete`` into one channel-layer message per model after the transaction
-commits. Each subscribed connection then decides, as its own user, what that change means
-to it: ``created``, ``updated`` or ``deleted``, or nothing.
+commits, naming the objects that changed. Each subscribed connection then works out, as its
+own user, what that means to it: ``created``, ``updated`` or ``deleted``, or nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
@@ -23,13 +25,16 @@ from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router, transaction
+from django.db.backends.signals import connection_created
 from django.db.models import Model
+from django.db.models.signals import post_delete, post_save
 from django.http import Http404, QueryDict
 from rest_framework import exceptions
 
 from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
+from django_channels_router.push import group_send
 
 from .decorators import socket_route
 from .request import build_request
@@ -39,101 +44,128 @@ __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 logger = logging.getLogger("drf_bridge")
 
 CHANGE_TYPE = "drf_bridge.change"
-#: Models some router lets clients subscribe to, by label; changes to others cost nothing.
+#: Labels of the (concrete) models some router lets clients subscribe to.
 subscribed_models: set[str] = set()
-_discovered = False
 
 
-def model_group(model: type[Model]) -> str:
-    """The channel-layer group that hears about changes to ``model``."""
-    return f"drf_bridge.{model._meta.label_lower}"
+def model_group(label: str) -> str:
+    """The channel-layer group that hears about changes to the model labelled ``label``."""
+    return f"drf_bridge.{label}"
 
 
-def notify_change(model: type[Model], pks: Iterable[Any], kind: str = "updated", using: str | None = None) -> None:
-    """Tell subscribers that these objects changed: for writes that send no signals, such as
-    ``QuerySet.update()`` or ``bulk_create()``. Sent after the current transaction commits::
+def _labels(model: type[Model]) -> set[str]:
+    """The subscribed models a save of ``model`` changes: itself (through proxies) and the
+    parents of multi-table inheritance."""
+    concrete = model._meta.concrete_model
+    models = [concrete, *concrete._meta.get_parent_list()]
+    return {m._meta.label_lower for m in models} & subscribed_models
+
+
+# -- the sender's side ----------------------------------------------------------------------------
+
+def notify_change(model: type[Model], pks: Iterable[Any], using: str | None = None) -> None:
+    """Tell subscribers these objects changed, for writes that send no signals
+    (``QuerySet.update()``, ``bulk_create()``). Sent once the current transaction commits::
 
         Article.objects.filter(draft=True).update(draft=False)
         notify_change(Article, ids)
     """
-    if kind not in ("created", "updated", "deleted"):
-        raise ValueError(f"kind must be 'created', 'updated' or 'deleted', not {kind!r}")
+    labels = _labels(model)
+    if not labels:
+        return
+    try:
+        keys = [str(model._meta.pk.to_python(pk)) for pk in pks]
+    except ValidationError as exc:
+        raise ValueError(f"Not primary keys of {model._meta.label}: {exc}") from None
+    if not keys:
+        return
     using = using or router.db_for_write(model)
     connection = connections[using]
     pending: _Changes | None = getattr(connection, "drf_bridge_changes", None)
-    fresh = pending is None or not pending.pending_on(connection)
-    batch = _Changes() if fresh or pending is None else pending
-    for pk in pks:
-        batch.add(model, pk, kind)
-    if fresh:
-        if connection.in_atomic_block:
-            connection.drf_bridge_changes = batch  # later saves in this transaction join it
-        transaction.on_commit(batch.send, using=using)  # at once outside a transaction
+    if pending is not None and pending.waits_on(connection):
+        pending.add(labels, keys)
+        return
+    changes = _Changes()
+    changes.add(labels, keys)
+    if connection.in_atomic_block:
+        connection.drf_bridge_changes = changes  # later saves in this transaction join it
+    transaction.on_commit(changes.send, using=using)  # at once outside a transaction
 
 
 class _Changes:
-    """The changes of one transaction, merged per object, sent once it commits."""
+    """The objects one transaction changed, per model, sent once when it commits. Receivers
+    read each object's current state, so several saves of one object are one push."""
 
     def __init__(self) -> None:
-        self.kinds: dict[tuple[type[Model], str], str] = {}
+        self.pks: dict[str, set[str]] = {}
 
-    def pending_on(self, connection: Any) -> bool:
+    def waits_on(self, connection: Any) -> bool:
         return connection.in_atomic_block and any(func == self.send for _, func, *_ in connection.run_on_commit)
 
-    def add(self, model: type[Model], pk: Any, kind: str) -> None:
-        key = (model, str(pk))
-        merged = _MERGE.get((self.kinds.get(key), kind), kind)
-        if merged is None:
-            self.kinds.pop(key, None)
-        else:
-            self.kinds[key] = merged
+    def add(self, labels: set[str], pks: list[str]) -> None:
+        for label in labels:
+            self.pks.setdefault(label, set()).update(pks)
 
     def send(self) -> None:
-        by_model: dict[type[Model], list[list[str]]] = {}
-        for (model, pk), kind in self.kinds.items():
-            by_model.setdefault(model, []).append([pk, kind])
         layer = get_channel_layer()
-        for model, changes in by_model.items():
+        for label, pks in self.pks.items():
+            message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex}
             try:
-                async_to_sync(layer.group_send)(model_group(model), {
-                    "type": CHANGE_TYPE, "model": model._meta.label_lower, "changes": changes,
-                    "event": uuid.uuid4().hex})
+                async_to_sync(group_send)(layer, model_group(label), message)
             except Exception:  # the write is committed: report, never fail the writer
-                logger.exception("Could not notify subscribers of %d change(s) to %s", len(changes), model._meta.label)
+                logger.exception("Could not notify subscribers of %d change(s) to %s", len(pks), label)
 
 
-#: (earlier kind, later kind) -> the kind subscribers hear; None: nothing to tell.
-_MERGE: dict[tuple[str | None, str], str | None] = {
-    ("created", "updated"): "created",
-    ("created", "deleted"): None,
-    ("deleted", "created"): "updated",
-}
-
-
-def _on_save(sender: type[Model], instance: Model, created: bool = False, raw: bool = False,
-             using: str | None = None, **kwargs: Any) -> None:
-    if not raw and _is_subscribed(sender):
-        notify_change(sender, [instance.pk], "created" if created else "updated", using)
+def _on_save(sender: type[Model], instance: Model, raw: bool = False, using: str | None = None,
+             **kwargs: Any) -> None:
+    if not raw:
+        discover_subscribed_models()
+        notify_change(sender, [instance.pk], using)
 
 
 def _on_delete(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:
-    if _is_subscribed(sender):
-        notify_change(sender, [instance.pk], "deleted", using)
+    notify_change(sender, [instance.pk], using)
 
 
-def _is_subscribed(model: type[Model]) -> bool:
-    """Whether some router serves subscriptions to ``model``. A process that never imported
-    the routers (a shell, a task worker) imports the project's ASGI application once to know."""
+def register_model(model: type[Model]) -> None:
+    """Push changes to ``model``: deletes of it, its proxies and children send signals from now on
+    (only these: a ``post_delete`` receiver costs every other model Django's fast delete)."""
+    label = model._meta.concrete_model._meta.label_lower
+    if label in subscribed_models:
+        return
+    subscribed_models.add(label)
+    for candidate in apps.get_models():
+        if label in _labels(candidate):
+            post_delete.connect(_on_delete, sender=candidate, weak=False,
+                                dispatch_uid=f"drf_bridge.delete.{candidate._meta.label_lower}")
+
+
+_discovery = threading.Lock()
+_discovered = False
+
+
+def discover_subscribed_models(**kwargs: Any) -> None:
+    """A process that never imported the routers (a shell, a task worker) imports the
+    project's ASGI application once, so it knows which models to report."""
     global _discovered
-    if not _discovered:
-        _discovered = True
+    if _discovered:
+        return
+    with _discovery:
+        if _discovered:
+            return
         path = getattr(settings, "ASGI_APPLICATION", None)
         if path:
             try:
                 import_module(path.rpartition(".")[0])
             except Exception:
                 logger.exception("Could not import ASGI_APPLICATION %r to find subscribable models", path)
-    return model._meta.label_lower in subscribed_models
+        _discovered = True
+
+
+def connect_signals() -> None:
+    """Connected by the app's ``ready()``, so that every process reports changes."""
+    post_save.connect(_on_save, weak=False, dispatch_uid="drf_bridge.save")
+    connection_created.connect(discover_subscribed_models, weak=False, dispatch_uid="drf_bridge.discover")
 
 
 # -- the subscriber's side ----------------------------------------------------------------------
@@ -143,7 +175,8 @@ class Subscription:
     """One ``subscribe`` request: what it watches, as whom, and which objects it has seen."""
 
     id: str | int
-    model: str
+    label: str
+    headers: dict[str, Any]
     query: QueryDict
     user: Any
     auth: Any
@@ -151,16 +184,17 @@ class Subscription:
     known: set[str] = field(default_factory=set)
 
 
-class _Evaluations:
-    """What one change looks like to a (router, user, query), shared by every subscriber of
-    this process with the same view of it: one query per change, not one per subscriber."""
+class _Views:
+    """What one change looks like to one view of the model (see ``get_subscription_key``),
+    shared by every subscriber of this process with that view: one query per change, not one
+    per subscriber. Kept only for recent changes."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.lock = threading.Lock()
-        self.results: OrderedDict[tuple[Any, ...], tuple[bool, Any]] = OrderedDict()
+        self.results: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self.size = size
 
-    def get(self, key: tuple[Any, ...], compute: Any) -> tuple[bool, Any]:
+    def get(self, key: Hashable, compute: Any) -> dict[str, Any]:
         with self.lock:
             if key in self.results:
                 return self.results[key]
@@ -172,10 +206,9 @@ class _Evaluations:
         return result
 
 
-evaluations = _Evaluations()
-
-
+views = _Views()
 Push = tuple[str, Any, dict[str, Any]]
+REFUSALS = (SocketError, exceptions.APIException, PermissionDenied, Http404)
 
 
 class SubscribeModelMixin:
@@ -185,13 +218,18 @@ class SubscribeModelMixin:
     the ``subscribe`` request, and ``headers.model``.
     """
 
-    subscriptions: dict[str | int, Subscription]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subscriptions: dict[str | int, Subscription] = {}
+        self._subscriptions_lock = asyncio.Lock()
+        self._changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._change_worker: asyncio.Task[None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         model = cls.subscribed_model()
         if model is not None:
-            subscribed_models.add(model._meta.label_lower)
+            register_model(model)
 
     @classmethod
     def subscribed_model(cls) -> type[Model] | None:
@@ -203,106 +241,145 @@ class SubscribeModelMixin:
 
     @socket_route("subscribe", method="GET", hydrate="hydrate_subscription", dehydrate=None)
     async def on_subscribe(self, subscription: Subscription, headers: dict[str, Any]) -> SocketResult:
-        """Start pushing changes; 201 with ``{"subscription": <this request's uuid>}``."""
-        if not hasattr(self, "subscriptions"):
-            self.subscriptions = {}
-        self.subscriptions[subscription.id] = subscription
-        await self.join(self.change_group())  # type: ignore[attr-defined]
-        payload = {"subscription": subscription.id, "model": subscription.model}
+        """Start pushing changes; 201 with ``{"subscription": <this request's uuid>}``.
+
+        The group is joined before the objects seen now are read, so no change falls between.
+        """
+        group = model_group(subscription.label)
+        async with self._subscriptions_lock:
+            await self.join(group)  # type: ignore[attr-defined]
+            try:
+                subscription.known = await run_in_worker(self.visible_pks, subscription)
+            except BaseException:
+                if not any(s.label == subscription.label for s in self.subscriptions.values()):
+                    await self.leave(group)  # type: ignore[attr-defined]
+                raise
+            self.subscriptions[subscription.id] = subscription
+        if self._change_worker is None:
+            self._change_worker = asyncio.create_task(self._deliver_changes())
+        payload = {"subscription": subscription.id, "model": subscription.label}
         return {"status": StatusCodes.CREATED, "payload": payload}
 
     @socket_route("unsubscribe", method="GET", dehydrate=None)
     async def on_unsubscribe(self, payload: Any, headers: dict[str, Any]) -> SocketResult:
-        """Stop one subscription (``{"subscription": uuid}``), or all of them (no payload); 204."""
-        subscriptions = getattr(self, "subscriptions", {})
+        """Stop one subscription (``{"subscription": uuid}``), or all of them (no payload); 204.
+        Once the reply is sent, no push of the subscription follows."""
         wanted = payload.get("subscription") if isinstance(payload, dict) else None
-        if wanted is None:
-            subscriptions.clear()
-        elif subscriptions.pop(wanted, None) is None:
-            raise SocketError(404, f"No subscription {wanted!r} on this connection.", "not_found")
-        if not subscriptions:
-            await self.leave(self.change_group())  # type: ignore[attr-defined]
+        async with self._subscriptions_lock:
+            if wanted is None:
+                removed = list(self.subscriptions.values())
+                self.subscriptions.clear()
+            elif wanted in self.subscriptions:
+                removed = [self.subscriptions.pop(wanted)]
+            else:
+                raise SocketError(404, f"No subscription {wanted!r} on this connection.", "not_found")
+            still = {s.label for s in self.subscriptions.values()}
+            for label in {s.label for s in removed} - still:
+                await self.leave(model_group(label))  # type: ignore[attr-defined]
         return {"status": StatusCodes.NO_CONTENT}
 
-    def change_group(self) -> str:
-        return model_group(self.get_queryset().model)  # type: ignore[attr-defined]
-
     def hydrate_subscription(self, headers: dict[str, Any], payload: Any) -> Subscription:
-        """Check the subscriber may ``get`` the object (with an id) or ``list`` the queryset, and
-        note what it sees now, so a change can tell ``created`` from ``updated``."""
+        """Check the subscriber may ``get`` the object (with an id) or ``list``, and note as whom."""
         request = self.request  # type: ignore[attr-defined]
         key = self.lookup_url_kwarg  # type: ignore[attr-defined]
-        has_id = headers.get(key) is not None or (isinstance(payload, dict) and payload.get(key) is not None)
-        subscription = Subscription(self.request_uuid, self.get_queryset().model._meta.label_lower,  # type: ignore[attr-defined]
-                                    request.query_params.copy(), request.user, request.auth)
-        if has_id:
-            subscription.query = QueryDict()
+        model = self.get_queryset().model  # type: ignore[attr-defined]
+        subscription = Subscription(self.request_uuid, model._meta.concrete_model._meta.label_lower,  # type: ignore[attr-defined]
+                                    dict(headers), request.query_params.copy(), request.user, request.auth)
+        if headers.get(key) is not None or (isinstance(payload, dict) and payload.get(key) is not None):
             subscription.pk = str(self.hydrate_object(headers, payload).pk)  # type: ignore[attr-defined]
-            subscription.known = {subscription.pk}
-        else:
-            queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
-            subscription.known = {str(pk) for pk in queryset.values_list("pk", flat=True)}
+            subscription.query = QueryDict()
         return subscription
 
+    def visible_pks(self, subscription: Subscription) -> set[str]:
+        """The objects the subscription sees now (ids only)."""
+        with self.acting_for(subscription):
+            if subscription.pk is not None:
+                return {subscription.pk}
+            queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
+            return {str(pk) for pk in queryset.values_list("pk", flat=True)}
+
+    def get_subscription_key(self, subscription: Subscription) -> Hashable:
+        """Subscriptions with the same key see a change the same way and share its evaluation.
+
+        The default key holds everything a queryset or a permission usually reads: the user,
+        the credentials, the connection's URL kwargs, the headers and the query parameters.
+        Return a coarser key when pushes depend on less (a public feed: ``return None``).
+        """
+        url_kwargs = (self.scope.get("url_route") or {}).get("kwargs", {})  # type: ignore[attr-defined]
+        return (getattr(subscription.user, "pk", None), str(subscription.auth),
+                json.dumps(url_kwargs, sort_keys=True, default=str),
+                json.dumps(subscription.headers, sort_keys=True, default=str), subscription.query.urlencode())
+
     async def drf_bridge_change(self, event: dict[str, Any]) -> None:
-        """A change to a model this connection subscribes to: push what it means to each subscription."""
-        subscriptions = [s for s in getattr(self, "subscriptions", {}).values() if s.model == event["model"]]
-        if not subscriptions:
-            return
-        pushes = await run_in_worker(self.subscription_pushes, subscriptions, event)
-        for route, payload, headers in pushes:
-            await self.push(route, payload, headers)  # type: ignore[attr-defined]
+        """A change to a model this connection subscribes to: queued, so that working it out
+        never holds up this connection's requests (or its PINGs)."""
+        self._changes.put_nowait(event)
+
+    async def _deliver_changes(self) -> None:
+        while True:
+            event = await self._changes.get()
+            async with self._subscriptions_lock:
+                subscriptions = [s for s in self.subscriptions.values() if s.label == event["model"]]
+                if not subscriptions:
+                    continue
+                try:
+                    pushes = await run_in_worker(self.subscription_pushes, subscriptions, event)
+                    for route, payload, headers in pushes:
+                        await self.push(route, payload, headers)  # type: ignore[attr-defined]
+                except Exception:  # a failing change must not end the connection's pushes
+                    logger.exception("Could not push change %s of %s", event.get("event"), event.get("model"))
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self._change_worker is not None:
+            self._change_worker.cancel()
+        await super().websocket_disconnect(message)  # type: ignore[misc]
 
     def subscription_pushes(self, subscriptions: list[Subscription], event: dict[str, Any]) -> list[Push]:
         """What ``event`` means to each subscription, worked out as its own user."""
         pushes: list[Push] = []
+        model = apps.get_model(event["model"])
         for subscription in subscriptions:
-            for pk, _kind in event["changes"]:
-                if subscription.pk is not None and pk != subscription.pk:
-                    continue
-                visible, data = self.evaluate(subscription, pk, event["event"])
-                route = None
-                if visible:
-                    route = "updated" if pk in subscription.known else "created"
+            pks = [pk for pk in event["pks"] if subscription.pk is None or pk == subscription.pk]
+            if not pks:
+                continue
+            key = (event["event"], type(self), self.get_subscription_key(subscription), subscription.pk)
+            seen = views.get(key, lambda s=subscription, p=pks: self.view_of(s, p))  # type: ignore[misc]
+            headers = {"subscription": subscription.id, "model": subscription.label}
+            for pk in pks:
+                if seen.get(pk) is not None:
+                    pushes.append(("updated" if pk in subscription.known else "created", seen[pk], headers))
                     subscription.known.add(pk)
-                elif pk in subscription.known:
-                    route, data = "deleted", {"id": self.get_queryset().model._meta.pk.to_python(pk)}  # type: ignore[attr-defined]
+                elif pk in subscription.known:  # gone, out of the queryset, or no longer allowed
+                    pushes.append(("deleted", {"id": model._meta.pk.to_python(pk)}, headers))
                     subscription.known.discard(pk)
-                if route is not None:
-                    pushes.append((route, data, {"subscription": subscription.id, "model": subscription.model}))
         return pushes
 
-    def evaluate(self, subscription: Subscription, pk: str, event: str) -> tuple[bool, Any]:
-        """Whether the subscriber may ``get`` object ``pk`` now, and its serialised data."""
-        user_key = getattr(subscription.user, "pk", None)
-        key = (event, type(self), user_key, subscription.query.urlencode(), pk)
-        return evaluations.get(key, lambda: self._evaluate(subscription, pk))
-
-    def _evaluate(self, subscription: Subscription, pk: str) -> tuple[bool, Any]:
-        from .generics import _current_request
-
-        request = build_request(self.scope, "GET", {}, {}, subscription.query, self.route_table["subscribe"])  # type: ignore[attr-defined]
-        request.user, request.auth = subscription.user, subscription.auth
-        token = _current_request.set(request)
-        try:
-            obj = self.filter_queryset(self.get_queryset()).filter(pk=pk).first()  # type: ignore[attr-defined]
-            if obj is None:
-                return False, None
+    def view_of(self, subscription: Subscription, pks: list[str]) -> dict[str, Any]:
+        """``{pk: data}`` for the changed objects in the subscriber's queryset now; data is
+        None where object permissions refuse the object. Empty when ``has_permission`` refuses."""
+        with self.acting_for(subscription) as request:
             try:
-                self.check_object_permissions(request, obj)  # type: ignore[attr-defined]
-            except (SocketError, exceptions.APIException, PermissionDenied, Http404):
-                return False, None
-            return True, self.get_serializer(obj).data  # type: ignore[attr-defined]
-        finally:
-            _current_request.reset(token)
+                self.check_permissions(request)  # type: ignore[attr-defined]
+            except REFUSALS:
+                return {}
+            seen: dict[str, Any] = {}
+            for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):  # type: ignore[attr-defined]
+                try:
+                    self.check_object_permissions(request, obj)  # type: ignore[attr-defined]
+                    seen[str(obj.pk)] = self.get_serializer(obj).data  # type: ignore[attr-defined]
+                except REFUSALS:
+                    seen[str(obj.pk)] = None
+            return seen
 
+    def acting_for(self, subscription: Subscription) -> Any:
+        """A context in which ``self.request`` is the subscribing request, as it was."""
+        from .generics import acting_as
 
-def connect_signals() -> None:
-    """Connected by the app's ``ready()``, so every process notifies, consumers or not."""
-    from django.db.models.signals import post_delete, post_save
-
-    post_save.connect(_on_save, dispatch_uid="drf_bridge.subscriptions.save", weak=False)
-    post_delete.connect(_on_delete, dispatch_uid="drf_bridge.subscriptions.delete", weak=False)
+        request = build_request(self.scope, "GET", subscription.headers, {}, subscription.query,  # type: ignore[attr-defined]
+                                self.route_table["subscribe"])  # type: ignore[attr-defined]
+        request.user, request.auth = subscription.user, subscription.auth
+        request._authenticator = None
+        return acting_as(request)
 
 
 @checks.register()

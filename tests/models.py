@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from demo.models import Article
+
 
 class Note(models.Model):
     """An owned object, for object-permission and per-user queryset tests."""
@@ -12,3 +14,10 @@ class Note(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ArticleProxy(Article):
+    """Saves through a proxy must reach subscribers of the concrete model."""
+
+    class Meta:
+        proxy = True

@@ -118,3 +118,16 @@ async def test_without_redis_requests_are_served_and_broadcast_raises(kind, capl
     assert (await request(client, "echo", "and again", uuid="2"))["status"] == 200
     await client.close()
     assert "Channel layer unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_disconnect_completes_when_leaving_a_group_fails(kind, monkeypatch, caplog):
+    client = await member(kind)
+    layer = get_channel_layer()
+
+    async def unreachable(group, channel):
+        raise ConnectionError("the layer went away")
+
+    monkeypatch.setattr(layer, "group_discard", unreachable)
+    await client.close()  # raises if the consumer did not stop cleanly
+    assert "Could not leave group 'news' on disconnect" in caplog.text

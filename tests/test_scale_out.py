@@ -2,8 +2,8 @@
 
 import asyncio
 import json
-import secrets
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -122,7 +122,7 @@ async def test_model_changes_from_any_process_reach_every_subscriber_once(demo_o
         # A change made through one server process (the seed example's create route)...
         created = await writer.call("create", {"title": "Through a server"})
         assert created["status"] == 201
-        for client, subscription in zip((on_first, on_second), subscriptions):
+        for client, subscription in zip((on_first, on_second), subscriptions, strict=True):
             pushes = await client.pushes()
             assert [(p["route"], p["payload"]["title"], p["headers"]["subscription"]) for p in pushes] == [
                 ("created", "Through a server", subscription)]

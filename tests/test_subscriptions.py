@@ -207,8 +207,8 @@ async def test_notify_change_by_hand_for_writes_without_signals():
     pushes = [await comm.receive_message(), await comm.receive_message()]
     assert sorted(p["payload"]["id"] for p in pushes) == sorted(a.pk for a in articles)
     assert {p["payload"]["body"] for p in pushes} == {"published"}
-    with pytest.raises(ValueError, match="kind"):
-        notify_change(Article, [1], "renamed")
+    with pytest.raises(ValueError, match="Not primary keys"):
+        notify_change(Article, ["not a key"])
     await comm.disconnect()
 
 
@@ -222,7 +222,7 @@ def test_a_write_succeeds_and_logs_when_the_channel_layer_is_down(caplog):
     with override_settings(CHANNEL_LAYERS=dead):
         article = ArticleFactory(title="Saved anyway")
     assert Article.objects.filter(pk=article.pk).exists()
-    assert "Could not notify subscribers of 1 change(s) to demo.Article" in caplog.text
+    assert "Could not notify subscribers of 1 change(s) to demo.article" in caplog.text
 
 
 def test_checks_warn_when_subscriptions_cannot_hear_other_processes():
@@ -236,3 +236,162 @@ def test_checks_warn_when_subscriptions_cannot_hear_other_processes():
         assert check_subscriptions() == []
         with modify_settings(INSTALLED_APPS={"remove": ["drf_bridge"]}):
             assert [e.id for e in check_subscriptions()] == ["drf_bridge.E001"]
+
+
+# -- isolation, failures and ordering -------------------------------------------------------------
+
+class OwnerNotes(ModelSocketRouter):
+    """Notes of the owner named in the URL: the queryset reads the connection's URL kwargs."""
+
+    serializer_class = NoteSerializer
+    permission_classes = [permissions.AllowAny]
+
+    def get_queryset(self):
+        return Note.objects.filter(owner_id=self.kwargs["owner"])
+
+
+async def test_connections_with_different_querysets_never_share_an_evaluation():
+    alice, bob = await db(UserFactory)(), await db(UserFactory)()
+    comms = {}
+    for owner in (alice, bob):
+        for n in range(3):
+            comm = RouterCommunicator(OwnerNotes.as_asgi(), f"/ws/{owner.pk}/", user=AnonymousUser())
+            comm.scope["url_route"] = {"kwargs": {"owner": owner.pk}}
+            await comm.connect()
+            await subscribe(comm)
+            comms[(owner.username, n)] = comm
+    await db(NoteFactory)(owner=alice, title="alice only")
+    for (name, _), comm in comms.items():
+        if name == alice.username:
+            assert (await comm.receive_message())["payload"]["title"] == "alice only"
+        else:
+            await nothing_pushed(comm)
+        await comm.disconnect()
+
+
+async def test_a_per_user_queryset_delete_is_pushed_and_the_connection_lives():
+    alice = await db(UserFactory)()
+    note = await db(NoteFactory)(owner=alice)
+    comm = await subscriber(NoteRouter, alice)
+    await subscribe(comm)
+    pk = note.pk
+    await db(note.delete)()
+    assert (await comm.receive_message())["payload"] == {"id": pk}
+    assert (await comm.request("list"))["status"] == 200
+    await comm.disconnect()
+
+
+async def test_losing_the_view_permission_stops_the_data():
+    class Switch(permissions.BasePermission):
+        open = True
+
+        def has_permission(self, request, view):
+            return Switch.open
+
+    router = type("Switched", (ArticleRouter,), {"permission_classes": [Switch]})
+    comm = await subscriber(router)
+    await subscribe(comm)
+    Switch.open = False
+    try:
+        await db(ArticleFactory)(title="not for you")
+        await nothing_pushed(comm)
+    finally:
+        Switch.open = True
+    await comm.disconnect()
+
+
+async def test_a_rolled_back_savepoint_loses_no_push():
+    comm = await subscriber()
+    await subscribe(comm)
+
+    def create_then_roll_back_a_delete():
+        with transaction.atomic():
+            article = ArticleFactory(title="survivor")
+            try:
+                with transaction.atomic():
+                    Article.objects.filter(pk=article.pk).delete()
+                    raise RuntimeError("roll the delete back")
+            except RuntimeError:
+                pass
+
+    await db(create_then_roll_back_a_delete)()
+    push = await comm.receive_message()
+    assert (push["route"], push["payload"]["title"]) == ("created", "survivor")
+    await comm.disconnect()
+
+
+async def test_a_change_during_the_snapshot_is_not_lost():
+    class Racing(ArticleRouter):
+        def visible_pks(self, subscription):
+            seen = super().visible_pks(subscription)
+            ArticleFactory(title="committed in the gap")  # after the snapshot, before the reply
+            return seen
+
+    comm = await subscriber(Racing)
+    await subscribe(comm)
+    assert (await comm.receive_message())["payload"]["title"] == "committed in the gap"
+    await comm.disconnect()
+
+
+async def test_a_failed_subscribe_leaves_nothing_behind():
+    class Failing(ArticleRouter):
+        def visible_pks(self, subscription):
+            raise RuntimeError("the database went away")
+
+    comm = await subscriber(Failing)
+    assert (await comm.request("subscribe"))["status"] == 500
+    await db(ArticleFactory)()
+    await nothing_pushed(comm)
+    assert not get_channel_layer().groups.get("drf_bridge.demo.article")
+    await comm.disconnect()
+
+
+async def test_subscribe_and_unsubscribe_never_run_the_orm_on_the_event_loop():
+    class GroupAware(ArticleRouter):
+        def get_queryset(self):
+            self.request.user.groups.first() if self.request.user.is_authenticated else None
+            return super().get_queryset()
+
+    comm = await subscriber(GroupAware, await db(UserFactory)())
+    assert (await comm.request("subscribe"))["status"] == 201
+    assert (await comm.request("unsubscribe"))["status"] == 204
+    await comm.disconnect()
+
+
+async def test_saves_through_a_proxy_model_are_pushed():
+    from tests.models import ArticleProxy
+
+    comm = await subscriber()
+    await subscribe(comm)
+    await db(ArticleProxy.objects.create)(title="via proxy")
+    assert (await comm.receive_message())["payload"]["title"] == "via proxy"
+    await comm.disconnect()
+
+
+async def test_a_slow_push_never_holds_up_ping_and_none_follows_unsubscribe():
+    import time
+
+    from rest_framework import serializers
+
+    class SlowSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Article
+            fields = ["id", "title"]
+
+        def to_representation(self, instance):
+            time.sleep(0.5)
+            return super().to_representation(instance)
+
+    router = type("Slow", (ArticleRouter,), {"serializer_class": SlowSerializer})
+    comm = await subscriber(router)
+    subscription = await subscribe(comm)
+    await db(ArticleFactory)(title="slow")
+    await comm.send_request("PING", uuid="ping")
+    first = await comm.receive_message()
+    assert first["uuid"] == "ping"
+    reply = await comm.request("unsubscribe", {"subscription": subscription})
+    assert reply["status"] == 204
+    pushes = [m for m in comm._received if m.get("route") == "created"]
+    assert [p["payload"]["title"] for p in pushes] == ["slow"]  # delivered before the 204, not after
+    await nothing_pushed(comm)
+    await comm.disconnect()
