@@ -184,6 +184,14 @@ class Subscription:
     known: set[str] = field(default_factory=set)
 
 
+class _View:
+    """One evaluation, computed once while the others who need it wait."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: dict[str, Any] | None = None
+
+
 class _Views:
     """What one change looks like to one view of the model (see ``get_subscription_key``),
     shared by every subscriber of this process with that view: one query per change, not one
@@ -191,19 +199,26 @@ class _Views:
 
     def __init__(self, size: int = 256) -> None:
         self.lock = threading.Lock()
-        self.results: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
+        self.views: OrderedDict[Hashable, _View] = OrderedDict()
         self.size = size
 
     def get(self, key: Hashable, compute: Any) -> dict[str, Any]:
         with self.lock:
-            if key in self.results:
-                return self.results[key]
-        result = compute()
-        with self.lock:
-            self.results[key] = result
-            while len(self.results) > self.size:
-                self.results.popitem(last=False)
-        return result
+            view = self.views.get(key)
+            first = view is None
+            if view is None:
+                view = self.views[key] = _View()
+                while len(self.views) > self.size:
+                    self.views.popitem(last=False)
+        if first:
+            try:
+                view.result = compute()
+            finally:
+                view.done.set()
+        view.done.wait()
+        if view.result is None:  # the first evaluation failed (and was logged there)
+            raise RuntimeError("the evaluation of this change failed")
+        return view.result
 
 
 views = _Views()
