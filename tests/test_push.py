@@ -1,5 +1,7 @@
 """Server push: groups, broadcasts from anywhere, pushes to one connection."""
 
+import asyncio
+import contextlib
 import json
 import uuid
 
@@ -131,3 +133,59 @@ async def test_disconnect_completes_when_leaving_a_group_fails(kind, monkeypatch
     monkeypatch.setattr(layer, "group_discard", unreachable)
     await client.close()  # raises if the consumer did not stop cleanly
     assert "Could not leave group 'news' on disconnect" in caplog.text
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of this test's own on a free port, to stop and start again."""
+    import shutil
+    import subprocess
+    import time
+
+    from tests.conftest import reachable
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+
+    def start():
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                 "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not reachable(port):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        return proc
+
+    servers = [start()]
+    yield port, servers, start
+    for proc in servers:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_groups_are_joined_again_after_redis_restarts(private_redis, caplog):
+    port, servers, start = private_redis
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                          "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        client = await member("async")
+        await broadcast("news", "headline", "before")
+        assert (await client.recv())["payload"] == "before"
+
+        servers[0].terminate()  # Redis restarts and forgets every group
+        await asyncio.to_thread(servers[0].wait, 10)
+        assert (await request(client, "echo", "served meanwhile"))["status"] == 200
+        await asyncio.sleep(1)
+        servers.append(start())
+
+        # The consumer notices, backs off and joins its groups again; broadcast until it hears.
+        for attempt in range(40):
+            with contextlib.suppress(BroadcastError):  # the pool may still hold a dead connection
+                await broadcast("news", "headline", f"after {attempt}")
+            if not await client.comm.receive_nothing(timeout=0.5):
+                break
+        assert (await client.recv())["payload"].startswith("after")
+        await client.close()
+    assert "Channel layer unavailable" in caplog.text
