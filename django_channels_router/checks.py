@@ -7,9 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS, limit
+from .conf import check_all
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .protocol import ROUTE_NAME
 from .routes import resolve_on_class
@@ -48,13 +47,7 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``settings.CHANNELS_ROUTER`` is read when a connection opens; report mistakes at start-up."""
-    problems = set()
-    for name in DEFAULTS:
-        try:
-            limit(name, None)
-        except ImproperlyConfigured as exc:
-            problems.add(str(exc))
-    return [checks.Error(problem, id="channels_router.E006") for problem in sorted(problems)]
+    return [checks.Error(problem, id="channels_router.E006") for problem in check_all()]
 
 
 def _router_classes(base: type) -> set[type]:

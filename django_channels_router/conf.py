@@ -2,30 +2,60 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "MAX_MESSAGE_BYTES": 1_048_576,
     "MAX_RUNNING_REQUESTS": 16,
     "MAX_WAITING_REQUESTS": 256,
+    "RATE_LIMIT": None,
 }
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RATE = re.compile(r"(\d+)/(\d*)([smhd])[a-z]*")
 
 
-def limit(name: str, override: int | None) -> int:
-    """The value of limit ``name`` (a key of :data:`DEFAULTS`); ``override`` wins when set."""
+def setting(name: str, override: Any) -> Any:
+    """The value of ``name`` (a key of :data:`DEFAULTS`); a class's ``override`` wins when set."""
     configured = getattr(settings, "CHANNELS_ROUTER", {})
     unknown = set(configured) - set(DEFAULTS)
     if unknown:
         raise ImproperlyConfigured(f"Unknown CHANNELS_ROUTER settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
-    value = override if override is not None else configured.get(name, DEFAULTS[name])
+    return override if override is not None else configured.get(name, DEFAULTS[name])
+
+
+def limit(name: str, override: int | None) -> int:
+    value = setting(name, override)
     lowest = 0 if name == "MAX_WAITING_REQUESTS" else 1
     if type(value) is not int or value < lowest:
         raise ImproperlyConfigured(f"{name} must be an integer of at least {lowest}, got {value!r}.")
     return value
+
+
+def rate(override: str | None) -> tuple[int, float] | None:
+    """``RATE_LIMIT`` as ``(requests, seconds)``: ``"100/min"``, ``"5/s"``, ``"1000/10m"``, or None."""
+    value = setting("RATE_LIMIT", override)
+    if value is None:
+        return None
+    match = RATE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match[1]) < 1:
+        raise ImproperlyConfigured(f"RATE_LIMIT must look like '100/min' or '5/s', got {value!r}.")
+    return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
+
+
+def check_all() -> list[str]:
+    """Every problem in ``settings.CHANNELS_ROUTER``, for the system checks."""
+    problems = set()
+    for name in DEFAULTS:
+        try:
+            rate(None) if name == "RATE_LIMIT" else limit(name, None)
+        except ImproperlyConfigured as exc:
+            problems.add(str(exc))
+    return sorted(problems)
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,7 @@ class Limits:
     message_bytes: int
     running: int
     waiting: int
+    rate: tuple[int, float] | None
 
     @classmethod
     def for_consumer(cls, consumer: Any) -> Limits:
@@ -42,4 +73,23 @@ class Limits:
             message_bytes=limit("MAX_MESSAGE_BYTES", consumer.max_message_bytes),
             running=limit("MAX_RUNNING_REQUESTS", consumer.max_running_requests),
             waiting=limit("MAX_WAITING_REQUESTS", consumer.max_waiting_requests),
+            rate=rate(consumer.rate_limit),
         )
+
+
+class TokenBucket:
+    """A per-connection rate limit: ``requests`` per ``seconds``, with bursts up to ``requests``."""
+
+    def __init__(self, requests: int, seconds: float, clock: Any) -> None:
+        self.capacity, self.per_second, self.clock = requests, requests / seconds, clock
+        self.tokens, self.updated = float(requests), clock()
+
+    def take(self) -> float:
+        """0 when a request may go now, else how many seconds until one may."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.per_second

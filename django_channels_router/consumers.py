@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
-from .conf import Limits
-from .pipeline import current_uuid, resolve, respond, run_async, run_sync
+from .conf import Limits, TokenBucket
+from .pipeline import call_sync, current_uuid, resolve, respond, run_async, run_in_worker, run_sync
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .push import push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
@@ -43,6 +45,11 @@ class RouterMixin:
     max_message_bytes: int | None = None
     max_running_requests: int | None = None
     max_waiting_requests: int | None = None
+    #: A per-connection rate limit such as ``"100/min"`` (off by default); past it, requests are
+    #: answered 429 ``throttled`` with ``Retry-After``. PINGs are never counted.
+    rate_limit: str | None = None
+    #: Refuse the handshake (HTTP 403) to connections without an authenticated user.
+    login_required: ClassVar[bool] = False
     #: Optional consumer-wide access rule, run for every route before the route's own ``access``:
     #: ``def check_access(self, route: RouteInfo, headers: dict, payload) -> bool`` (sync or async).
     #: Returning False answers 401 to an anonymous user and 403 to anyone else.
@@ -75,8 +82,17 @@ class RouterMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = Limits.for_consumer(self)
+        self.rate_bucket = TokenBucket(*self.limits.rate, time.monotonic) if self.limits.rate else None
         #: Groups joined with ``join()``; left when the connection closes.
         self.joined_groups: set[str] = set()
+
+    def check_connect(self) -> bool:
+        """Whether to accept this connection (sync or async; override for your own policy).
+
+        A refused connection is refused at the handshake, before it opens (HTTP 403), which
+        every ASGI server supports and after which the browser client stops reconnecting.
+        """
+        return not self.login_required or bool(getattr(self.user, "is_authenticated", False))
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
@@ -143,6 +159,11 @@ class RouterMixin:
             return exc.frame()
         if name == PING:
             return encode_frame(uuid, PONG, StatusCodes.OK, None, None)
+        if self.rate_bucket is not None and (wait := self.rate_bucket.take()):
+            seconds = math.ceil(wait)
+            return error_frame(uuid, name, StatusCodes.TOO_MANY_REQUESTS, "throttled",
+                               f"Request was throttled. Expected available in {seconds} seconds.",
+                               {"Retry-After": str(seconds)})
         route = self.route_table.get(name)
         if route is None:
             return error_frame(uuid, name, StatusCodes.NOT_FOUND, "route_not_found", f"No route named {name!r}.")
@@ -151,6 +172,13 @@ class RouterMixin:
 
 class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
     """Sync router consumer: requests of a connection are answered one at a time, in order."""
+
+    def connect(self) -> None:
+        """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
+        if call_sync(self.check_connect, ()):
+            self.accept()
+        else:
+            self.close()
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
@@ -197,6 +225,17 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self._slots = asyncio.Semaphore(self.limits.running)
         self._pending: set[asyncio.Task[None]] = set()
+
+    async def connect(self) -> None:
+        """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
+        if iscoroutinefunction(self.check_connect):
+            allowed = await self.check_connect()
+        else:
+            allowed = await run_in_worker(self.check_connect, thread_sensitive=self.thread_sensitive)
+        if allowed:
+            await self.accept()
+        else:
+            await self.close()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)

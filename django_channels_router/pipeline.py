@@ -143,7 +143,8 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+def call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Call ``fn`` from sync code, whether it is sync or async."""
     result = fn(*args)
     return async_to_sync(_await)(result) if inspect.isawaitable(result) else result
 
@@ -163,7 +164,7 @@ def run_sync(steps: Steps) -> str:
     while not isinstance(step := _resume(steps, value, error), str):
         fn, args = step
         try:
-            value, error = _call_sync(fn, args), None
+            value, error = call_sync(fn, args), None
         except BaseException as exc:
             value, error = None, _handler_failure(exc)
     return step
@@ -185,7 +186,7 @@ async def run_async(steps: Steps, sync_only: bool, thread_sensitive: bool) -> st
             if iscoroutinefunction(fn):
                 value = await fn(*args)
             else:
-                value = await run_in_worker(_call_sync, fn, args, thread_sensitive=thread_sensitive)
+                value = await run_in_worker(call_sync, fn, args, thread_sensitive=thread_sensitive)
             error = None
         except asyncio.CancelledError as exc:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # we are being cancelled

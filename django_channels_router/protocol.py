@@ -159,6 +159,7 @@ def encode_frame(uuid: Any, route: str | None, status: int, headers: Mapping[str
     )
 
 
-def error_frame(uuid: Any, route: str | None, status: int, code: str, detail: str) -> str:
+def error_frame(uuid: Any, route: str | None, status: int, code: str, detail: str,
+                headers: Mapping[str, Any] | None = None) -> str:
     """An error reply. Route ``PONG`` is never echoed: the client would take it for a heartbeat."""
-    return encode_frame(uuid, None if route == PONG else route, status, None, {"detail": detail, "code": code})
+    return encode_frame(uuid, None if route == PONG else route, status, headers, {"detail": detail, "code": code})

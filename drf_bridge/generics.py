@@ -66,6 +66,9 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     #: ``headers["Authorization"]`` on every message.
     authentication_classes: ClassVar[Sequence[Any]] = ()
     throttle_classes: ClassVar[Sequence[Any]] = api_settings.DEFAULT_THROTTLE_CLASSES
+    #: DRF permission classes checked once, at the handshake: a refusal refuses the connection
+    #: (HTTP 403), so the browser client stops reconnecting. Empty: every connection is accepted.
+    connect_permission_classes: ClassVar[Sequence[Any]] = ()
     filter_backends: ClassVar[Sequence[Any]] = api_settings.DEFAULT_FILTER_BACKENDS
     pagination_class: ClassVar[Any] = api_settings.DEFAULT_PAGINATION_CLASS
     #: DRF's encoder, so replies hold what DRF's JSON renderer would send.
@@ -99,7 +102,7 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     def action(self) -> str | None:
         """The route being served, as a ViewSet's ``action`` (None outside a request)."""
         request = _current_request.get(None)
-        return None if request is None else request.route.name
+        return None if request is None or request.route is None else request.route.name
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -134,6 +137,18 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         if query_error is not None:
             raise query_error
         return True
+
+    def check_connect(self) -> bool:
+        """``login_required``, then ``connect_permission_classes`` as a GET of the socket's URL."""
+        if not super().check_connect():
+            return False
+        if not self.connect_permission_classes:
+            return True
+        request = build_request(self.scope, "GET", {}, {}, QueryDict(), None)
+        request.user, request.auth = self.scope.get("user") or anonymous_user(), None
+        request._authenticator = None
+        with acting_as(request):
+            return all(permission().has_permission(request, self) for permission in self.connect_permission_classes)
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """Handlers of routes that write (any method but GET) run in a transaction, on the

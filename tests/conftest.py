@@ -89,13 +89,20 @@ def reachable(port, host="127.0.0.1"):
         return False
 
 
+SERVERS = {
+    "daphne": lambda port, application: ["daphne", "-b", "127.0.0.1", "-p", str(port), application],
+    "uvicorn": lambda port, application: ["uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                                          application],
+}
+
+
 @contextlib.contextmanager
-def daphne(application, log_dir, **env):
-    """Serve ``application`` with a daphne process on 127.0.0.1; yields its ws:// base URL."""
+def daphne(application, log_dir, server="daphne", **env):
+    """Serve ``application`` with a daphne (or uvicorn) process on 127.0.0.1; yields its ws:// base URL."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", **env}
     with open(Path(log_dir) / "daphne.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
+        proc = subprocess.Popen([sys.executable, "-m", *SERVERS[server](port, application)],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
@@ -120,16 +127,24 @@ def daphne_server(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def uvicorn_server(tmp_path_factory):
+    """tests.asgi served by uvicorn for the whole session."""
+    with daphne("tests.asgi:application", tmp_path_factory.mktemp("uvicorn"), server="uvicorn",
+                DJANGO_SETTINGS_MODULE="tests.settings") as url:
+        yield url
+
+
 @pytest.fixture(params=["sync", "async"])
 def kind(request):
     return request.param
 
 
-@pytest.fixture(params=["in-process", "daphne"])
+@pytest.fixture(params=["in-process", "daphne", "uvicorn"])
 async def client(request, kind):
     """A connected client for ``kind``'s consumer, over each transport."""
-    if request.param == "daphne":
-        c = ServerClient(f"{request.getfixturevalue('daphne_server')}/ws/{kind}/")
+    if request.param != "in-process":
+        c = ServerClient(f"{request.getfixturevalue(request.param + '_server')}/ws/{kind}/")
     else:
         c = InProcessClient(CONSUMERS[kind])
     await c.open()

@@ -196,3 +196,14 @@ class AsyncProtocolSocket(ProtocolHandlers, AsyncSocketRouterConsumer):
         finally:
             cls.running -= 1
         return {"payload": payload}
+
+
+class PrivateSocket(SyncProtocolSocket):
+    """Only logged-in users may connect at all."""
+
+    login_required = True
+
+
+class StaffOnlyAsyncSocket(AsyncProtocolSocket):
+    async def check_connect(self):
+        return bool(getattr(self.user, "is_staff", False))

@@ -211,3 +211,49 @@ def test_reply_frames_are_compact_strict_json():
     frame = encode_frame("u", "r", 200, None, {"é": 1})
     assert frame == '{"uuid":"u","route":"r","status":200,"headers":null,"payload":{"\\u00e9":1}}'
     assert json.loads(frame)["payload"] == {"é": 1}
+
+
+@pytest.mark.parametrize("base", [SocketRouterConsumer, AsyncSocketRouterConsumer])
+async def test_per_connection_rate_limit_answers_429_throttled(base):
+    class Limited(base):
+        routes = [{"route": "echo"}]
+        rate_limit = "3/min"
+
+        def on_echo(self, payload, headers):
+            return {"payload": payload}
+
+    comm = await connected(Limited)
+    statuses = []
+    for n in range(5):
+        statuses.append((await comm.request("echo", n))["status"])
+        assert (await comm.request("PING"))["route"] == "PONG"  # heartbeats are never counted
+    assert statuses == [200, 200, 200, 429, 429]
+    throttled = await comm.request("echo", "again")
+    assert throttled["payload"]["code"] == "throttled" and int(throttled["headers"]["Retry-After"]) in range(1, 21)
+    await comm.disconnect()
+    other = await connected(Limited)  # the limit is per connection
+    assert (await other.request("echo", 1))["status"] == 200
+    await other.disconnect()
+
+
+def test_token_bucket_refills_at_the_configured_rate():
+    from django_channels_router.conf import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(2, 10, lambda: now[0])
+    assert [bucket.take(), bucket.take()] == [0, 0]
+    assert bucket.take() == pytest.approx(5.0)
+    now[0] = 5.0
+    assert bucket.take() == 0 and bucket.take() == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("value", ["100", "0/s", "x/min", 5])
+def test_bad_rate_limits_are_reported(value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_channels_router.checks import check_settings
+
+    with override_settings(CHANNELS_ROUTER={"RATE_LIMIT": value}):
+        assert [e.id for e in check_settings()] == ["channels_router.E006"]
+        with pytest.raises(ImproperlyConfigured, match="RATE_LIMIT"):
+            SocketRouterConsumer()
