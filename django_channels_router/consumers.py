@@ -16,7 +16,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .conf import Limits, TokenBucket
-from .pipeline import call_sync, current_uuid, resolve, respond, run_async, run_in_worker, run_sync
+from .pipeline import (
+    call_sync,
+    current_uuid,
+    resolve,
+    respond,
+    run_async,
+    run_in_worker,
+    run_sync,
+    with_fresh_connections,
+)
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .push import push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
@@ -182,7 +191,9 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
-        self.send(text_data=request if isinstance(request, str) else run_sync(respond(self, *request)))
+        if not isinstance(request, str):
+            request = with_fresh_connections(run_sync, respond(self, *request))
+        self.send(text_data=request)
 
     def join(self, group: str) -> None:
         """Receive the group's broadcasts on this connection until ``leave()`` or disconnect."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 
 from .status import StatusCodes
@@ -93,6 +94,10 @@ def reply_for_exception(exc: Exception, route: str | None, uuid: Any = None) -> 
             return status, {"detail": str(exc.args[0]) if exc.args and exc.args[0] is not None else default}, None
     if drf_exceptions is not None and isinstance(exc, drf_exceptions.APIException):
         return _drf_reply(exc)
+    if isinstance(exc, (OperationalError, InterfaceError)):  # the database is down or went away
+        logger.error("Database unavailable while handling route %r (uuid %r)", route, uuid, exc_info=exc)
+        return (StatusCodes.SERVICE_UNAVAILABLE,
+                {"detail": "The database is unavailable; retry later.", "code": "database_unavailable"}, None)
     logger.error("Error while handling route %r (uuid %r)", route, uuid, exc_info=exc)
     detail = f"{type(exc).__name__}: {exc}" if settings.DEBUG else "A server error occurred."
     return StatusCodes.INTERNAL_SERVER_ERROR, {"detail": detail, "code": "handler_error"}, None

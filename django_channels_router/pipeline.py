@@ -125,10 +125,10 @@ def _handler_failure(exc: BaseException) -> Exception:
 
 async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
     """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
-    return await sync_to_async(_with_fresh_connections, thread_sensitive=thread_sensitive)(fn, *args)
+    return await sync_to_async(with_fresh_connections, thread_sensitive=thread_sensitive)(fn, *args)
 
 
-def _with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
+def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn`` in a worker thread the way Django serves a request: stale database
     connections are closed before and after. (Done here, inside the call, because the
     thread's connections are only visible from within the call's context.)"""

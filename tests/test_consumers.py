@@ -257,3 +257,35 @@ def test_bad_rate_limits_are_reported(value):
         assert [e.id for e in check_settings()] == ["channels_router.E006"]
         with pytest.raises(ImproperlyConfigured, match="RATE_LIMIT"):
             SocketRouterConsumer()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL to cut a live connection")
+@pytest.mark.parametrize("base", [SocketRouterConsumer, AsyncSocketRouterConsumer])
+async def test_a_lost_database_connection_is_503_and_the_next_request_reconnects(base, caplog):
+    import psycopg
+
+    class Orm(base):
+        routes = [{"route": "count"}]
+
+        def on_count(self, payload, headers):
+            if payload == "cut":  # the database drops this connection, as on a failover or restart
+                terminate(connections["default"])
+            return {"payload": User.objects.count()}
+
+    def terminate(db):
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        settings = db.settings_dict
+        with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+                             dbname="postgres", autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    comm = await connected(Orm)
+    reply = await comm.request("count", "cut")
+    assert (reply["status"], reply["payload"]) == (503, {"detail": "The database is unavailable; retry later.",
+                                                         "code": "database_unavailable"})
+    assert "Database unavailable" in caplog.text
+    assert (await comm.request("count", "again"))["status"] == 200  # a fresh connection serves the next one
+    await comm.disconnect()
