@@ -12,7 +12,11 @@ INSTALLED_APPS = [
     "drf_bridge",
     "demo",
 ]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("BENCH_DATABASE", ":memory:")}}
+# Persistent connections (as in production), the same for every subject.
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("BENCH_DATABASE", ":memory:"),
+                         "CONN_MAX_AGE": 600}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
+ROOT_URLCONF = "bench.urls"
+ALLOWED_HOSTS = ["testserver"]
