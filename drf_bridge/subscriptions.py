@@ -400,6 +400,7 @@ class SubscribeModelMixin:
 @checks.register()
 def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Subscriptions hear of changes through the app's signal receivers and the channel layer."""
+    discover_subscribed_models()
     if not subscribed_models:
         return []
     if not apps.is_installed("drf_bridge"):
