@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
@@ -236,6 +237,15 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self._slots = asyncio.Semaphore(self.limits.running)
         self._pending: set[asyncio.Task[None]] = set()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without its database clean-up before every message: that costs a
+        thread hop per message, and the router cleans up inside its own worker calls instead,
+        in the thread that holds the connections."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
