@@ -29,58 +29,13 @@ import django  # noqa: E402
 django.setup()
 
 from asgiref.sync import sync_to_async  # noqa: E402
-from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
 from django.contrib.auth.models import AnonymousUser  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from rest_framework import permissions, viewsets  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from bench.subjects import ArticleViewSet, HandWrittenEcho, PeerArticles, RouterArticles, RouterEcho  # noqa: E402,F401
 from demo.models import Article  # noqa: E402
-from demo.serializers import ArticleSerializer  # noqa: E402
-from django_channels_router import AsyncSocketRouterConsumer  # noqa: E402
-from drf_bridge import ModelSocketRouter  # noqa: E402
-
-try:
-    from djangochannelsrestframework import mixins as dcrf_mixins
-    from djangochannelsrestframework.generics import GenericAsyncAPIConsumer
-except ImportError:  # the peer is optional: its rows are left out
-    GenericAsyncAPIConsumer = None
-
-
-class HandWrittenEcho(AsyncJsonWebsocketConsumer):
-    """What a user writes by hand for the same envelope."""
-
-    async def receive_json(self, content, **kwargs):
-        await self.send_json({"uuid": content["uuid"], "route": content["route"], "status": 200,
-                              "headers": None, "payload": content.get("payload")})
-
-
-class RouterEcho(AsyncSocketRouterConsumer):
-    routes = [{"route": "echo"}]
-
-    async def on_echo(self, payload, headers):
-        return {"payload": payload}
-
-
-class RouterArticles(ModelSocketRouter):
-    queryset = Article.objects.all()
-    serializer_class = ArticleSerializer
-    permission_classes = [permissions.AllowAny]
-
-
-if GenericAsyncAPIConsumer is not None:
-    class PeerArticles(dcrf_mixins.RetrieveModelMixin, dcrf_mixins.CreateModelMixin, GenericAsyncAPIConsumer):
-        queryset = Article.objects.all()
-        serializer_class = ArticleSerializer
-        permission_classes = [permissions.AllowAny]
-
-
-class ArticleViewSet(viewsets.ModelViewSet):
-    queryset = Article.objects.all()
-    serializer_class = ArticleSerializer
-    permission_classes = [permissions.AllowAny]
-    authentication_classes = []
 
 
 async def socket(consumer):
@@ -149,7 +104,7 @@ async def main():
     create = [{"uuid": f"c{i}", "route": "create", "headers": {}, "payload": {"title": f"t{i}"}} for i in range(100)]
     rows += [("get", "router (ModelSocketRouter)", *await measure(RouterArticles, get, n)),
              ("create", "router (ModelSocketRouter)", *await measure(RouterArticles, create, n))]
-    if GenericAsyncAPIConsumer is not None:
+    if PeerArticles is not None:
         peer_get = [{"action": "retrieve", "request_id": i, "pk": article.pk} for i in range(100)]
         peer_create = [{"action": "create", "request_id": i, "data": {"title": f"t{i}"}} for i in range(100)]
         rows += [("get", "djangochannelsrestframework", *await measure(PeerArticles, peer_get, n)),
@@ -165,7 +120,7 @@ async def main():
     by = {(call, subject.split(" ")[0]): (cpu, rate) for call, subject, cpu, rate in rows}
     print()
     print(f"router / hand-written, CPU per echo: {by[('echo', 'router')][0] / by[('echo', 'hand-written')][0]:.2f}x")
-    if GenericAsyncAPIConsumer is not None:
+    if PeerArticles is not None:
         for call in ("get", "create"):
             print(f"router / djangochannelsrestframework, {call} throughput: "
                   f"{by[(call, 'router')][1] / by[(call, 'djangochannelsrestframework')][1]:.2f}x")

@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from bench.compare import ArticleViewSet
+from bench.subjects import ArticleViewSet
 
 router = SimpleRouter()
 router.register("articles", ArticleViewSet)

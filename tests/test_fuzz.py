@@ -41,7 +41,8 @@ frames = st.one_of(
 
 
 def exchange(consumer, sequence):
-    """Send each frame, then a PING: return the replies each frame got."""
+    """Send each frame, await its reply, then check with a PING that the socket is still open
+    and nothing more came: return the replies each frame got."""
     async def run():
         comm = RouterCommunicator(consumer.as_asgi(), "/ws/", user=AnonymousUser())
         assert (await comm.connect())[0]
@@ -51,9 +52,9 @@ def exchange(consumer, sequence):
                 await comm.send_to(bytes_data=frame or b"\0")
             else:
                 await comm.input_queue.put({"type": "websocket.receive", "text": frame})
+            got = [json.loads(await comm.receive_from(timeout=10))]  # its reply (PING would overtake it)
             await comm.send_to(text_data='{"uuid": "alive", "route": "PING"}')
-            got = []
-            while True:
+            while True:  # anything before the PONG is a second reply to the same frame
                 message = json.loads(await comm.receive_from(timeout=10))
                 if message.get("uuid") == "alive" and message.get("route") == "PONG":
                     break
@@ -65,7 +66,7 @@ def exchange(consumer, sequence):
 
 
 def assert_one_protocol_reply(frame, got):
-    assert len(got) == 1, (frame, got)  # the slow handlers are not reachable from here: one reply, in turn
+    assert len(got) == 1, (frame, got)
     reply = got[0]
     assert set(reply) == ENVELOPE_KEYS and isinstance(reply["status"], int) and 100 <= reply["status"] <= 599
     try:
