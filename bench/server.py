@@ -57,7 +57,7 @@ def start(server, port):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise SystemExit(f"{server} did not start")
+                raise SystemExit(f"{server} did not start") from None
             time.sleep(0.1)
 
 
