@@ -42,13 +42,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def start(server, port):
+def start(server, port, log=False):
     command = {"daphne": ["daphne", "-b", "127.0.0.1", "-p", str(port), "bench.asgi:application"],
                "uvicorn": ["uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
                            "warning", "bench.asgi:application"]}[server]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")])}
-    proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_path = Path(tempfile.mkdtemp()) / f"{server}.log"
+    output = open(log_path, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    proc.log_path = log_path
     deadline = time.monotonic() + 30
     while True:
         try:
