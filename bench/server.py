@@ -49,7 +49,8 @@ def start(server, port, log=False):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")])}
     log_path = Path(tempfile.mkdtemp()) / f"{server}.log"
     output = open(log_path, "w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=env,
+                            stdout=output, stderr=subprocess.STDOUT)
     proc.log_path = log_path
     deadline = time.monotonic() + 30
     while True:
