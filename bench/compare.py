@@ -34,7 +34,7 @@ from django.contrib.auth.models import AnonymousUser  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from bench.subjects import ArticleViewSet, HandWrittenEcho, PeerArticles, RouterArticles, RouterEcho  # noqa: E402,F401
+from bench.subjects import SUBJECTS, HandWrittenEcho, PeerArticles, RouterArticles, RouterEcho, cases  # noqa: E402
 from demo.models import Article  # noqa: E402
 
 
@@ -97,18 +97,8 @@ async def main():
     await sync_to_async(call_command)("migrate", verbosity=0)
     article = await Article.objects.acreate(title="Benchmark", body="x" * 200)
 
-    echo = [{"uuid": f"u{i}", "route": "echo", "headers": {}, "payload": {"n": i}, "status": 200} for i in range(100)]
-    rows = [("echo", "hand-written AsyncJsonWebsocketConsumer", *await measure(HandWrittenEcho, echo, n)),
-            ("echo", "router (AsyncSocketRouterConsumer)", *await measure(RouterEcho, echo, n))]
-    get = [{"uuid": f"g{i}", "route": "get", "headers": {"id": article.pk}, "payload": None} for i in range(100)]
-    create = [{"uuid": f"c{i}", "route": "create", "headers": {}, "payload": {"title": f"t{i}"}} for i in range(100)]
-    rows += [("get", "router (ModelSocketRouter)", *await measure(RouterArticles, get, n)),
-             ("create", "router (ModelSocketRouter)", *await measure(RouterArticles, create, n))]
-    if PeerArticles is not None:
-        peer_get = [{"action": "retrieve", "request_id": i, "pk": article.pk} for i in range(100)]
-        peer_create = [{"action": "create", "request_id": i, "data": {"title": f"t{i}"}} for i in range(100)]
-        rows += [("get", "djangochannelsrestframework", *await measure(PeerArticles, peer_get, n)),
-                 ("create", "djangochannelsrestframework", *await measure(PeerArticles, peer_create, n))]
+    rows = [(call, subject, *await measure(SUBJECTS[key], messages, n))
+            for call, subject, key, messages in cases(article.pk)]
     rows += [("get", "DRF over HTTP (in-process test client)",
               *await sync_to_async(measure_http)("get", f"/articles/{article.pk}/", None, n)),
              ("create", "DRF over HTTP (in-process test client)",

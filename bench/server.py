@@ -31,7 +31,7 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.subjects import SUBJECTS  # noqa: E402
+from bench.subjects import cases  # noqa: E402
 from demo.models import Article  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,21 +90,9 @@ async def main():
         port = probe.getsockname()[1]
     proc = start(args.server, port)
     base = f"ws://127.0.0.1:{port}/ws"
-    echo = [{"uuid": f"u{i}", "route": "echo", "headers": {}, "payload": {"n": i}, "status": 200} for i in range(100)]
-    get = [{"uuid": f"g{i}", "route": "get", "headers": {"id": article.pk}, "payload": None} for i in range(100)]
-    create = [{"uuid": f"c{i}", "route": "create", "headers": {}, "payload": {"title": f"t{i}"}} for i in range(100)]
-    cases = [("echo", "hand-written AsyncJsonWebsocketConsumer", "hand", echo),
-             ("echo", "router (AsyncSocketRouterConsumer)", "router", echo),
-             ("get", "router (ModelSocketRouter)", "model", get),
-             ("create", "router (ModelSocketRouter)", "model", create)]
-    if "peer" in SUBJECTS:
-        cases += [("get", "djangochannelsrestframework", "peer",
-                   [{"action": "retrieve", "request_id": i, "pk": article.pk} for i in range(100)]),
-                  ("create", "djangochannelsrestframework", "peer",
-                   [{"action": "create", "request_id": i, "data": {"title": f"t{i}"}} for i in range(100)])]
     try:
         rows = [(call, subject, *await measure(f"{base}/{path}/", proc.pid, messages, args.requests))
-                for call, subject, path, messages in cases]
+                for call, subject, path, messages in cases(article.pk)]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -55,3 +55,20 @@ class ArticleViewSet(viewsets.ModelViewSet):
 SUBJECTS = {"hand": HandWrittenEcho, "router": RouterEcho, "model": RouterArticles}
 if PeerArticles is not None:
     SUBJECTS["peer"] = PeerArticles
+
+
+def cases(article_pk):
+    """``(call, subject, SUBJECTS key, messages)`` for every WebSocket row, the same in every benchmark."""
+    echo = [{"uuid": f"u{i}", "route": "echo", "headers": {}, "payload": {"n": i}, "status": 200} for i in range(100)]
+    get = [{"uuid": f"g{i}", "route": "get", "headers": {"id": article_pk}, "payload": None} for i in range(100)]
+    create = [{"uuid": f"c{i}", "route": "create", "headers": {}, "payload": {"title": f"t{i}"}} for i in range(100)]
+    rows = [("echo", "hand-written AsyncJsonWebsocketConsumer", "hand", echo),
+            ("echo", "router (AsyncSocketRouterConsumer)", "router", echo),
+            ("get", "router (ModelSocketRouter)", "model", get),
+            ("create", "router (ModelSocketRouter)", "model", create)]
+    if "peer" in SUBJECTS:
+        rows += [("get", "djangochannelsrestframework", "peer",
+                  [{"action": "retrieve", "request_id": i, "pk": article_pk} for i in range(100)]),
+                 ("create", "djangochannelsrestframework", "peer",
+                  [{"action": "create", "request_id": i, "data": {"title": f"t{i}"}} for i in range(100)])]
+    return rows

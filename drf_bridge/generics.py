@@ -145,8 +145,7 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         if not self.connect_permission_classes:
             return True
         request = build_request(self.scope, "GET", {}, {}, QueryDict(), None)
-        request.user, request.auth = self.scope.get("user") or anonymous_user(), None
-        request._authenticator = None
+        request.settle_user(self.scope.get("user") or anonymous_user())
         with acting_as(request):
             return all(permission().has_permission(request, self) for permission in self.connect_permission_classes)
 
@@ -156,7 +155,12 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         handler = super().get_handler(route)
         if route.options.get("method", "POST") in SAFE_METHODS or iscoroutinefunction(handler):
             return handler
-        return transaction.atomic(using=db_router.db_for_write(self.get_queryset().model))(handler)
+
+        def in_transaction(*args: Any) -> Any:  # runs where the handler runs: off the event loop
+            with transaction.atomic(using=db_router.db_for_write(self.get_queryset().model)):
+                return handler(*args)
+
+        return in_transaction
 
     def perform_authentication(self, request: SocketRequest) -> None:
         """Valid credentials in the message's headers win, invalid ones are a 401, and with
@@ -165,11 +169,10 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         for authenticator in request.authenticators:
             result = authenticator.authenticate(request)
             if result is not None:
-                request._authenticator = authenticator
-                request.user, request.auth = result
+                user, auth = result
+                request.settle_user(user, auth, authenticator)
                 return
-        request._authenticator = None
-        request.user, request.auth = self.scope.get("user") or anonymous_user(), None
+        request.settle_user(self.scope.get("user") or anonymous_user())
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in self.authentication_classes]

@@ -39,6 +39,11 @@ class SocketRequest(Request):
         self.paginated = False
         self.version = self.versioning_scheme = None
 
+    def settle_user(self, user: Any, auth: Any = None, authenticator: Any = None) -> None:
+        """Fix who this request is, so DRF never authenticates it again on its own."""
+        self._authenticator = authenticator
+        self.user, self.auth = user, auth
+
 
 #: Headers that only the connection's handshake may carry: proxies set them (and strip a
 #: client's), and a message passes no proxy, so a message may not set or replace them.

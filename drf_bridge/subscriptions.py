@@ -37,6 +37,7 @@ from django_channels_router import SocketError, SocketResult, StatusCodes, run_i
 from django_channels_router.push import group_send
 
 from .decorators import socket_route
+from .generics import acting_as
 from .request import build_request
 
 __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
@@ -388,12 +389,9 @@ class SubscribeModelMixin:
 
     def acting_for(self, subscription: Subscription) -> Any:
         """A context in which ``self.request`` is the subscribing request, as it was."""
-        from .generics import acting_as
-
         request = build_request(self.scope, "GET", subscription.headers, {}, subscription.query,  # type: ignore[attr-defined]
                                 self.route_table["subscribe"])  # type: ignore[attr-defined]
-        request.user, request.auth = subscription.user, subscription.auth
-        request._authenticator = None
+        request.settle_user(subscription.user, subscription.auth)
         return acting_as(request)
 
 
