@@ -26,6 +26,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError
 from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
 
+from .fields import use_prebuilt_fields
 from .request import SocketRequest, build_request, query_params_from
 
 __all__ = ["GenericSocketRouter"]
@@ -241,8 +242,9 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         return {"request": self.request, "format": None, "view": self}
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]:
+        """The serializer class's fields are built once, not per serializer (see ``drf_bridge.fields``)."""
         kwargs.setdefault("context", self.get_serializer_context())
-        return self.get_serializer_class()(*args, **kwargs)
+        return use_prebuilt_fields(self.get_serializer_class()(*args, **kwargs))
 
     @property
     def paginator(self) -> Any:
