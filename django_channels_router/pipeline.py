@@ -21,6 +21,7 @@ from django.db import close_old_connections
 
 from .errors import InvalidResult, SocketError, not_authenticated, permission_denied, reply_for_exception
 from .protocol import encode_frame, error_frame
+from .push import consumer_loop
 from .routes import Callback, RouteInfo
 from .status import is_success
 
@@ -125,7 +126,8 @@ def _handler_failure(exc: BaseException) -> Exception:
 
 async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
     """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
-    return await sync_to_async(with_fresh_connections, thread_sensitive=thread_sensitive)(fn, *args)
+    consumer_loop.set(asyncio.get_running_loop())  # for sends from the worker (push.group_send_from_sync)
+    return await _WORKERS[thread_sensitive](fn, *args)
 
 
 def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
@@ -137,6 +139,10 @@ def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     finally:
         close_old_connections()
+
+
+#: Made once: a ``SyncToAsync`` costs more to build than the rest of a request's bookkeeping.
+_WORKERS = {sensitive: sync_to_async(with_fresh_connections, thread_sensitive=sensitive) for sensitive in (False, True)}
 
 
 async def _await(awaitable: Any) -> Any:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -22,7 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from .protocol import RESERVED_ROUTES, ROUTE_NAME, new_uuid
 from .status import StatusCodes
 
-__all__ = ["BroadcastError", "broadcast", "broadcast_sync", "group_send"]
+__all__ = ["BroadcastError", "broadcast", "broadcast_sync", "group_send", "group_send_from_sync"]
 
 logger = logging.getLogger("django_channels_router")
 
@@ -98,6 +99,33 @@ async def group_send(layer: Any, group: str, message: dict[str, Any], timeout: f
         except Exception as exc:  # redis' ConnectionError is not the built-in one
             logger.info("Retrying group_send to %r after %s", group, exc or type(exc).__name__)
             await layer.group_send(group, message)
+
+
+#: The event loop of the async consumer whose worker thread runs this code (set by ``run_in_worker``).
+consumer_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar("django_channels_router_loop", default=None)
+
+
+def group_send_from_sync(layer: Any, group: str, message: dict[str, Any],
+                         on_error: Callable[[BaseException], None]) -> None:
+    """:func:`group_send` from sync code that must not fail on the layer's account.
+
+    In an async consumer's worker thread the send is handed to the consumer's event loop and
+    not waited for, so a request's reply never waits on the channel layer; elsewhere (a view, a
+    shell, a task) it is waited for. A failure is passed to ``on_error`` either way.
+    """
+    loop = consumer_loop.get()
+    if loop is None or not loop.is_running():
+        try:
+            async_to_sync(group_send)(layer, group, message)
+        except Exception as exc:
+            on_error(exc)
+        return
+
+    def report(sent: Any) -> None:
+        if not sent.cancelled() and sent.exception() is not None:
+            on_error(sent.exception())
+
+    asyncio.run_coroutine_threadsafe(group_send(layer, group, message), loop).add_done_callback(report)
 
 
 def broadcast_sync(group: str, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,

@@ -17,10 +17,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import import_module
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
@@ -34,7 +34,7 @@ from django.http import Http404, QueryDict
 from rest_framework import exceptions
 
 from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
-from django_channels_router.push import group_send
+from django_channels_router.push import group_send_from_sync
 
 from .decorators import socket_route
 from .generics import acting_as
@@ -111,10 +111,12 @@ class _Changes:
         layer = get_channel_layer()
         for label, pks in self.pks.items():
             message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex}
-            try:
-                async_to_sync(group_send)(layer, model_group(label), message)
-            except Exception:  # the write is committed: report, never fail the writer
-                logger.exception("Could not notify subscribers of %d change(s) to %s", len(pks), label)
+            group_send_from_sync(layer, model_group(label), message, partial(_not_sent, label, len(pks)))
+
+
+def _not_sent(label: str, count: int, exc: BaseException) -> None:
+    """The write is committed: report, never fail the writer."""
+    logger.error("Could not notify subscribers of %d change(s) to %s", count, label, exc_info=exc)
 
 
 def _on_save(sender: type[Model], instance: Model, raw: bool = False, using: str | None = None,

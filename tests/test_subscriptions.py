@@ -225,6 +225,40 @@ def test_a_write_succeeds_and_logs_when_the_channel_layer_is_down(caplog):
     assert "Could not notify subscribers of 1 change(s) to demo.article" in caplog.text
 
 
+async def test_a_write_reply_never_waits_for_the_channel_layer():
+    from django.test import override_settings
+
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.layers.SlowGroupSendLayer"}}):
+        watcher, writer = await subscriber(), await subscriber()
+        await subscribe(watcher)
+        reply = await writer.request("create", {"title": "Fast reply"})
+        assert reply["status"] == 201
+        await nothing_pushed(watcher)  # the push is still on its way through the (slow) layer
+        push = await watcher.receive_message(timeout=3)
+        assert (push["route"], push["payload"]["title"]) == ("created", "Fast reply")
+        await watcher.disconnect()
+        await writer.disconnect()
+
+
+async def test_a_write_through_a_router_succeeds_and_logs_when_the_channel_layer_fails(caplog):
+    import asyncio
+
+    from django.test import override_settings
+
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.layers.FailingGroupSendLayer"}}):
+        writer = await subscriber()
+        reply = await writer.request("create", {"title": "Saved anyway"})
+        await writer.disconnect()
+    assert reply["status"] == 201
+    assert await db(Article.objects.filter(title="Saved anyway").exists)()
+    for _ in range(100):
+        if "Could not notify subscribers of 1 change(s) to demo.article" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    assert "Could not notify subscribers of 1 change(s) to demo.article" in caplog.text
+    assert "the channel layer is down" in caplog.text
+
+
 def test_checks_warn_when_subscriptions_cannot_hear_other_processes():
     from django.test import modify_settings, override_settings
 
