@@ -1,12 +1,13 @@
 """Side by side, in one process and one run: the router against a hand-written Channels
-consumer, djangochannelsrestframework, and DRF over HTTP, for the same messages.
+consumer, djangochannelsrestframework, and DRF over HTTP, for the same requests.
 
     .venv/bin/pip install djangochannelsrestframework   # benchmark-only dependency
-    .venv/bin/python bench/compare.py [--requests 2000]
+    .venv/bin/python bench/compare.py [--requests 2000] [--rounds 5]
 
 Each request is sent and its reply awaited before the next (in-process, through Channels'
-communicator, so every subject pays the same transport). Figures are server CPU time per
-request (process time) and requests per second; compare the ratios, not the absolute values.
+communicator, so every WebSocket subject pays the same transport; DRF through its test
+client). The rows take turns, ``--rounds`` times, and the medians are printed: server CPU time
+per request (process time) and requests per second. Compare the ratios, not the absolute values.
 """
 
 import argparse
@@ -34,8 +35,19 @@ from django.contrib.auth.models import AnonymousUser  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from bench.subjects import SUBJECTS, HandWrittenEcho, PeerArticles, RouterArticles, RouterEcho, cases  # noqa: E402
+from bench.subjects import (  # noqa: E402
+    SUBJECTS,
+    HandWrittenEcho,
+    RouterArticles,
+    RouterEcho,
+    http_cases,
+    socket_cases,
+    summary,
+)
 from demo.models import Article  # noqa: E402
+
+WARM_UP = 50
+OK = (200, 201, 204)
 
 
 async def socket(consumer):
@@ -45,34 +57,40 @@ async def socket(consumer):
     return comm
 
 
-async def measure(consumer, messages, requests):
-    """Server CPU per request and throughput for ``requests`` request/reply round trips."""
+async def measure(consumer, messages):
+    """Server CPU per request and throughput, one request/reply round trip after the other."""
     comm = await socket(consumer)
-    for message in messages[:50]:  # warm up
+    for message in messages[:WARM_UP]:
         await comm.send_json_to(message)
         await comm.receive_json_from(10)
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    for i in range(requests):
-        await comm.send_json_to(messages[i % len(messages)])
+    for message in messages[WARM_UP:]:
+        await comm.send_json_to(message)
         reply = await comm.receive_json_from(10)
+        assert reply.get("status", reply.get("response_status")) in OK, reply
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     await comm.disconnect()
-    assert reply.get("status", reply.get("response_status")) in (200, 201), reply
-    return cpu / requests * 1e6, requests / wall
+    count = len(messages) - WARM_UP
+    return cpu / count * 1e6, count / wall
 
 
-def measure_http(method, path, body, requests):
+def measure_http(requests):
     client = APIClient()
-    call = getattr(client, method)
-    for _ in range(50):
-        call(path, body, format="json")
+
+    def send(method, path, body):
+        response = getattr(client, method)(path, body, format="json")
+        assert response.status_code in OK, response.content
+
+    for request in requests[:WARM_UP]:
+        send(*request)
+    gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(requests):
-        response = call(path, body, format="json")
+    for request in requests[WARM_UP:]:
+        send(*request)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    assert response.status_code in (200, 201), response.content
-    return cpu / requests * 1e6, requests / wall
+    count = len(requests) - WARM_UP
+    return cpu / count * 1e6, count / wall
 
 
 async def idle_memory(consumer, connections=300):
@@ -93,27 +111,21 @@ async def idle_memory(consumer, connections=300):
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
-    n = parser.parse_args().requests
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
     await sync_to_async(call_command)("migrate", verbosity=0)
     article = await Article.objects.acreate(title="Benchmark", body="x" * 200)
+    count = WARM_UP + args.requests
 
-    rows = [(call, subject, *await measure(SUBJECTS[key], messages, n))
-            for call, subject, key, messages in cases(article.pk)]
-    rows += [("get", "DRF over HTTP (in-process test client)",
-              *await sync_to_async(measure_http)("get", f"/articles/{article.pk}/", None, n)),
-             ("create", "DRF over HTTP (in-process test client)",
-              *await sync_to_async(measure_http)("post", "/articles/", {"title": "t"}, n))]
+    rows = []
+    for _ in range(args.rounds):
+        for call, subject, key, messages in await sync_to_async(socket_cases)(article.pk, count):
+            rows.append((call, subject, *await measure(SUBJECTS[key], messages)))
+        for call, subject, requests in await sync_to_async(http_cases)(article.pk, count):
+            rows.append((call, subject, *await sync_to_async(measure_http)(requests)))
 
-    print(f"{'call':7} {'subject':42} {'CPU us/req':>10} {'req/s':>8}")
-    for call, subject, cpu, rate in rows:
-        print(f"{call:7} {subject:42} {cpu:10.0f} {rate:8.0f}")
-    by = {(call, subject.split(" ")[0]): (cpu, rate) for call, subject, cpu, rate in rows}
-    print()
-    print(f"router / hand-written, CPU per echo: {by[('echo', 'router')][0] / by[('echo', 'hand-written')][0]:.2f}x")
-    if PeerArticles is not None:
-        for call in ("get", "create"):
-            print(f"router / djangochannelsrestframework, {call} throughput: "
-                  f"{by[(call, 'router')][1] / by[(call, 'djangochannelsrestframework')][1]:.2f}x")
+    print(f"in-process, {args.requests} sequential requests per row, median of {args.rounds} rounds")
+    print(summary(rows))
     for consumer in (HandWrittenEcho, RouterEcho, RouterArticles):
         print(f"idle memory per connection, {consumer.__name__}: {await idle_memory(consumer) / 1024:.1f} KiB")
 
