@@ -21,7 +21,7 @@ from django.db import close_old_connections
 
 from .errors import InvalidResult, SocketError, not_authenticated, permission_denied, reply_for_exception
 from .protocol import encode_frame, error_frame
-from .push import consumer_loop
+from .push import WorkerSends, worker_sends
 from .routes import Callback, RouteInfo
 from .status import is_success
 
@@ -126,8 +126,13 @@ def _handler_failure(exc: BaseException) -> Exception:
 
 async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
     """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
-    consumer_loop.set(asyncio.get_running_loop())  # for sends from the worker (push.group_send_from_sync)
-    return await _WORKERS[thread_sensitive](fn, *args)
+    sends = WorkerSends(asyncio.get_running_loop())
+    token = worker_sends.set(sends)
+    try:
+        return await _WORKERS[thread_sensitive](fn, *args)
+    finally:
+        worker_sends.reset(token)
+        sends.close()
 
 
 def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -101,31 +103,67 @@ async def group_send(layer: Any, group: str, message: dict[str, Any], timeout: f
             await layer.group_send(group, message)
 
 
-#: The event loop of the async consumer whose worker thread runs this code (set by ``run_in_worker``).
-consumer_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar("django_channels_router_loop", default=None)
+class WorkerSends:
+    """Sends that sync code in an async consumer's worker thread asked for (see
+    :func:`group_send_from_sync`). The event loop starts them when the worker call returns, and
+    every ``FLUSH_EVERY`` seconds while it runs: the reply never waits on the channel layer,
+    the worker never waits on the loop, and a long call's sends are not held back."""
+
+    FLUSH_EVERY = 0.05
+    _running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: deque[tuple[Any, str, dict[str, Any], Callable[[BaseException], None]]] = deque()
+        self._timer = loop.call_later(self.FLUSH_EVERY, self._tick)
+
+    def add(self, layer: Any, group: str, message: dict[str, Any], on_error: Callable[[BaseException], None]) -> None:
+        """From the worker thread (a deque's append and popleft are thread-safe)."""
+        self.waiting.append((layer, group, message, on_error))
+
+    def close(self) -> None:
+        """On the event loop, once the worker call has returned."""
+        self._timer.cancel()
+        self._flush()
+
+    def _tick(self) -> None:
+        self._flush()
+        self._timer = self.loop.call_later(self.FLUSH_EVERY, self._tick)
+
+    def _flush(self) -> None:
+        while self.waiting:
+            layer, group, message, on_error = self.waiting.popleft()
+            task = self.loop.create_task(group_send(layer, group, message))
+            self._running.add(task)
+            task.add_done_callback(partial(self._done, on_error))
+
+    @classmethod
+    def _done(cls, on_error: Callable[[BaseException], None], task: asyncio.Task[None]) -> None:
+        cls._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            on_error(task.exception())  # type: ignore[arg-type]
+
+
+#: The sends of the worker call this code runs in, if it runs in an async consumer's worker.
+worker_sends: ContextVar[WorkerSends | None] = ContextVar("django_channels_router_sends", default=None)
 
 
 def group_send_from_sync(layer: Any, group: str, message: dict[str, Any],
                          on_error: Callable[[BaseException], None]) -> None:
     """:func:`group_send` from sync code that must not fail on the layer's account.
 
-    In an async consumer's worker thread the send is handed to the consumer's event loop and
-    not waited for, so a request's reply never waits on the channel layer; elsewhere (a view, a
-    shell, a task) it is waited for. A failure is passed to ``on_error`` either way.
+    In an async consumer's worker thread the send is started by the consumer's event loop
+    (:class:`WorkerSends`), not waited for; elsewhere (a view, a shell, a task) it is
+    waited for. A failure is passed to ``on_error`` either way.
     """
-    loop = consumer_loop.get()
-    if loop is None or not loop.is_running():
-        try:
-            async_to_sync(group_send)(layer, group, message)
-        except Exception as exc:
-            on_error(exc)
+    sends = worker_sends.get()
+    if sends is not None and sends.loop.is_running():
+        sends.add(layer, group, message, on_error)
         return
-
-    def report(sent: Any) -> None:
-        if not sent.cancelled() and sent.exception() is not None:
-            on_error(sent.exception())
-
-    asyncio.run_coroutine_threadsafe(group_send(layer, group, message), loop).add_done_callback(report)
+    try:
+        async_to_sync(group_send)(layer, group, message)
+    except Exception as exc:
+        on_error(exc)
 
 
 def broadcast_sync(group: str, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,

@@ -1,5 +1,7 @@
 """Model subscriptions: pushes of created/updated/deleted objects a subscriber may see."""
 
+import time
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -9,7 +11,7 @@ from rest_framework import permissions
 
 from demo.models import Article
 from django_channels_router.testing import RouterCommunicator
-from drf_bridge import ModelSocketRouter, notify_change
+from drf_bridge import ModelSocketRouter, notify_change, socket_route
 from tests.drf import ArticleRouter, NoteRouter, NoteSerializer, PagedArticleRouter
 from tests.factories import ArticleFactory, NoteFactory, UserFactory
 from tests.models import Note
@@ -238,6 +240,25 @@ async def test_a_write_reply_never_waits_for_the_channel_layer():
         assert (push["route"], push["payload"]["title"]) == ("created", "Fast reply")
         await watcher.disconnect()
         await writer.disconnect()
+
+
+class LongRouter(ArticleRouter):
+    @socket_route("saveThenWork", method="GET")  # GET: no transaction, so the save commits at once
+    def save_then_work(self, payload, headers):
+        Article.objects.create(title="Early")
+        time.sleep(0.6)
+        return {"payload": "done"}
+
+
+async def test_a_long_handler_pushes_its_committed_changes_before_it_returns():
+    watcher, worker = await subscriber(), await subscriber(LongRouter)
+    await subscribe(watcher)
+    await worker.send_request("saveThenWork", uuid="long")
+    push = await watcher.receive_message(timeout=0.4)
+    assert (push["route"], push["payload"]["title"]) == ("created", "Early")
+    assert (await worker.receive_json_from(timeout=3))["payload"] == "done"
+    await watcher.disconnect()
+    await worker.disconnect()
 
 
 async def test_a_write_through_a_router_succeeds_and_logs_when_the_channel_layer_fails(caplog):
