@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RUNNING_REQUESTS": 16,
     "MAX_WAITING_REQUESTS": 256,
     "RATE_LIMIT": None,
+    "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
 }
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RATE = re.compile(r"(\d+)/(\d*)([smhd])[a-z]*")

@@ -9,10 +9,11 @@ call them, so both consumers follow exactly the same steps and error mapping.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from .protocol import encode_frame, error_frame
 from .push import WorkerSends, worker_sends
 from .routes import Callback, RouteInfo
 from .status import is_success
+from .workers import worker_pool
 
 if TYPE_CHECKING:
     from .consumers import RouterMixin
@@ -129,7 +131,7 @@ async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bo
     sends = WorkerSends(asyncio.get_running_loop())
     token = worker_sends.set(sends)
     try:
-        return await _WORKERS[thread_sensitive](fn, *args)
+        return await _hop(thread_sensitive)(fn, *args)
     finally:
         worker_sends.reset(token)
         sends.close()
@@ -146,8 +148,15 @@ def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
         close_old_connections()
 
 
-#: Made once: a ``SyncToAsync`` costs more to build than the rest of a request's bookkeeping.
-_WORKERS = {sensitive: sync_to_async(with_fresh_connections, thread_sensitive=sensitive) for sensitive in (False, True)}
+@functools.cache
+def _hop(thread_sensitive: bool) -> Callable[..., Awaitable[Any]]:
+    """Made once: a ``SyncToAsync`` costs more to build than the rest of a request's bookkeeping.
+    Thread-sensitive calls go to the thread Django and Channels share; others to the worker pool."""
+    if thread_sensitive:
+        return sync_to_async(with_fresh_connections, thread_sensitive=True)
+    # asgiref annotates ``executor`` as a ThreadPoolExecutor; it only hands it to run_in_executor().
+    return sync_to_async(with_fresh_connections, thread_sensitive=False,
+                         executor=worker_pool())  # type: ignore[call-overload]
 
 
 async def _await(awaitable: Any) -> Any:

@@ -1,0 +1,89 @@
+"""The worker pool of the async consumers: one warm thread while requests do not overlap."""
+
+import threading
+import time
+
+import pytest
+from django.test import override_settings
+
+from django_channels_router import AsyncSocketRouterConsumer
+from django_channels_router.testing import RouterCommunicator
+from django_channels_router.workers import WorkerPool
+
+
+def test_calls_that_do_not_overlap_run_on_the_same_thread():
+    pool = WorkerPool(4)
+    threads = {pool.submit(threading.get_ident).result(timeout=5) for _ in range(20)}
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_overlapping_calls_get_threads_up_to_the_limit_and_the_rest_wait():
+    pool = WorkerPool(2)
+    release, started, finished = threading.Event(), [], []
+    lock = threading.Lock()
+
+    def job(n):
+        with lock:
+            started.append((n, threading.get_ident()))
+        release.wait(5)
+        with lock:
+            finished.append(n)
+        return n
+
+    futures = [pool.submit(job, n) for n in range(5)]
+    deadline = time.monotonic() + 5
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert [n for n, _ in started] == [0, 1]  # two threads busy, three calls waiting
+    release.set()
+    assert [future.result(timeout=5) for future in futures] == [0, 1, 2, 3, 4]
+    assert sorted(n for n, _ in started) == [0, 1, 2, 3, 4]
+    assert len({thread for _, thread in started}) == 2
+
+
+def test_waiting_calls_run_in_the_order_they_were_submitted():
+    pool = WorkerPool(1)
+    release, order = threading.Event(), []
+    first = pool.submit(release.wait, 5)
+    futures = [pool.submit(order.append, n) for n in range(10)]
+    release.set()
+    first.result(timeout=5)
+    for future in futures:
+        future.result(timeout=5)
+    assert order == list(range(10))
+
+
+def test_a_failing_call_raises_for_its_caller_and_the_pool_goes_on():
+    pool = WorkerPool(1)
+    with pytest.raises(ZeroDivisionError):
+        pool.submit(lambda: 1 / 0).result(timeout=5)
+    assert pool.submit(lambda a, b=0: a + b, 1, b=2).result(timeout=5) == 3
+
+
+class ThreadReporter(AsyncSocketRouterConsumer):
+    routes = [{"route": "thread"}]
+
+    def on_thread(self, payload, headers):
+        time.sleep(payload or 0)
+        return {"payload": threading.get_ident()}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sequential_sync_requests_of_an_async_consumer_are_served_by_one_thread():
+    comm = RouterCommunicator(ThreadReporter.as_asgi(), "/ws/")
+    assert (await comm.connect())[0]
+    overlapping = [await comm.send_request("thread", 0.1) for _ in range(4)]  # the pool grows to 4 threads
+    assert len({(await comm.receive_message())["payload"] for _ in overlapping}) == 4
+    threads = {(await comm.request("thread"))["payload"] for _ in range(10)}
+    await comm.disconnect()
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+@pytest.mark.parametrize("value", [0, "8", None])
+def test_bad_worker_thread_counts_are_reported(value):
+    from django_channels_router.checks import check_settings
+
+    with override_settings(CHANNELS_ROUTER={"WORKER_THREADS": value}):
+        errors = check_settings()
+    assert [e.id for e in errors] == ["channels_router.E006"] and "WORKER_THREADS" in errors[0].msg
