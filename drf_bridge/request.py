@@ -7,6 +7,7 @@ they come from the connection's scope and the message's headers and payload.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from collections.abc import Mapping
@@ -54,29 +55,25 @@ HANDSHAKE_ONLY_HEADERS = frozenset({
 })
 
 
-def build_request(scope: Mapping[str, Any], method: str, headers: Mapping[str, Any], data: Any,
+def build_request(scope: dict[str, Any], method: str, headers: Mapping[str, Any], data: Any,
                   query: QueryDict, route: Any) -> SocketRequest:
     """The request a DRF view would get for this message, over HTTP ``method``.
 
-    Django's own ``ASGIRequest`` builds it from the connection's scope. The message's headers
-    are added to the handshake's as HTTP headers (``headers["Authorization"]`` becomes
-    ``META["HTTP_AUTHORIZATION"]``), except that they never replace one the handshake has nor set
-    one of :data:`HANDSHAKE_ONLY_HEADERS` or ``X-Forwarded-*``. The query string is ``query``.
+    Django's own ``ASGIRequest`` reads the connection's scope once per connection; each message
+    gets a copy of it. The message's headers are added to the handshake's as HTTP headers
+    (``headers["Authorization"]`` becomes ``META["HTTP_AUTHORIZATION"]``), except that they never
+    replace one the handshake has nor set one of :data:`HANDSHAKE_ONLY_HEADERS` or
+    ``X-Forwarded-*``; names with underscores are dropped, as Django drops them. The query
+    string is ``query``.
     """
-    handshake = list(scope.get("headers", ()))
-    present = {name.lower() for name, _ in handshake}
+    http = copy.copy(_handshake_request(scope))
+    meta = http.META = dict(http.META)
     for name, value in headers.items():
         key = str(name).lower()
-        if key.encode() not in present and not _handshake_only(key):
-            handshake.append((key.encode(), _header_value(value)))
-    http = ASGIRequest({
-        **scope,
-        "type": "http",
-        "method": method,
-        "scheme": "https" if scope.get("scheme") == "wss" else "http",
-        "query_string": query.urlencode().encode(),
-        "headers": handshake,
-    }, io.BytesIO())
+        if "_" not in key and not _handshake_only(key):
+            meta.setdefault(f"HTTP_{key.upper().replace('-', '_')}", _header_value(value).decode("latin1"))
+    meta["REQUEST_METHOD"] = http.method = method
+    meta["QUERY_STRING"] = query.urlencode()
     http.GET = query
     http.COOKIES = scope.get("cookies", {})
     if scope.get("session") is not None:
@@ -85,6 +82,21 @@ def build_request(scope: Mapping[str, Any], method: str, headers: Mapping[str, A
         http.user = scope["user"]
     kwargs = dict((scope.get("url_route") or {}).get("kwargs", {}))
     return SocketRequest(http, data, route, kwargs)
+
+
+#: Where a connection's scope keeps the request its handshake makes (see :func:`build_request`).
+HANDSHAKE_REQUEST = "drf_bridge.handshake_request"
+
+
+def _handshake_request(scope: dict[str, Any]) -> ASGIRequest:
+    """The handshake as a Django request, made once per connection and kept in its scope."""
+    request = scope.get(HANDSHAKE_REQUEST)
+    if request is None:
+        request = scope[HANDSHAKE_REQUEST] = ASGIRequest({
+            **scope, "type": "http", "method": "GET", "query_string": b"",
+            "scheme": "https" if scope.get("scheme") == "wss" else "http",
+        }, io.BytesIO())
+    return request
 
 
 def _handshake_only(name: str) -> bool:
