@@ -454,6 +454,22 @@ def test_message_headers_never_replace_the_handshake_or_set_proxy_headers():
     assert meta["QUERY_STRING"] == ""  # the handshake's query string (tokens!) is not the request's
 
 
+def test_each_message_has_its_own_headers_method_and_query():
+    async def run():
+        comm = RouterCommunicator(Inspect.as_asgi(), "/ws/", user=AnonymousUser())
+        comm.scope["headers"] = [(b"host", b"app.example")]
+        await comm.connect()
+        first = await comm.request("meta", {"q": "1"}, {"X-Api-Key": "first", "X_Auth_User": "admin"})
+        second = await comm.request("meta")
+        await comm.disconnect()
+        return first["payload"], second["payload"]
+
+    first, second = async_to_sync(run)()
+    assert (first["HTTP_X_API_KEY"], first["QUERY_STRING"]) == ("first", "q=1")
+    assert first["HTTP_X_AUTH_USER"] is None  # underscores in a name are dropped, as Django drops them
+    assert (second["HTTP_X_API_KEY"], second["QUERY_STRING"], second["HTTP_HOST"]) == (None, "", "app.example")
+
+
 def test_get_payload_is_the_query_and_data_is_empty_and_url_kwargs_are_kept():
     meta = async_to_sync(request_with)(Inspect, "meta", {"search": "a", "n": 2}, None, {"url_route": {"kwargs": {"project": 7}}})["payload"]
     assert meta["QUERY_STRING"] == "search=a&n=2" and meta["data"] == {}
