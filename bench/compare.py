@@ -36,10 +36,12 @@ from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from bench.subjects import (  # noqa: E402
+    CALLS,
     SUBJECTS,
     HandWrittenEcho,
     RouterArticles,
     RouterEcho,
+    calls_argument,
     http_cases,
     socket_cases,
     summary,
@@ -111,6 +113,7 @@ async def idle_memory(consumer, connections=300):
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--calls", type=calls_argument, default=CALLS, help="e.g. get,create (default: all)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     await sync_to_async(call_command)("migrate", verbosity=0)
@@ -119,9 +122,9 @@ async def main():
 
     rows = []
     for _ in range(args.rounds):
-        for call, subject, key, messages in await sync_to_async(socket_cases)(article.pk, count):
+        for call, subject, key, messages in await sync_to_async(socket_cases)(article.pk, count, args.calls):
             rows.append((call, subject, *await measure(SUBJECTS[key], messages)))
-        for call, subject, requests in await sync_to_async(http_cases)(article.pk, count):
+        for call, subject, requests in await sync_to_async(http_cases)(article.pk, count, args.calls):
             rows.append((call, subject, *await sync_to_async(measure_http)(requests)))
 
     print(f"in-process, {args.requests} sequential requests per row, median of {args.rounds} rounds")

@@ -35,7 +35,7 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.subjects import http_cases, socket_cases, summary  # noqa: E402
+from bench.subjects import CALLS, calls_argument, http_cases, socket_cases, summary  # noqa: E402
 from demo.models import Article  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -132,6 +132,7 @@ async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--calls", type=calls_argument, default=CALLS, help="e.g. get,create (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=1)
     args = parser.parse_args()
@@ -143,10 +144,10 @@ async def main():
     rows = []
     try:
         for _ in range(args.rounds):
-            for call, subject, path, messages in await sync_to_async(socket_cases)(article.pk, count):
+            for call, subject, path, messages in await sync_to_async(socket_cases)(article.pk, count, args.calls):
                 url = f"ws://127.0.0.1:{port}/ws/{path}/"
                 rows.append((call, subject, *await measure_socket(url, proc.pid, messages, args.connections)))
-            for call, subject, requests in await sync_to_async(http_cases)(article.pk, count):
+            for call, subject, requests in await sync_to_async(http_cases)(article.pk, count, args.calls):
                 rows.append((call, f"{subject} (gunicorn)", *await measure_http(
                     f"http://127.0.0.1:{http_port}", http.pid, requests, args.connections)))
     finally:

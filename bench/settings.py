@@ -28,3 +28,5 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 ROOT_URLCONF = "bench.urls"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+if os.environ.get("BENCH_WORKER_THREADS"):
+    CHANNELS_ROUTER = {"WORKER_THREADS": int(os.environ["BENCH_WORKER_THREADS"])}

@@ -70,9 +70,9 @@ def fresh_ids(count):
     return list(Article.objects.filter(title="doomed").order_by("-id").values_list("id", flat=True)[:count])
 
 
-def socket_cases(pk, count):
-    """``(call, subject, SUBJECTS key, messages)`` for every WebSocket row: ``count`` messages
-    each, the same in every benchmark. Call it from sync code (the delete rows create articles)."""
+def socket_cases(pk, count, calls=CALLS):
+    """``(call, subject, SUBJECTS key, messages)`` for the WebSocket rows of ``calls``: ``count``
+    messages each, the same in every benchmark. Call it from sync code (deletes create articles)."""
     def router(call, i, target=pk):
         payload = {"echo": {"n": i}, "create": {"title": f"create{i}", "body": "x"},
                    "update": {"title": f"update{i}", "body": "x"}}
@@ -88,21 +88,23 @@ def socket_cases(pk, count):
             message["data"] = {"title": f"{call}{i}", "body": "x"}
         return message
 
-    rows = [("echo", HAND, "hand", [router("echo", i) for i in range(count)]),
-            ("echo", ROUTER, "router", [router("echo", i) for i in range(count)])]
-    for call in CALLS[1:]:
+    rows = []
+    if "echo" in calls:
+        rows += [("echo", HAND, "hand", [router("echo", i) for i in range(count)]),
+                 ("echo", ROUTER, "router", [router("echo", i) for i in range(count)])]
+    for call in [call for call in CALLS[1:] if call in calls]:
         rows.append((call, ROUTER, "model", _messages(router, call, pk, count)))
         if "peer" in SUBJECTS:
             rows.append((call, PEER, "peer", _messages(peer, call, pk, count)))
     return rows
 
 
-def http_cases(pk, count):
+def http_cases(pk, count, calls=CALLS):
     """``(call, subject, requests)`` for DRF over HTTP: ``(method, path, JSON body)`` each."""
     body = {"create": {"title": "t", "body": "x"}, "update": {"title": "u", "body": "x"}}
     method = {"get": "get", "create": "post", "update": "put", "delete": "delete"}
     rows = []
-    for call in CALLS[1:]:
+    for call in [call for call in CALLS[1:] if call in calls]:
         targets = fresh_ids(count) if call == "delete" else [pk] * count
         path = "/articles/" if call == "create" else "/articles/{}/"
         rows.append((call, HTTP, [(method[call], path.format(target), body.get(call)) for target in targets]))
@@ -113,6 +115,15 @@ def _messages(make, call, pk, count):
     if call == "delete":
         return [make(call, i, target) for i, target in enumerate(fresh_ids(count))]
     return [make(call, i) for i in range(count)]
+
+
+def calls_argument(value):
+    """``--calls get,create``: the calls to measure."""
+    calls = tuple(value.split(","))
+    unknown = set(calls) - set(CALLS)
+    if unknown:
+        raise ValueError(f"unknown calls {sorted(unknown)}; known: {', '.join(CALLS)}")
+    return calls
 
 
 def summary(rows):
