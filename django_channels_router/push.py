@@ -115,14 +115,23 @@ class WorkerSends:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.waiting: deque[tuple[Any, str, dict[str, Any], Callable[[BaseException], None]]] = deque()
+        self.closed = False
         self._timer = loop.call_later(self.FLUSH_EVERY, self._tick)
 
     def add(self, layer: Any, group: str, message: dict[str, Any], on_error: Callable[[BaseException], None]) -> None:
-        """From the worker thread (a deque's append and popleft are thread-safe)."""
+        """From the worker thread (a deque's append and popleft are thread-safe). A call that
+        goes on after its caller stopped waiting (a cancelled request) wakes the loop itself."""
         self.waiting.append((layer, group, message, on_error))
+        if self.closed:  # set before close() flushes: whatever close() did not see is flushed here
+            try:
+                self.loop.call_soon_threadsafe(self._flush)
+            except RuntimeError as exc:  # the loop is closed: the process is going away
+                while self.waiting:
+                    self.waiting.popleft()[3](exc)
 
     def close(self) -> None:
-        """On the event loop, once the worker call has returned."""
+        """On the event loop, once the worker call has returned (or its caller was cancelled)."""
+        self.closed = True
         self._timer.cancel()
         self._flush()
 

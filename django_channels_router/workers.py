@@ -40,10 +40,10 @@ class WorkerPool(Executor):
             if self._idle:
                 inbox = self._idle.pop()
             elif self._threads < self.max_workers:
-                self._threads += 1
                 inbox = SimpleQueue()
-                threading.Thread(target=self._work, args=(inbox,), name=f"{self.name}-{self._threads}",
-                                 daemon=True).start()
+                threading.Thread(target=self._work, args=(inbox,), name=f"{self.name}-{self._threads + 1}",
+                                 daemon=True).start()  # raises for the caller if no thread can start
+                self._threads += 1
             else:
                 self._waiting.append(job)
                 return job[0]
@@ -59,7 +59,7 @@ class WorkerPool(Executor):
                     future.set_result(fn(*args))
                 except BaseException as exc:  # the caller gets it, as from ThreadPoolExecutor
                     future.set_exception(exc)
-            del future, fn, args
+            del job, future, fn, args  # an idle thread keeps nothing of its last call alive
             with self._lock:
                 if self._waiting:
                     job = self._waiting.popleft()

@@ -2,16 +2,18 @@
 
 from unittest import mock
 
+import django
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import models
 from rest_framework import permissions, serializers
 from rest_framework.test import APIRequestFactory
 
 from demo.models import Article
 from django_channels_router.testing import RouterCommunicator
 from drf_bridge import ModelSocketRouter
-from drf_bridge.fields import use_prebuilt_fields
+from drf_bridge.fields import _read_when_built, use_prebuilt_fields
 from tests.factories import NoteFactory, UserFactory
 from tests.models import Note
 
@@ -168,3 +170,40 @@ def test_a_model_router_serves_request_dependent_fields_per_message():
 
     assert set(async_to_sync(get)(UserFactory(is_staff=True))) == {"id", "title", "body"}
     assert set(async_to_sync(get)(AnonymousUser())) == {"id", "title"}
+
+
+class OptionsSerializer(serializers.ModelSerializer):
+    options = serializers.JSONField(default={}, write_only=True)
+    tags = serializers.ListField(child=serializers.CharField(), default=[], write_only=True)
+
+    class Meta:
+        model = Article
+        fields = ["id", "title", "options", "tags"]
+
+
+def test_a_default_one_request_changes_never_reaches_the_next():
+    first = use_prebuilt_fields(OptionsSerializer(data={"title": "a"}))
+    assert first.is_valid()
+    first.validated_data["options"]["admin"] = True
+    first.validated_data["tags"].append("x")
+    second = use_prebuilt_fields(OptionsSerializer(data={"title": "b"}))
+    assert second.is_valid()
+    assert (second.validated_data["options"], second.validated_data["tags"]) == ({}, [])
+
+
+def test_a_related_fields_queryset_is_fresh_for_every_serializer():
+    first, second = (use_prebuilt_fields(RichNoteSerializer(context=context())) for _ in range(2))
+    assert first.fields["owner_id"].queryset is not second.fields["owner_id"].queryset
+    list(first.fields["owner_id"].queryset)  # a result cache of one serializer's queryset ...
+    assert second.fields["owner_id"].queryset._result_cache is None  # ... is not another's
+
+
+@pytest.mark.parametrize("model_field, read_each_time", [
+    (models.ForeignKey(User, on_delete=models.CASCADE, limit_choices_to=lambda: {"is_staff": True}), True),
+    (models.ForeignKey(User, on_delete=models.CASCADE, limit_choices_to={"is_staff": True}), False),
+    (models.FilePathField(path="/tmp"), True),
+    (models.CharField(max_length=5, choices=lambda: [("a", "A")]), django.VERSION >= (5, 0)),
+    (models.CharField(max_length=5, choices=[("a", "A")]), False),
+])
+def test_model_fields_drf_reads_anew_each_time_keep_fields_from_being_prebuilt(model_field, read_each_time):
+    assert _read_when_built(model_field) is read_each_time

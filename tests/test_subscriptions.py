@@ -1,5 +1,6 @@
 """Model subscriptions: pushes of created/updated/deleted objects a subscriber may see."""
 
+import asyncio
 import time
 
 import pytest
@@ -249,6 +250,12 @@ class LongRouter(ArticleRouter):
         time.sleep(0.6)
         return {"payload": "done"}
 
+    @socket_route("workThenSave", method="GET")
+    def work_then_save(self, payload, headers):
+        time.sleep(0.3)
+        Article.objects.create(title="Late")
+        return {"payload": "done"}
+
 
 async def test_a_long_handler_pushes_its_committed_changes_before_it_returns():
     watcher, worker = await subscriber(), await subscriber(LongRouter)
@@ -261,9 +268,18 @@ async def test_a_long_handler_pushes_its_committed_changes_before_it_returns():
     await worker.disconnect()
 
 
-async def test_a_write_through_a_router_succeeds_and_logs_when_the_channel_layer_fails(caplog):
-    import asyncio
+async def test_a_change_committed_after_the_client_left_is_still_pushed():
+    watcher, leaver = await subscriber(), await subscriber(LongRouter)
+    await subscribe(watcher)
+    await leaver.send_request("workThenSave")
+    await asyncio.sleep(0.1)
+    await leaver.disconnect()  # cancels the request; its handler goes on in its thread and commits
+    push = await watcher.receive_message(timeout=3)
+    assert (push["route"], push["payload"]["title"]) == ("created", "Late")
+    await watcher.disconnect()
 
+
+async def test_a_write_through_a_router_succeeds_and_logs_when_the_channel_layer_fails(caplog):
     from django.test import override_settings
 
     with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.layers.FailingGroupSendLayer"}}):

@@ -61,6 +61,31 @@ def test_a_failing_call_raises_for_its_caller_and_the_pool_goes_on():
     assert pool.submit(lambda a, b=0: a + b, 1, b=2).result(timeout=5) == 3
 
 
+def test_a_thread_that_cannot_start_fails_that_call_only(monkeypatch):
+    pool = WorkerPool(1)
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("can't start new thread")))
+        with pytest.raises(RuntimeError, match="can't start"):
+            pool.submit(int)
+    assert pool.submit(int, "7").result(timeout=5) == 7
+
+
+def test_an_idle_thread_keeps_nothing_of_its_last_call():
+    import gc
+    import weakref
+
+    class Result:
+        pass
+
+    pool = WorkerPool(1)
+    result = pool.submit(Result).result(timeout=5)
+    alive = weakref.ref(result)
+    time.sleep(0.05)  # the thread has gone idle
+    del result
+    gc.collect()
+    assert alive() is None
+
+
 class ThreadReporter(AsyncSocketRouterConsumer):
     routes = [{"route": "thread"}]
 
