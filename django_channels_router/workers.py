@@ -51,21 +51,33 @@ class WorkerPool(Executor):
         return job[0]
 
     def _work(self, inbox: SimpleQueue[Job]) -> None:
-        job = inbox.get()
-        while True:
+        job: Job | None = inbox.get()
+        while job is not None:
             future, fn, args = job
+            outcome: tuple[Any, BaseException | None] | None = None
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(fn(*args))
+                    outcome = fn(*args), None
                 except BaseException as exc:  # the caller gets it, as from ThreadPoolExecutor
-                    future.set_exception(exc)
-            del job, future, fn, args  # an idle thread keeps nothing of its last call alive
+                    outcome = None, exc
+            # Back on the idle stack before the caller hears of the result, so the caller's next
+            # call finds this thread on top (a new call simply waits in this thread's inbox).
             with self._lock:
-                if self._waiting:
-                    job = self._waiting.popleft()
-                    continue
-                self._idle.append(inbox)
-            job = inbox.get()
+                job = self._waiting.popleft() if self._waiting else None
+                if job is None:
+                    self._idle.append(inbox)
+            if outcome is not None:
+                _settle(future, *outcome)
+            del future, fn, args, outcome  # an idle thread keeps nothing of its last call alive
+            if job is None:
+                job = inbox.get()
+
+
+def _settle(future: Future[Any], result: Any, error: BaseException | None) -> None:
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 def _with_kwargs(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
