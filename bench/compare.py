@@ -37,7 +37,9 @@ from rest_framework.test import APIClient  # noqa: E402
 
 from bench.subjects import (  # noqa: E402
     CALLS,
+    OK,
     SUBJECTS,
+    WARM_UP,
     HandWrittenEcho,
     RouterArticles,
     RouterEcho,
@@ -47,9 +49,6 @@ from bench.subjects import (  # noqa: E402
     summary,
 )
 from demo.models import Article  # noqa: E402
-
-WARM_UP = 50
-OK = (200, 201, 204)
 
 
 async def socket(consumer):

@@ -9,7 +9,6 @@ prints the time taken and the throughput. Bounded: it stops after the run, or af
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.server import Article, call_command, start, sync_to_async  # noqa: E402  (sets Django up)
+from bench.server import Article, call_command, free_port, start, stop, sync_to_async  # noqa: E402  (sets Django up)
 
 
 async def one_connection(url, n, requests):
@@ -41,9 +40,7 @@ async def main():
     args = parser.parse_args()
     await sync_to_async(call_command)("migrate", verbosity=0)
     await Article.objects.acreate(title="warm")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = start(args.server, port, log=True)
     try:
         url = f"ws://127.0.0.1:{port}/ws/router/"
@@ -52,8 +49,7 @@ async def main():
             *(one_connection(url, n, args.requests) for n in range(args.connections))), 120)
         elapsed = time.perf_counter() - started
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
     log = proc.log_path.read_text()
     assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
     total = sum(counts)

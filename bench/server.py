@@ -35,12 +35,10 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.subjects import CALLS, calls_argument, http_cases, socket_cases, summary  # noqa: E402
+from bench.subjects import CALLS, OK, WARM_UP, calls_argument, http_cases, socket_cases, summary  # noqa: E402
 from demo.models import Article  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-WARM_UP = 50
-OK = (200, 201, 204)
 
 
 def cpu_seconds(pid):

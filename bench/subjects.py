@@ -58,6 +58,8 @@ if PeerArticles is not None:
     SUBJECTS["peer"] = PeerArticles
 
 CALLS = ("echo", "get", "create", "update", "delete")
+WARM_UP = 50  # requests of each row sent before the clock starts
+OK = (200, 201, 204)  # the statuses every reply must have
 ROUTER = "router (AsyncSocketRouterConsumer / ModelSocketRouter)"
 HAND = "hand-written AsyncJsonWebsocketConsumer"
 PEER = "djangochannelsrestframework"

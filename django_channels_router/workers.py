@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -34,7 +35,7 @@ class WorkerPool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if kwargs:
-            args, fn = (), _with_kwargs(fn, args, kwargs)
+            args, fn = (), functools.partial(fn, *args, **kwargs)
         job: Job = (Future(), fn, args)
         with self._lock:
             if self._idle:
@@ -78,10 +79,6 @@ def _settle(future: Future[Any], result: Any, error: BaseException | None) -> No
         future.set_result(result)
     else:
         future.set_exception(error)
-
-
-def _with_kwargs(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
-    return lambda: fn(*args, **kwargs)
 
 
 _pool: WorkerPool | None = None

@@ -74,13 +74,13 @@ def build_request(scope: dict[str, Any], method: str, headers: Mapping[str, Any]
             meta.setdefault(f"HTTP_{key.upper().replace('-', '_')}", _header_value(value).decode("latin1"))
     meta["REQUEST_METHOD"] = http.method = method
     meta["QUERY_STRING"] = query.urlencode()
-    http.scope = {**http.scope, **{key: scope[key] for key in ("user", "session") if key in scope}}  # as they are now
     http.GET = query
     http.COOKIES = dict(scope.get("cookies", {}))
-    if scope.get("session") is not None:
-        http.session = scope["session"]
-    if scope.get("user") is not None:
-        http.user = scope["user"]
+    current = {key: scope[key] for key in ("user", "session") if key in scope}  # as they are now
+    http.scope = {**http.scope, **current}
+    for key, value in current.items():
+        if value is not None:
+            setattr(http, key, value)
     kwargs = dict((scope.get("url_route") or {}).get("kwargs", {}))
     return SocketRequest(http, data, route, kwargs)
 
