@@ -152,15 +152,20 @@ async def test_access_check_answers_403_to_a_user_it_refuses(consumer):
 
 
 @pytest.mark.parametrize("base", [SocketRouterConsumer, AsyncSocketRouterConsumer])
-async def test_consumer_wide_check_access_runs_after_the_route_rule(base):
+async def test_consumer_wide_check_access_runs_before_the_route_rule(base):
     calls = []
 
     class Guarded(base):
-        routes = [{"route": "open"}, {"route": "closed", "handler": "on_open"}]
+        routes = [{"route": "open"}, {"route": "closed", "handler": "on_open"},
+                  {"route": "ruled", "handler": "on_open", "access": "rule"}]
 
         def check_access(self, route, headers, payload):
             calls.append((route.name, headers, payload))
-            return route.name == "open"
+            return route.name != "closed"
+
+        def rule(self, user, headers, payload):
+            calls.append(("rule", headers, payload))
+            return True
 
         def on_open(self, payload, headers):
             return {"payload": "ok"}
@@ -168,7 +173,8 @@ async def test_consumer_wide_check_access_runs_after_the_route_rule(base):
     comm = await connected(Guarded)
     assert (await comm.request("open", 1, {"h": 1}))["payload"] == "ok"
     assert (await comm.request("closed", 2))["status"] == 401
-    assert calls == [("open", {"h": 1}, 1), ("closed", {}, 2)]
+    assert (await comm.request("ruled", 3))["payload"] == "ok"
+    assert calls == [("open", {"h": 1}, 1), ("closed", {}, 2), ("ruled", {}, 3), ("rule", {}, 3)]
     await comm.disconnect()
 
 

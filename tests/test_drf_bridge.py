@@ -435,8 +435,8 @@ class Inspect(ArticleRouter):
     def on_meta(self, payload, headers):
         META = self.request.META
         return {"payload": {key: META.get(key) for key in (
-            "HTTP_HOST", "HTTP_X_FORWARDED_FOR", "HTTP_COOKIE", "HTTP_X_AUTH_USER", "HTTP_AUTHORIZATION", "HTTP_X_API_KEY",
-            "REMOTE_ADDR", "QUERY_STRING")} | {"version": self.request.version, "kwargs": self.kwargs, "data": self.request.data}}
+            "HTTP_HOST", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_COOKIE", "HTTP_X_AUTH_USER",
+            "HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "REMOTE_ADDR", "QUERY_STRING")} | {"version": self.request.version, "kwargs": self.kwargs, "data": self.request.data}}
 
     def on_whoami(self, payload, headers):
         return {"payload": [self.request.user.username, self.user.username, str(self.request.successful_authenticator)]}
@@ -450,6 +450,7 @@ def test_message_headers_never_replace_the_handshake_or_set_proxy_headers():
     meta = async_to_sync(request_with)(Inspect, "meta", None, spoof, scope)["payload"]
     assert meta["HTTP_HOST"] == "app.example" and meta["HTTP_X_FORWARDED_FOR"] == "203.0.113.7"
     assert meta["HTTP_COOKIE"] == "sessionid=s" and meta["HTTP_X_AUTH_USER"] is None
+    assert meta["HTTP_X_FORWARDED_PROTO"] is None  # a proxy header the handshake did not have
     assert meta["HTTP_X_API_KEY"] == "k" and meta["REMOTE_ADDR"] == "10.0.0.1"
     assert meta["QUERY_STRING"] == ""  # the handshake's query string (tokens!) is not the request's
 
