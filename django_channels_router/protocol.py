@@ -6,12 +6,13 @@ ways (no ``NaN``/``Infinity``), because the browser client's ``JSON.parse`` reje
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
 import uuid as uuid_lib
+from array import array
 from collections.abc import Mapping
+from itertools import accumulate
 from typing import Any, TypedDict
 
 from .status import StatusCodes
@@ -41,9 +42,9 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_NESTING = 128
 ROUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+#: Brackets as signed bytes (+1 opens, -1 closes) and every other byte deleted, for _nesting().
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _SEPARATORS = str.maketrans(".:-", "___")
 
@@ -99,9 +100,19 @@ def _finite_float(text: str) -> float:
 
 
 def _nesting(text: str) -> int:
-    """How deep arrays and objects nest in ``text`` (brackets inside strings ignored)."""
-    brackets = _BRACKET.findall(_STRING.sub("", text))
-    return max(itertools.accumulate(_DEPTH_STEP[b] for b in brackets), default=0)
+    """How deep arrays and objects nest in ``text``, brackets inside strings ignored.
+
+    Every step is one pass of C code over the bytes, so the time is linear whatever the
+    client sends (a regular expression over strings backtracks on unterminated ones). For
+    valid JSON it is exact: once escaped backslashes and escaped quotes are gone, quotes
+    alternate between opening and closing a string. For invalid JSON the figure may be off,
+    which costs nothing: ``json.loads`` refuses such a frame anyway.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if b'"' in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+        data = b"".join(data.split(b'"')[::2])  # the pieces outside strings
+    return max(accumulate(array("b", data.translate(_BRACKET_STEPS, _NOT_BRACKETS))), default=0)
 
 
 def _valid_uuid(value: Any) -> bool:

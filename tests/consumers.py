@@ -207,3 +207,13 @@ class PrivateSocket(SyncProtocolSocket):
 class StaffOnlyAsyncSocket(AsyncProtocolSocket):
     async def check_connect(self):
         return bool(getattr(self.user, "is_staff", False))
+
+
+class DefaultLimitsSocket(SyncProtocolSocket):
+    """The protocol's default limits (1 MiB frames), for the hostile-frame tests."""
+
+    max_message_bytes = None
+
+
+class AsyncDefaultLimitsSocket(AsyncProtocolSocket):
+    max_message_bytes = None

@@ -1,10 +1,19 @@
 from django.urls import path
 
-from tests.consumers import AsyncProtocolSocket, PrivateSocket, StaffOnlyAsyncSocket, SyncProtocolSocket
+from tests.consumers import (
+    AsyncDefaultLimitsSocket,
+    AsyncProtocolSocket,
+    DefaultLimitsSocket,
+    PrivateSocket,
+    StaffOnlyAsyncSocket,
+    SyncProtocolSocket,
+)
 
 websocket_urlpatterns = [
     path("ws/sync/", SyncProtocolSocket.as_asgi()),
     path("ws/async/", AsyncProtocolSocket.as_asgi()),
     path("ws/private/", PrivateSocket.as_asgi()),
     path("ws/staff/", StaffOnlyAsyncSocket.as_asgi()),
+    path("ws/limits/sync/", DefaultLimitsSocket.as_asgi()),
+    path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
 ]
