@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RUNNING_REQUESTS": 16,
     "MAX_WAITING_REQUESTS": 256,
     "RATE_LIMIT": None,
+    "MAX_SUBSCRIPTIONS": 64,
+    "MAX_SUBSCRIBED_OBJECTS": 10_000,
     "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
 }
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

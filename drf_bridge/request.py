@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,10 @@ HANDSHAKE_ONLY_HEADERS = frozenset({
 })
 
 
+#: An HTTP header name: RFC 9110 token characters (ASCII only), less "_" (see build_request).
+HEADER_NAME = re.compile(r"[-!#$%&'*+.^`|~0-9A-Za-z]+")
+
+
 def build_request(scope: dict[str, Any], method: str, headers: Mapping[str, Any], data: Any,
                   query: QueryDict, route: Any) -> SocketRequest:
     """The request a DRF view would get for this message, over HTTP ``method``.
@@ -63,14 +68,16 @@ def build_request(scope: dict[str, Any], method: str, headers: Mapping[str, Any]
     gets a copy of it. The message's headers are added to the handshake's as HTTP headers
     (``headers["Authorization"]`` becomes ``META["HTTP_AUTHORIZATION"]``), except that they never
     replace one the handshake has nor set one of :data:`HANDSHAKE_ONLY_HEADERS` or
-    ``X-Forwarded-*``; names with underscores are dropped, as Django drops them. The query
+    ``X-Forwarded-*``. Only names made of RFC 9110 token characters become headers (ASCII, so
+    that no Unicode case mapping turns ``X-Remote-U\u017fer`` into ``X-Remote-User`` after the
+    check); names with underscores are dropped too, as Django drops them, so ``X_Forwarded_For``
+    cannot pose as ``X-Forwarded-For``. Dropped names stay in the handler's ``headers``. The query
     string is ``query``.
     """
     http = copy.copy(_handshake_request(scope))
     meta = http.META = dict(http.META)
     for name, value in headers.items():
-        key = str(name).lower()
-        if "_" not in key and not _handshake_only(key):
+        if isinstance(name, str) and HEADER_NAME.fullmatch(name) and not _handshake_only(key := name.lower()):
             meta.setdefault(f"HTTP_{key.upper().replace('-', '_')}", _header_value(value).decode("latin1"))
     meta["REQUEST_METHOD"] = http.method = method
     meta["QUERY_STRING"] = query.urlencode()

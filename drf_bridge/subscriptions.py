@@ -24,6 +24,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
+from django.contrib import auth
 from django.core import checks
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router, transaction
@@ -34,11 +35,13 @@ from django.http import Http404, QueryDict
 from rest_framework import exceptions
 
 from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
+from django_channels_router.conf import limit
+from django_channels_router.errors import reply_for_exception
 from django_channels_router.push import group_send_from_sync
 
 from .decorators import socket_route
-from .generics import acting_as
-from .request import build_request
+from .generics import acting_as, anonymous_user
+from .request import HANDSHAKE_REQUEST, build_request
 
 __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 
@@ -187,12 +190,22 @@ class Subscription:
     known: set[str] = field(default_factory=set)
 
 
+@dataclass
+class Evaluation:
+    """What one change looks like to one view: ``{pk: data}`` for the changed objects it may see
+    (None where object permissions refuse one), or ``ended``, the error reply of a subscriber
+    whose credentials no longer authenticate."""
+
+    seen: dict[str, Any] = field(default_factory=dict)
+    ended: dict[str, Any] | None = None
+
+
 class _View:
     """One evaluation, computed once while the others who need it wait."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.result: dict[str, Any] | None = None
+        self.result: Evaluation | None = None
 
 
 class _Views:
@@ -205,7 +218,7 @@ class _Views:
         self.views: OrderedDict[Hashable, _View] = OrderedDict()
         self.size = size
 
-    def get(self, key: Hashable, compute: Any) -> dict[str, Any]:
+    def get(self, key: Hashable, compute: Any) -> Evaluation:
         with self.lock:
             view = self.views.get(key)
             first = view is None
@@ -227,6 +240,13 @@ class _Views:
 views = _Views()
 Push = tuple[str, Any, dict[str, Any]]
 REFUSALS = (SocketError, exceptions.APIException, PermissionDenied, Http404)
+#: The push that ends a subscription: its payload is ``{"detail", "code"}`` saying why.
+ENDED = "unsubscribed"
+#: Scope keys the default subscription key accounts for. Middleware that adds others (a tenant,
+#: a token's claims) may have put there what a queryset reads, so then nothing is shared.
+SCOPE_KEYS = frozenset({"type", "asgi", "http_version", "scheme", "server", "client", "path", "raw_path",
+                        "root_path", "query_string", "headers", "subprotocols", "extensions", "state", "cookies",
+                        "session", "user", "url_route", "path_remaining", HANDSHAKE_REQUEST})
 
 
 class SubscribeModelMixin:
@@ -242,6 +262,11 @@ class SubscribeModelMixin:
         self._subscriptions_lock = asyncio.Lock()
         self._changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._change_worker: asyncio.Task[None] | None = None
+        self._handshake_key: Hashable = None
+
+    #: Per-class bounds; ``None`` takes ``settings.CHANNELS_ROUTER`` or the default.
+    max_subscriptions: int | None = None
+    max_subscribed_objects: int | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -265,6 +290,13 @@ class SubscribeModelMixin:
         """
         group = model_group(subscription.label)
         async with self._subscriptions_lock:
+            if subscription.id in self.subscriptions:
+                raise SocketError(409, f"Subscription {subscription.id!r} exists on this connection: "
+                                  "a subscribe needs a uuid of its own.", "subscription_exists")
+            most = limit("MAX_SUBSCRIPTIONS", self.max_subscriptions)
+            if len(self.subscriptions) >= most:
+                raise SocketError(429, f"This connection has {most} subscriptions, the most it may have; "
+                                  "unsubscribe from one first.", "too_many_subscriptions")
             await self.join(group)  # type: ignore[attr-defined]
             try:
                 subscription.known = await run_in_worker(self.visible_pks, subscription)
@@ -280,21 +312,30 @@ class SubscribeModelMixin:
 
     @socket_route("unsubscribe", method="GET", dehydrate=None)
     async def on_unsubscribe(self, payload: Any, headers: dict[str, Any]) -> SocketResult:
-        """Stop one subscription (``{"subscription": uuid}``), or all of them (no payload); 204.
-        Once the reply is sent, no push of the subscription follows."""
-        wanted = payload.get("subscription") if isinstance(payload, dict) else None
+        """Stop one subscription (``{"subscription": uuid}``), or all of them (no payload, or no
+        ``subscription`` key); 204. Once the reply is sent, no push of the subscription follows."""
+        if payload is not None and not isinstance(payload, dict):
+            raise SocketError(400, 'The payload must be {"subscription": <uuid>}, or null for all.', "invalid")
+        everything = payload is None or "subscription" not in payload
+        wanted = None if payload is None else payload.get("subscription")
+        if not everything and (type(wanted) not in (str, int)):
+            raise SocketError(400, "subscription must be the uuid (a string or an integer) of a subscribe request.",
+                              "invalid")
         async with self._subscriptions_lock:
-            if wanted is None:
+            if everything:
                 removed = list(self.subscriptions.values())
                 self.subscriptions.clear()
             elif wanted in self.subscriptions:
                 removed = [self.subscriptions.pop(wanted)]
             else:
                 raise SocketError(404, f"No subscription {wanted!r} on this connection.", "not_found")
-            still = {s.label for s in self.subscriptions.values()}
-            for label in {s.label for s in removed} - still:
-                await self.leave(model_group(label))  # type: ignore[attr-defined]
+            await self._leave_unused_groups(removed)
         return {"status": StatusCodes.NO_CONTENT}
+
+    async def _leave_unused_groups(self, removed: Iterable[Subscription]) -> None:
+        still = {s.label for s in self.subscriptions.values()}
+        for label in {s.label for s in removed} - still:
+            await self.leave(model_group(label))  # type: ignore[attr-defined]
 
     def hydrate_subscription(self, headers: dict[str, Any], payload: Any) -> Subscription:
         """Check the subscriber may ``get`` the object (with an id) or ``list``, and note as whom."""
@@ -309,24 +350,61 @@ class SubscribeModelMixin:
         return subscription
 
     def visible_pks(self, subscription: Subscription) -> set[str]:
-        """The objects the subscription sees now (ids only)."""
+        """The objects the subscription sees now (ids only), at most what the connection may
+        still follow (``MAX_SUBSCRIBED_OBJECTS``): past that, 413 ``subscription_too_large``."""
         with self.acting_for(subscription):
             if subscription.pk is not None:
                 return {subscription.pk}
+            room = self.subscribed_objects_room()
             queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
-            return {str(pk) for pk in queryset.values_list("pk", flat=True)}
+            pks = {str(pk) for pk in queryset.values_list("pk", flat=True)[:room + 1]}
+            if len(pks) > room:
+                raise self.too_large()
+            return pks
+
+    def subscribed_objects_room(self) -> int:
+        """How many more objects this connection's list subscriptions may remember."""
+        most = limit("MAX_SUBSCRIBED_OBJECTS", self.max_subscribed_objects)
+        return max(0, most - sum(len(s.known) for s in self.subscriptions.values() if s.pk is None))
+
+    def too_large(self) -> SocketError:
+        most = limit("MAX_SUBSCRIBED_OBJECTS", self.max_subscribed_objects)
+        return SocketError(413, f"A connection's list subscriptions may follow {most} objects in all; narrow the "
+                           "list with its query parameters, or subscribe to single objects.",
+                           "subscription_too_large")
 
     def get_subscription_key(self, subscription: Subscription) -> Hashable:
         """Subscriptions with the same key see a change the same way and share its evaluation.
 
-        The default key holds everything a queryset or a permission usually reads: the user,
-        the credentials, the connection's URL kwargs, the headers and the query parameters.
+        The default key holds everything of the subscribing request a queryset, a permission or
+        a serializer can read: the user, the credentials, the message's headers and query, and
+        the whole handshake (its headers, cookies included, the client's address, the host, the
+        path, the session's key and contents), less the handshake's nonce and the client's port.
+        Where the scope holds more than Channels and Django put there, nothing is shared.
         Return a coarser key when pushes depend on less (a public feed: ``return None``).
         """
-        url_kwargs = (self.scope.get("url_route") or {}).get("kwargs", {})  # type: ignore[attr-defined]
         return (getattr(subscription.user, "pk", None), str(subscription.auth),
-                json.dumps(url_kwargs, sort_keys=True, default=str),
-                json.dumps(subscription.headers, sort_keys=True, default=str), subscription.query.urlencode())
+                json.dumps(subscription.headers, sort_keys=True, default=str), subscription.query.urlencode(),
+                self.handshake_key())
+
+    def handshake_key(self) -> Hashable:
+        """The handshake's part of the default subscription key, worked out once per connection
+        (off the event loop: it may load the session)."""
+        if self._handshake_key is None:
+            scope = self.scope  # type: ignore[attr-defined]
+            if scope.keys() - SCOPE_KEYS:
+                self._handshake_key = ("connection", self.channel_name)  # type: ignore[attr-defined]
+            else:
+                session = scope.get("session")
+                self._handshake_key = (
+                    tuple(sorted((k, v) for k, v in scope.get("headers", ()) if k.lower() != b"sec-websocket-key")),
+                    (scope.get("client") or (None,))[0], tuple(scope.get("server") or ()), scope.get("scheme"),
+                    scope.get("root_path"), scope.get("path"), scope.get("query_string"),
+                    json.dumps((scope.get("url_route") or {}).get("kwargs", {}), sort_keys=True, default=str),
+                    None if session is None else (session.session_key, json.dumps(
+                        dict(session.items()), sort_keys=True, default=str)),
+                )
+        return self._handshake_key
 
     async def drf_bridge_change(self, event: dict[str, Any]) -> None:
         """A change to a model this connection subscribes to: queued, so that working it out
@@ -344,6 +422,9 @@ class SubscribeModelMixin:
                     pushes = await run_in_worker(self.subscription_pushes, subscriptions, event)
                     for route, payload, headers in pushes:
                         await self.push(route, payload, headers)  # type: ignore[attr-defined]
+                        if route == ENDED:
+                            self._ended(self.subscriptions.pop(headers["subscription"], None))
+                    await self._leave_unused_groups(subscriptions)
                 except Exception:  # a failing change must not end the connection's pushes
                     logger.exception("Could not push change %s of %s", event.get("event"), event.get("model"))
 
@@ -352,8 +433,13 @@ class SubscribeModelMixin:
             self._change_worker.cancel()
         await super().websocket_disconnect(message)  # type: ignore[misc]
 
+    def _ended(self, subscription: Subscription | None) -> None:
+        if subscription is not None:
+            logger.info("Subscription %r to %s ended by the server", subscription.id, subscription.label)
+
     def subscription_pushes(self, subscriptions: list[Subscription], event: dict[str, Any]) -> list[Push]:
-        """What ``event`` means to each subscription, worked out as its own user."""
+        """What ``event`` means to each subscription, worked out as its own user: ``created``,
+        ``updated``, ``deleted``, or :data:`ENDED` when the subscription may not go on."""
         pushes: list[Push] = []
         model = apps.get_model(event["model"])
         for subscription in subscriptions:
@@ -361,10 +447,18 @@ class SubscribeModelMixin:
             if not pks:
                 continue
             key = (event["event"], type(self), self.get_subscription_key(subscription), subscription.pk)
-            seen = views.get(key, lambda s=subscription, p=pks: self.view_of(s, p))  # type: ignore[misc]
+            view = views.get(key, lambda s=subscription, p=pks: self.view_of(s, p))  # type: ignore[misc]
             headers = {"subscription": subscription.id, "model": subscription.label}
+            if view.ended is not None:
+                pushes.append((ENDED, view.ended, headers))
+                continue
+            seen, room = view.seen, self.subscribed_objects_room()
             for pk in pks:
                 if seen.get(pk) is not None:
+                    if pk not in subscription.known and subscription.pk is None and room <= 0:
+                        pushes.append((ENDED, ending(self.too_large()), headers))
+                        break
+                    room -= pk not in subscription.known and subscription.pk is None
                     pushes.append(("updated" if pk in subscription.known else "created", seen[pk], headers))
                     subscription.known.add(pk)
                 elif pk in subscription.known:  # gone, out of the queryset, or no longer allowed
@@ -372,14 +466,19 @@ class SubscribeModelMixin:
                     subscription.known.discard(pk)
         return pushes
 
-    def view_of(self, subscription: Subscription, pks: list[str]) -> dict[str, Any]:
-        """``{pk: data}`` for the changed objects in the subscriber's queryset now; data is
-        None where object permissions refuse the object. Empty when ``has_permission`` refuses."""
+    def view_of(self, subscription: Subscription, pks: list[str]) -> Evaluation:
+        """The changed objects in the subscriber's queryset now, as :class:`Evaluation`, after
+        authenticating the subscribing request anew. Nothing is seen when ``has_permission``
+        refuses."""
         with self.acting_for(subscription) as request:
+            try:
+                self.authenticate_again(subscription, request)
+            except REFUSALS as exc:
+                return Evaluation(ended=ending(exc))
             try:
                 self.check_permissions(request)  # type: ignore[attr-defined]
             except REFUSALS:
-                return {}
+                return Evaluation()
             seen: dict[str, Any] = {}
             for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):  # type: ignore[attr-defined]
                 try:
@@ -387,7 +486,32 @@ class SubscribeModelMixin:
                     seen[str(obj.pk)] = self.get_serializer(obj).data  # type: ignore[attr-defined]
                 except REFUSALS:
                     seen[str(obj.pk)] = None
-            return seen
+            return Evaluation(seen)
+
+    def authenticate_again(self, subscription: Subscription, request: Any) -> None:
+        """Authenticate a push's request as a new request with the subscription's credentials
+        would be, so that a deleted token, a closed session, or a user who may no longer log in
+        ends the subscription (an exception: 401) instead of receiving pushes as before."""
+        self.perform_authentication(request)  # type: ignore[attr-defined]  # the message's credentials
+        if request._authenticator is None:  # none: the connection's user, as its session has it now
+            request.settle_user(self.connection_user_now())
+        before, now = subscription.user, request.user
+        if getattr(before, "is_authenticated", False) and (
+                not getattr(now, "is_authenticated", False) or now.pk != before.pk):
+            raise exceptions.NotAuthenticated("The credentials of this subscription are no longer valid.")
+
+    def connection_user_now(self) -> Any:
+        """The connection's user read again: from its session (as ``AuthMiddlewareStack`` reads
+        it, with the session's auth hash checked), else from the database by primary key."""
+        user = self.scope.get("user")  # type: ignore[attr-defined]
+        if not getattr(user, "is_authenticated", False):
+            return user or anonymous_user()
+        session = self.scope.get("session")  # type: ignore[attr-defined]
+        if session is not None and session.session_key:
+            fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
+            return auth.get_user(_SessionHolder(fresh))
+        again = type(user)._default_manager.filter(pk=user.pk).first()
+        return again if again is not None and getattr(again, "is_active", True) else anonymous_user()
 
     def acting_for(self, subscription: Subscription) -> Any:
         """A context in which ``self.request`` is the subscribing request, as it was."""
@@ -395,6 +519,21 @@ class SubscribeModelMixin:
                                 self.route_table["subscribe"])  # type: ignore[attr-defined]
         request.settle_user(subscription.user, subscription.auth)
         return acting_as(request)
+
+
+def ending(exc: Exception) -> dict[str, Any]:
+    """The payload of an :data:`ENDED` push: the status, detail and code of the refusal."""
+    status, body, _ = reply_for_exception(exc, "subscribe")
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    code = body.get("code") if isinstance(body, dict) and "code" in body else getattr(detail, "code", "error")
+    return {"status": status, "detail": str(detail), "code": str(code)}
+
+
+@dataclass
+class _SessionHolder:
+    """What ``django.contrib.auth.get_user`` reads of a request."""
+
+    session: Any
 
 
 @checks.register()

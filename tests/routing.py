@@ -8,6 +8,7 @@ from tests.consumers import (
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
 )
+from tests.security import HeadersRouter, TenantArticleRouter
 
 websocket_urlpatterns = [
     path("ws/sync/", SyncProtocolSocket.as_asgi()),
@@ -16,4 +17,6 @@ websocket_urlpatterns = [
     path("ws/staff/", StaffOnlyAsyncSocket.as_asgi()),
     path("ws/limits/sync/", DefaultLimitsSocket.as_asgi()),
     path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
+    path("ws/headers/", HeadersRouter.as_asgi()),
+    path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
 ]

@@ -41,7 +41,8 @@ elif _reachable(5432):
     DATABASES = {"default": dj_database_url.parse("postgresql://postgres@127.0.0.1:5432/test")}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "tests.backends.OwnerObjectPermissionBackend"]
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "tests.backends.OwnerObjectPermissionBackend",
+                           "django.contrib.auth.backends.RemoteUserBackend"]  # for DRF's RemoteUserAuthentication
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                 "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": os.environ.get("CHANNELS_REDIS_PREFIX", "asgi")}}
