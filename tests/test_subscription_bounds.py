@@ -1,0 +1,164 @@
+"""Subscriptions under hostile or changing conditions: credentials that stop authenticating,
+bounds per connection, and payloads that are not what unsubscribe takes."""
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.sessions.models import Session
+from django.test import Client
+from rest_framework import authentication, permissions
+from rest_framework.authtoken.models import Token
+
+from django_channels_router.testing import RouterCommunicator
+from tests.drf import ArticleRouter, PagedArticleRouter
+from tests.factories import ArticleFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+db = database_sync_to_async
+
+
+async def connected(router=ArticleRouter, user=None, **kwargs):
+    comm = RouterCommunicator(router.as_asgi(), "/ws/", user=user or AnonymousUser(), **kwargs)
+    assert (await comm.connect())[0]
+    return comm
+
+
+async def nothing_pushed(comm):
+    assert await comm.receive_nothing(timeout=0.2)
+
+
+AdminArticles = type("AdminArticles", (ArticleRouter,), {"permission_classes": [permissions.IsAdminUser]})
+TokenArticles = type("TokenArticles", (ArticleRouter,), {
+    "authentication_classes": [authentication.TokenAuthentication],
+    "permission_classes": [permissions.IsAuthenticated]})
+MemberArticles = type("MemberArticles", (ArticleRouter,), {"permission_classes": [permissions.IsAuthenticated]})
+
+
+async def test_a_user_who_loses_staff_is_pushed_no_more_data():
+    staff = await db(UserFactory)(is_staff=True)
+    article = await db(ArticleFactory)(title="v1")
+    comm = await connected(AdminArticles, staff)
+    assert (await comm.request("subscribe", None, {"id": article.pk}))["status"] == 201
+    await db(User.objects.filter(pk=staff.pk).update)(is_staff=False)
+    article.title = "v2"
+    await db(article.save)()
+    push = await comm.receive_message()
+    assert (push["route"], push["payload"]) == ("deleted", {"id": article.pk})  # not "updated" with v2
+    await comm.disconnect()
+
+
+async def test_a_deleted_token_ends_its_subscription_with_a_push_that_says_so():
+    user = await db(UserFactory)()
+    token = await db(Token.objects.create)(user=user)
+    comm = await connected(TokenArticles)
+    credentials = {"Authorization": f"Token {token.key}"}
+    reply = await comm.request("subscribe", None, credentials)
+    assert reply["status"] == 201
+    await db(ArticleFactory)(title="seen")
+    assert (await comm.receive_message())["payload"]["title"] == "seen"
+
+    await db(token.delete)()
+    await db(ArticleFactory)(title="not seen")
+    push = await comm.receive_message()
+    assert push["route"] == "unsubscribed"
+    assert push["headers"] == {"subscription": reply["uuid"], "model": "demo.article"}
+    assert push["payload"] == {"status": 401, "detail": "Invalid token.", "code": "authentication_failed"}
+    await db(ArticleFactory)(title="after the end")
+    await nothing_pushed(comm)
+    # The subscription is gone from the connection; a new request with that token is refused.
+    assert (await comm.request("unsubscribe", {"subscription": reply["uuid"]}, credentials))["status"] == 401
+    await comm.disconnect()
+
+
+async def session_cookie(user):
+    client = Client()
+    await db(client.force_login)(user)
+    return client.cookies["sessionid"].value
+
+
+async def test_a_closed_session_ends_its_subscriptions():
+    user = await db(UserFactory)()
+    key = await session_cookie(user)
+    comm = RouterCommunicator(AuthMiddlewareStack(MemberArticles.as_asgi()), "/ws/",
+                              headers=[(b"cookie", f"sessionid={key}".encode())])
+    assert (await comm.connect())[0]
+    subscription = (await comm.request("subscribe"))["uuid"]
+    await db(ArticleFactory)(title="while logged in")
+    assert (await comm.receive_message())["route"] == "created"
+
+    await db(Session.objects.filter(session_key=key).delete)()  # logged out elsewhere
+    await db(ArticleFactory)(title="after the logout")
+    push = await comm.receive_message()
+    assert (push["route"], push["headers"]["subscription"], push["payload"]["status"]) == (
+        "unsubscribed", subscription, 401)
+    await comm.disconnect()
+
+
+async def test_a_deactivated_user_ends_their_subscriptions():
+    user = await db(UserFactory)()
+    comm = await connected(MemberArticles, user)
+    await comm.request("subscribe")
+    await db(User.objects.filter(pk=user.pk).update)(is_active=False)
+    await db(ArticleFactory)()
+    assert (await comm.receive_message())["route"] == "unsubscribed"
+    await comm.disconnect()
+
+
+async def test_subscriptions_per_connection_are_bounded():
+    router = type("Two", (ArticleRouter,), {"max_subscriptions": 2})
+    comm = await connected(router)
+    first = (await comm.request("subscribe"))["uuid"]
+    assert (await comm.request("subscribe", {"search": "x"}))["status"] == 201
+    refused = await comm.request("subscribe", {"search": "y"})
+    assert (refused["status"], refused["payload"]["code"]) == (429, "too_many_subscriptions")
+    assert (await comm.request("unsubscribe", {"subscription": first}))["status"] == 204
+    assert (await comm.request("subscribe", {"search": "y"}))["status"] == 201
+    await comm.disconnect()
+
+
+async def test_a_list_subscription_holds_a_bounded_number_of_ids():
+    router = type("Small", (PagedArticleRouter,), {"max_subscribed_objects": 3})
+    for title in ("apple", "apricot", "banana", "blueberry"):
+        await db(ArticleFactory)(title=title)
+    comm = await connected(router)
+    refused = await comm.request("subscribe")  # four articles: more than the connection may follow
+    assert (refused["status"], refused["payload"]["code"]) == (413, "subscription_too_large")
+    narrowed = await comm.request("subscribe", {"search": "ap"})  # two of them
+    assert narrowed["status"] == 201
+    await db(ArticleFactory)(title="grape")  # the third: still within the bound
+    assert (await comm.receive_message())["route"] == "created"
+    await db(ArticleFactory)(title="papaya")  # a fourth would pass the bound: the subscription ends
+    push = await comm.receive_message()
+    assert (push["route"], push["payload"]["code"], push["payload"]["status"]) == (
+        "unsubscribed", "subscription_too_large", 413)
+    await db(ArticleFactory)(title="apple pie")
+    await nothing_pushed(comm)
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("payload", [{"subscription": ["x"]}, {"subscription": None}, {"subscription": True},
+                                     {"subscription": 1.5}, "everything", [1]])
+async def test_unsubscribe_refuses_what_is_not_a_subscription_id(payload):
+    comm = await connected()
+    subscription = (await comm.request("subscribe"))["uuid"]
+    reply = await comm.request("unsubscribe", payload)
+    assert reply["status"] == 400, reply  # not a 500, and not "unsubscribe from everything"
+    await db(ArticleFactory)(title="still subscribed")
+    push = await comm.receive_message()
+    assert (push["route"], push["headers"]["subscription"]) == ("created", subscription)
+    await comm.disconnect()
+
+
+async def test_a_subscribe_with_a_uuid_in_use_is_refused_and_the_first_stays():
+    await db(ArticleFactory)(title="apple")
+    comm = await connected(PagedArticleRouter)
+    assert (await comm.request("subscribe", {"search": "apple"}, uuid="sub"))["status"] == 201
+    again = await comm.request("subscribe", {"search": "pear"}, uuid="sub")
+    assert (again["status"], again["payload"]["code"]) == (409, "subscription_exists")
+    await db(ArticleFactory)(title="apple two")
+    await db(ArticleFactory)(title="pear")
+    push = await comm.receive_message()
+    assert push["payload"]["title"] == "apple two"  # the first subscription's query, not the second's
+    await nothing_pushed(comm)
+    await comm.disconnect()
