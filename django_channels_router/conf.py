@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RUNNING_REQUESTS": 16,
     "MAX_WAITING_REQUESTS": 256,
     "RATE_LIMIT": None,
+    "REQUEST_TIMEOUT": None,
     "MAX_SUBSCRIPTIONS": 64,
     "MAX_SUBSCRIBED_OBJECTS": 10_000,
     "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
@@ -51,12 +54,23 @@ def rate(override: str | None) -> tuple[int, float] | None:
     return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
 
 
+def timeout(override: float | None) -> float | None:
+    """``REQUEST_TIMEOUT``: seconds a request of an async consumer may take, or None (no limit)."""
+    value = setting("REQUEST_TIMEOUT", override)
+    if value is not None and (type(value) not in (int, float) or not 0 < value < math.inf):
+        raise ImproperlyConfigured(f"REQUEST_TIMEOUT must be a positive number of seconds or None, got {value!r}.")
+    return value
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {"RATE_LIMIT": rate, "REQUEST_TIMEOUT": timeout}
+
+
 def check_all() -> list[str]:
     """Every problem in ``settings.CHANNELS_ROUTER``, for the system checks."""
     problems = set()
     for name in DEFAULTS:
         try:
-            rate(None) if name == "RATE_LIMIT" else limit(name, None)
+            PARSERS[name](None) if name in PARSERS else limit(name, None)
         except ImproperlyConfigured as exc:
             problems.add(str(exc))
     return sorted(problems)
@@ -70,6 +84,7 @@ class Limits:
     running: int
     waiting: int
     rate: tuple[int, float] | None
+    timeout: float | None
 
     @classmethod
     def for_consumer(cls, consumer: Any) -> Limits:
@@ -78,6 +93,7 @@ class Limits:
             running=limit("MAX_RUNNING_REQUESTS", consumer.max_running_requests),
             waiting=limit("MAX_WAITING_REQUESTS", consumer.max_waiting_requests),
             rate=rate(consumer.rate_limit),
+            timeout=timeout(consumer.request_timeout),
         )
 
 

@@ -31,6 +31,7 @@ from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_
 from .push import push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
+from .workers import worker_owner
 
 __all__ = ["RouterMixin", "SocketRouterConsumer", "AsyncSocketRouterConsumer"]
 
@@ -58,6 +59,9 @@ class RouterMixin:
     #: A per-connection rate limit such as ``"100/min"`` (off by default); past it, requests are
     #: answered 429 ``throttled`` with ``Retry-After``. PINGs are never counted.
     rate_limit: str | None = None
+    #: Seconds a request of an async consumer may take from its arrival to its reply; past it,
+    #: the answer is 504 ``request_timeout`` and the request is cancelled (off by default).
+    request_timeout: float | None = None
     #: Refuse the handshake (HTTP 403) to connections without an authenticated user.
     login_required: ClassVar[bool] = False
     #: Optional consumer-wide access rule, run for every route before the route's own ``access``:
@@ -238,6 +242,12 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         self._slots = asyncio.Semaphore(self.limits.running)
         self._pending: set[asyncio.Task[None]] = set()
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Serve the connection; every call it makes on the worker pool is counted as its own,
+        so that the pool shares its threads fairly between connections."""
+        worker_owner.set(self)
+        await super().__call__(scope, receive, send)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its database clean-up before every message: that costs a
         thread hop per message, and the router cleans up inside its own worker calls instead,
@@ -273,8 +283,14 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
             task.add_done_callback(self._pending.discard)
 
     async def _serve(self, request: Request) -> None:
-        async with self._slots:
-            frame = await run_async(respond(self, *request), request.route.sync_only, self.thread_sensitive)
+        try:
+            async with asyncio.timeout(self.limits.timeout), self._slots:
+                frame = await run_async(respond(self, *request), request.route.sync_only, self.thread_sensitive)
+        except TimeoutError:
+            logger.warning("Route %r (uuid %r) took longer than %s s on %s; answered 504", request.route.name,
+                           request.uuid, self.limits.timeout, type(self).__name__)
+            frame = error_frame(request.uuid, request.route.name, StatusCodes.GATEWAY_TIMEOUT, "request_timeout",
+                                f"The request took longer than {self.limits.timeout} seconds.")
         await self.send(text_data=frame)
 
     async def join(self, group: str) -> None:

@@ -217,3 +217,14 @@ class DefaultLimitsSocket(SyncProtocolSocket):
 
 class AsyncDefaultLimitsSocket(AsyncProtocolSocket):
     max_message_bytes = None
+
+
+class FairShareSocket(AsyncProtocolSocket):
+    """The default concurrency limits (16 running, 256 waiting), for the fairness tests."""
+
+    max_running_requests = None
+    max_waiting_requests = None
+
+
+class TimedSocket(AsyncProtocolSocket):
+    request_timeout = 0.3
