@@ -42,9 +42,11 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_NESTING = 128
 ROUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 
-#: Brackets as signed bytes (+1 opens, -1 closes) and every other byte deleted, for _nesting().
+#: Brackets as signed bytes: +1 opens, -1 closes (see _nesting).
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
+_TOO_DEEP = b"\x01" * (MAX_NESTING + 1)
+_LEAF = b"\x01\xff"
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _SEPARATORS = str.maketrans(".:-", "___")
 
@@ -100,19 +102,30 @@ def _finite_float(text: str) -> float:
 
 
 def _nesting(text: str) -> int:
-    """How deep arrays and objects nest in ``text``, brackets inside strings ignored.
+    """How deep arrays and objects nest in ``text`` (brackets inside strings ignored), or
+    ``MAX_NESTING + 1`` as soon as it is known to be deeper than allowed.
 
-    Every step is one pass of C code over the bytes, so the time is linear whatever the
-    client sends (a regular expression over strings backtracks on unterminated ones). For
-    valid JSON it is exact: once escaped backslashes and escaped quotes are gone, quotes
-    alternate between opening and closing a string. For invalid JSON the figure may be off,
-    which costs nothing: ``json.loads`` refuses such a frame anyway.
+    Every step is a pass of C code over the bytes, so the time is linear whatever the client
+    sends (a regular expression over strings backtracks on unterminated ones), and most passes
+    shrink what the next one reads. For valid JSON the figure is exact: once escaped backslashes
+    and quotes are gone, quotes alternate between opening and closing strings, and dropping two
+    adjacent quotes keeps that so. For invalid JSON it may be off, which costs nothing:
+    ``json.loads`` refuses such a frame anyway.
     """
     data = text.encode("utf-8", "surrogatepass")
-    if b'"' in data:
+    if b"\\" in data:
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-        data = b"".join(data.split(b'"')[::2])  # the pieces outside strings
-    return max(accumulate(array("b", data.translate(_BRACKET_STEPS, _NOT_BRACKETS))), default=0)
+    data = data.translate(None, _NOT_STRUCTURE)  # brackets and quotes only
+    if b'"' in data:
+        data = b"".join(data.replace(b'""', b"").split(b'"')[::2])  # what lies outside strings
+    steps = data.translate(_BRACKET_STEPS)
+    if _TOO_DEEP in steps:
+        return MAX_NESTING + 1
+    # Dropping every "[]" (or "{}") lowers the deepest point by exactly one in balanced brackets.
+    leaves = 0
+    while leaves < 4 and len(shorter := steps.replace(_LEAF, b"")) < len(steps):
+        steps, leaves = shorter, leaves + 1
+    return leaves + max(accumulate(array("b", steps)), default=0)
 
 
 def _valid_uuid(value: Any) -> bool:

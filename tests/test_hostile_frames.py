@@ -105,7 +105,7 @@ async def test_hostile_frames_are_answered_promptly_while_others_keep_their_hear
     beating = asyncio.create_task(heartbeat(f"{base}/ws/limits/async/", stop, gaps))
     try:
         async with connect(f"{base}/ws/limits/{kind}/", max_size=None) as ws:
-            for name, (frame, status, code) in HOSTILE.items():
+            for name, (frame, status, code) in [*HOSTILE.items()] * 3:
                 sent = time.monotonic()
                 await ws.send(frame)
                 reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
@@ -116,4 +116,4 @@ async def test_hostile_frames_are_answered_promptly_while_others_keep_their_hear
     finally:
         stop.set()
         await beating
-    assert len(gaps) >= 5 and max(gaps) < 1.0, f"slowest PONG {max(gaps):.3f} s"
+    assert len(gaps) >= 3 and max(gaps) < 1.0, f"slowest PONG {max(gaps):.3f} s"
