@@ -28,7 +28,7 @@ from .pipeline import (
     with_fresh_connections,
 )
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
-from .push import push_body, push_frame, require_group_name
+from .push import group_add, push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
 from .workers import worker_owner
@@ -201,8 +201,9 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
         self.send(text_data=request)
 
     def join(self, group: str) -> None:
-        """Receive the group's broadcasts on this connection until ``leave()`` or disconnect."""
-        async_to_sync(self.layer_for(group).group_add)(group, self.channel_name)
+        """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
+        503 ``channel_layer_unavailable`` when the layer cannot be reached."""
+        async_to_sync(group_add)(self.layer_for(group), group, self.channel_name)
         self.joined_groups.add(group)
 
     def leave(self, group: str) -> None:
@@ -294,8 +295,9 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         await self.send(text_data=frame)
 
     async def join(self, group: str) -> None:
-        """Receive the group's broadcasts on this connection until ``leave()`` or disconnect."""
-        await self.layer_for(group).group_add(group, self.channel_name)
+        """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
+        503 ``channel_layer_unavailable`` when the layer cannot be reached."""
+        await group_add(self.layer_for(group), group, self.channel_name)
         self.joined_groups.add(group)
 
     async def leave(self, group: str) -> None:

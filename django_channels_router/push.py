@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
+from .errors import SocketError
 from .protocol import RESERVED_ROUTES, ROUTE_NAME, new_uuid
 from .status import StatusCodes
 
@@ -92,15 +93,32 @@ async def broadcast(group: str, route: str, payload: Any = None, headers: Mappin
         raise BroadcastError(f"Could not broadcast {route!r} to group {group!r}: {reason}") from exc
 
 
-async def group_send(layer: Any, group: str, message: dict[str, Any], timeout: float = 5.0) -> None:
-    """``layer.group_send`` within ``timeout``, tried twice: the first use of a pooled
-    connection after a Redis restart fails once before the pool reconnects."""
+async def layer_call(method: Callable[..., Any], *args: Any, timeout: float = 5.0) -> Any:
+    """``await method(*args)`` of a channel layer within ``timeout``, tried twice: the first use
+    of a pooled connection after a Redis restart fails once before the pool reconnects."""
     async with asyncio.timeout(timeout):
         try:
-            await layer.group_send(group, message)
+            return await method(*args)
         except Exception as exc:  # redis' ConnectionError is not the built-in one
-            logger.info("Retrying group_send to %r after %s", group, exc or type(exc).__name__)
-            await layer.group_send(group, message)
+            logger.info("Retrying %s%r after %s", method.__name__, args[:1], exc or type(exc).__name__)
+            return await method(*args)
+
+
+async def group_send(layer: Any, group: str, message: dict[str, Any], timeout: float = 5.0) -> None:
+    """``layer.group_send``, as :func:`layer_call` makes it."""
+    await layer_call(layer.group_send, group, message, timeout=timeout)
+
+
+async def group_add(layer: Any, group: str, channel: str) -> None:
+    """``layer.group_add``, as :func:`layer_call` makes it; a layer that still fails is a 503
+    ``channel_layer_unavailable`` for the request that wanted the group."""
+    try:
+        await layer_call(layer.group_add, group, channel)
+    except Exception as exc:
+        logger.warning("Could not join group %r: the channel layer is unavailable (%s)", group,
+                       exc or type(exc).__name__)
+        raise SocketError(StatusCodes.SERVICE_UNAVAILABLE, "The channel layer is unavailable; retry later.",
+                          "channel_layer_unavailable") from exc
 
 
 class WorkerSends:

@@ -189,3 +189,47 @@ async def test_groups_are_joined_again_after_redis_restarts(private_redis, caplo
         assert (await client.recv())["payload"].startswith("after")
         await client.close()
     assert "Channel layer unavailable" in caplog.text
+
+
+NO_REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["sync", "async", "model"])
+async def test_joining_while_the_layer_is_down_is_503_and_the_connection_stays(kind):
+    from django_channels_router.testing import RouterCommunicator
+    from tests.drf import ArticleRouter
+
+    with override_settings(CHANNEL_LAYERS=NO_REDIS):
+        if kind == "model":
+            comm = RouterCommunicator(ArticleRouter.as_asgi(), "/ws/")
+            assert (await comm.connect())[0]
+            reply = await comm.request("subscribe")
+        else:
+            comm = RouterCommunicator(CONSUMERS[kind].as_asgi(), "/ws/")
+            assert (await comm.connect())[0]
+            reply = await comm.request("join", "news")
+        assert (reply["status"], reply["payload"]["code"]) == (503, "channel_layer_unavailable")
+        assert (await comm.request("PING"))["route"] == "PONG"
+        await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_first_subscribe_after_a_redis_restart_is_served(private_redis):
+    from django_channels_router.testing import RouterCommunicator
+    from tests.drf import ArticleRouter
+
+    port, servers, start = private_redis
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                          "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        await broadcast("warm", "up", 1)  # the layer's pool holds a connection now
+        servers[0].terminate()
+        await asyncio.to_thread(servers[0].wait, 10)
+        servers.append(start())  # this process has not seen the outage: its pooled connection is dead
+        comm = RouterCommunicator(ArticleRouter.as_asgi(), "/ws/")
+        assert (await comm.connect())[0]
+        reply = await comm.request("subscribe")
+        assert reply["status"] == 201, reply
+        await comm.disconnect()
