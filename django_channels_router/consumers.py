@@ -112,6 +112,11 @@ class RouterMixin:
         """The handler that serves ``route`` on this connection; override to wrap it."""
         return resolve(self, route, route.handler)
 
+    def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None:
+        """The hydrate ``route`` runs before its handler, if any; override to wrap it (or to
+        return None when the handler you return hydrates by itself)."""
+        return None if route.hydrate is None else resolve(self, route, route.hydrate)
+
     @property
     def channel_receive(self) -> Callable[[], Any]:
         """What Channels awaits for channel-layer messages: the layer's receive, made patient.

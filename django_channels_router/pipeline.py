@@ -52,9 +52,9 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
         if route.access is not None:
             if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
                 raise _refusal(consumer.user)
-        if route.hydrate is not None:
-            payload = yield resolve(consumer, route, route.hydrate), (
-                (payload, headers) if route.hydrate_payload_first else (headers, payload))
+        hydrate = consumer.get_hydrate(route)
+        if hydrate is not None:
+            payload = yield hydrate, ((payload, headers) if route.hydrate_payload_first else (headers, payload))
         result = yield consumer.get_handler(route), (
             (headers, payload) if route.handler_headers_first else (payload, headers))
         status, reply_headers, reply_payload = _normalise(result)

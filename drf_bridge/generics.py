@@ -151,17 +151,36 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
             return all(permission().has_permission(request, self) for permission in self.connect_permission_classes)
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
-        """Handlers of routes that write (any method but GET) run in a transaction, on the
-        database the model is written to."""
+        """Handlers of routes that write (any method but GET) run in a transaction on the
+        database the model is written to, and so does their hydrate (the object's load), so that
+        a ``select_for_update()`` in ``get_queryset()`` locks the row until the write commits."""
         handler = super().get_handler(route)
-        if route.options.get("method", "POST") in SAFE_METHODS or iscoroutinefunction(handler):
+        if not self.hydrates_in_transaction(route, handler):
             return handler
+        hydrate = super().get_hydrate(route)
 
         def in_transaction(*args: Any) -> Any:  # runs where the handler runs: off the event loop
             with transaction.atomic(using=db_router.db_for_write(self.get_queryset().model)):
+                if hydrate is not None:
+                    headers, payload = args if route.handler_headers_first else args[::-1]
+                    payload = hydrate(*((payload, headers) if route.hydrate_payload_first else (headers, payload)))
+                    args = (headers, payload) if route.handler_headers_first else (payload, headers)
                 return handler(*args)
 
         return in_transaction
+
+    def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None:
+        """None for routes whose handler hydrates inside its transaction (see get_handler)."""
+        hydrate = super().get_hydrate(route)
+        if hydrate is not None and self.hydrates_in_transaction(route, super().get_handler(route)):
+            return None
+        return hydrate
+
+    def hydrates_in_transaction(self, route: RouteInfo, handler: Callable[..., Any]) -> bool:
+        """Writes whose handler is sync, and whose hydrate, if any, is sync too."""
+        if route.options.get("method", "POST") in SAFE_METHODS or iscoroutinefunction(handler):
+            return False
+        return route.hydrate is None or not iscoroutinefunction(super().get_hydrate(route))
 
     def perform_authentication(self, request: SocketRequest) -> None:
         """Valid credentials in the message's headers win, invalid ones are a 401, and with

@@ -110,8 +110,9 @@ def test_system_checks_report_each_broken_route():
 def test_project_consumers_pass_the_checks():
     from tests import consumers
 
-    protocol_sockets = [consumers.SyncProtocolSocket, consumers.AsyncProtocolSocket, consumers.PrivateSocket,
-                        consumers.StaffOnlyAsyncSocket]
+    protocol_sockets = [cls for cls in vars(consumers).values()
+                        if isinstance(cls, type) and issubclass(cls, consumers.ProtocolHandlers)
+                        and getattr(cls, "route_table", None)]
     reported = {(e.obj, e.id, e.msg.split("'")[1]) for e in check_routes() if e.obj.__module__ in ("tests.consumers", "demo.consumers")}
     # The protocol test consumers declare two routes without a usable handler on purpose (the 501 tests).
     assert reported == {(cls, "channels_router.E001", route) for cls in protocol_sockets
