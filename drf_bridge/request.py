@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, QueryDict
 from django.utils.datastructures import MultiValueDict
@@ -118,14 +119,21 @@ def _header_value(value: Any) -> bytes:
 def query_params_from(payload: Any) -> QueryDict:
     """Query parameters from a ``list`` payload: ``{"search": "x", "page": 2, "tag": ["a", "b"]}``
     becomes ``?search=x&page=2&tag=a&tag=b``. Booleans become ``true``/``false``; ``None`` is left out.
+    Like Django for a query string, at most ``settings.DATA_UPLOAD_MAX_NUMBER_FIELDS`` values.
     """
     query = QueryDict(mutable=True)
     if payload is None:
         return query
     if not isinstance(payload, Mapping):
         raise ParseError("The payload of this route must be an object of query parameters.")
+    most = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    count = 0
     for key, value in payload.items():
         values = value if isinstance(value, list) else [value]
+        count += len(values)
+        if most is not None and count > most:
+            raise ParseError(f"The number of query parameters exceeded {most} "
+                             "(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS).")
         query.setlist(str(key), [_param(key, item) for item in values if item is not None])
     return query
 

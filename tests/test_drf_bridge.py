@@ -390,6 +390,13 @@ def test_query_parameters_from_the_payload():
     assert query.urlencode() == "a=x&n=2&f=1.5&yes=true&no=false&tags=p&tags=3&skip="[: -len("&skip=")]
 
 
+@pytest.mark.parametrize("payload", [{"tag": list(range(1001))}, {f"k{n}": n for n in range(1001)}])
+def test_list_takes_as_many_query_parameters_as_django_would(payload):
+    reply = async_to_sync(one_request)(PagedArticleRouter, "list", payload)
+    assert reply["status"] == 400 and "DATA_UPLOAD_MAX_NUMBER_FIELDS" in reply["payload"]["detail"]
+    assert async_to_sync(one_request)(PagedArticleRouter, "list", {"tag": list(range(1000))})["status"] == 200
+
+
 # -- throttles -------------------------------------------------------------------------------
 
 def test_drf_throttles_answer_429_with_retry_after():
