@@ -170,7 +170,9 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         return in_transaction
 
     def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None:
-        """None for routes whose handler hydrates inside its transaction (see get_handler)."""
+        """None for routes whose handler hydrates inside its transaction (see get_handler): there
+        the route's own hydrate runs inside the handler, so to wrap it, wrap ``get_handler()``
+        (or return False from ``hydrates_in_transaction()`` to hydrate before the transaction)."""
         hydrate = super().get_hydrate(route)
         if hydrate is not None and self.hydrates_in_transaction(route, super().get_handler(route)):
             return None

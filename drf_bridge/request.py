@@ -68,18 +68,21 @@ def build_request(scope: dict[str, Any], method: str, headers: Mapping[str, Any]
     Django's own ``ASGIRequest`` reads the connection's scope once per connection; each message
     gets a copy of it. The message's headers are added to the handshake's as HTTP headers
     (``headers["Authorization"]`` becomes ``META["HTTP_AUTHORIZATION"]``), except that they never
-    replace one the handshake has nor set one of :data:`HANDSHAKE_ONLY_HEADERS` or
-    ``X-Forwarded-*``. Only names made of RFC 9110 token characters become headers (ASCII, so
-    that no Unicode case mapping turns ``X-Remote-U\u017fer`` into ``X-Remote-User`` after the
-    check); names with underscores are dropped too, as Django drops them, so ``X_Forwarded_For``
-    cannot pose as ``X-Forwarded-For``. Dropped names stay in the handler's ``headers``. The query
-    string is ``query``.
+    replace one the handshake has nor set one of :data:`HANDSHAKE_ONLY_HEADERS`, ``X-Forwarded-*``
+    or the one ``settings.SECURE_PROXY_SSL_HEADER`` names. Only names made of RFC 9110 token
+    characters become headers (ASCII, so that no Unicode case mapping turns ``X-Remote-U\u017fer``
+    into ``X-Remote-User`` after the check); names with underscores are dropped too, as Django
+    drops them, so ``X_Forwarded_For`` cannot pose as ``X-Forwarded-For``. Dropped names stay in
+    the handler's ``headers``. The query string is ``query``.
     """
     http = copy.copy(_handshake_request(scope))
     meta = http.META = dict(http.META)
+    proxy_ssl = (getattr(settings, "SECURE_PROXY_SSL_HEADER", None) or (None,))[0]  # a proxy's, too
     for name, value in headers.items():
         if isinstance(name, str) and HEADER_NAME.fullmatch(name) and not _handshake_only(key := name.lower()):
-            meta.setdefault(f"HTTP_{key.upper().replace('-', '_')}", _header_value(value).decode("latin1"))
+            meta_key = f"HTTP_{key.upper().replace('-', '_')}"
+            if meta_key != proxy_ssl:
+                meta.setdefault(meta_key, _header_value(value).decode("latin1"))
     meta["REQUEST_METHOD"] = http.method = method
     meta["QUERY_STRING"] = query.urlencode()
     http.GET = query

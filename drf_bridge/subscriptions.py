@@ -388,23 +388,23 @@ class SubscribeModelMixin:
                 self.handshake_key())
 
     def handshake_key(self) -> Hashable:
-        """The handshake's part of the default subscription key, worked out once per connection
-        (off the event loop: it may load the session)."""
+        """The connection's part of the default subscription key (off the event loop: it may
+        load the session). What cannot change is read once; the scope's keys, its user and the
+        session's contents are read each time, as a login on the socket changes them."""
+        scope = self.scope  # type: ignore[attr-defined]
+        if scope.keys() - SCOPE_KEYS:
+            return ("connection", self.channel_name)  # type: ignore[attr-defined]
         if self._handshake_key is None:
-            scope = self.scope  # type: ignore[attr-defined]
-            if scope.keys() - SCOPE_KEYS:
-                self._handshake_key = ("connection", self.channel_name)  # type: ignore[attr-defined]
-            else:
-                session = scope.get("session")
-                self._handshake_key = (
-                    tuple(sorted((k, v) for k, v in scope.get("headers", ()) if k.lower() != b"sec-websocket-key")),
-                    (scope.get("client") or (None,))[0], tuple(scope.get("server") or ()), scope.get("scheme"),
-                    scope.get("root_path"), scope.get("path"), scope.get("query_string"),
-                    json.dumps((scope.get("url_route") or {}).get("kwargs", {}), sort_keys=True, default=str),
-                    None if session is None else (session.session_key, json.dumps(
-                        dict(session.items()), sort_keys=True, default=str)),
-                )
-        return self._handshake_key
+            self._handshake_key = (
+                tuple(sorted((k, v) for k, v in scope.get("headers", ()) if k.lower() != b"sec-websocket-key")),
+                (scope.get("client") or (None,))[0], tuple(scope.get("server") or ()), scope.get("scheme"),
+                scope.get("root_path"), scope.get("path"), scope.get("query_string"),
+                json.dumps((scope.get("url_route") or {}).get("kwargs", {}), sort_keys=True, default=str),
+            )
+        session = scope.get("session")
+        return (self._handshake_key, getattr(scope.get("user"), "pk", None),
+                None if session is None else (session.session_key, json.dumps(
+                    dict(session.items()), sort_keys=True, default=str)))
 
     async def drf_bridge_change(self, event: dict[str, Any]) -> None:
         """A change to a model this connection subscribes to: queued, so that working it out
@@ -421,9 +421,9 @@ class SubscribeModelMixin:
                 try:
                     pushes = await run_in_worker(self.subscription_pushes, subscriptions, event)
                     for route, payload, headers in pushes:
-                        await self.push(route, payload, headers)  # type: ignore[attr-defined]
-                        if route == ENDED:
+                        if route == ENDED:  # gone first: a push that fails to go does not keep it
                             self._ended(self.subscriptions.pop(headers["subscription"], None))
+                        await self.push(route, payload, headers)  # type: ignore[attr-defined]
                     await self._leave_unused_groups(subscriptions)
                 except Exception:  # a failing change must not end the connection's pushes
                     logger.exception("Could not push change %s of %s", event.get("event"), event.get("model"))
@@ -510,7 +510,7 @@ class SubscribeModelMixin:
         if session is not None and session.session_key:
             fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
             return auth.get_user(_SessionHolder(fresh))
-        again = type(user)._default_manager.filter(pk=user.pk).first()
+        again = user.__class__._default_manager.filter(pk=user.pk).first()  # __class__: lazy users too
         return again if again is not None and getattr(again, "is_active", True) else anonymous_user()
 
     def acting_for(self, subscription: Subscription) -> Any:

@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
+from django.test import override_settings
 from rest_framework import permissions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -594,3 +595,12 @@ def test_replies_are_encoded_like_drf_json():
             return {"payload": {"price": Decimal("1.50"), "tags": {"x"}}}
 
     assert async_to_sync(one_request)(Encoded, "values")["payload"] == {"price": 1.5, "tags": ["x"]}
+
+
+@override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_SCHEME", "https"))
+def test_a_message_header_never_sets_the_proxy_ssl_header():
+    from tests.security import HeadersRouter
+
+    reply = async_to_sync(one_request)(HeadersRouter, "whoami", None, {"X-Scheme": "https", "X-Other": "kept"})
+    assert "HTTP_X_SCHEME" not in reply["payload"]["meta"]
+    assert reply["payload"]["meta"]["HTTP_X_OTHER"] == "kept"

@@ -2,7 +2,7 @@
 bounds per connection, and payloads that are not what unsubscribe takes."""
 
 import pytest
-from channels.auth import AuthMiddlewareStack
+from channels.auth import AuthMiddlewareStack, login
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.models import Session
@@ -11,8 +11,10 @@ from rest_framework import authentication, permissions
 from rest_framework.authtoken.models import Token
 
 from django_channels_router.testing import RouterCommunicator
-from tests.drf import ArticleRouter, PagedArticleRouter
-from tests.factories import ArticleFactory, UserFactory
+from drf_bridge import ModelSocketRouter, socket_route
+from tests.drf import ArticleRouter, NoteSerializer, PagedArticleRouter
+from tests.factories import ArticleFactory, NoteFactory, UserFactory
+from tests.models import Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
@@ -162,3 +164,41 @@ async def test_a_subscribe_with_a_uuid_in_use_is_refused_and_the_first_stays():
     assert push["payload"]["title"] == "apple two"  # the first subscription's query, not the second's
     await nothing_pushed(comm)
     await comm.disconnect()
+
+
+class OwnNotes(ModelSocketRouter):
+    """Anyone may subscribe; each sees only their own notes. A route logs the socket in."""
+
+    serializer_class = NoteSerializer
+    permission_classes = [permissions.AllowAny]
+
+    def get_queryset(self):
+        return Note.objects.filter(owner_id=self.request.user.pk)
+
+    @socket_route("login", method="POST")
+    async def login(self, payload, headers):
+        await login(self.scope, await db(User.objects.get)(pk=payload),
+                    backend="django.contrib.auth.backends.ModelBackend")
+        await db(self.scope["session"].save)()
+        return {"status": 204}
+
+
+async def anonymous_with_session():
+    comm = RouterCommunicator(AuthMiddlewareStack(OwnNotes.as_asgi()), "/ws/")
+    assert (await comm.connect())[0]
+    return comm
+
+
+async def test_a_login_on_the_socket_never_lets_another_connection_share_its_pushes():
+    alice = await db(UserFactory)(username="alice")
+    first, second = await anonymous_with_session(), await anonymous_with_session()
+    assert (await first.request("subscribe"))["status"] == 201
+    await db(NoteFactory)(owner=alice, title="before")  # first's pushes are worked out once
+    await nothing_pushed(first)
+    assert (await first.request("login", alice.pk))["status"] == 204
+    assert (await second.request("subscribe"))["status"] == 201
+    await db(NoteFactory)(owner=alice, title="alice's private note")
+    assert (await first.receive_message())["payload"]["title"] == "alice's private note"
+    await nothing_pushed(second)  # anonymous: it was pushed alice's note when the key was kept
+    await first.disconnect()
+    await second.disconnect()
