@@ -54,9 +54,8 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
                 raise _refusal(consumer.user)
         hydrate = consumer.get_hydrate(route)
         if hydrate is not None:
-            payload = yield hydrate, ((payload, headers) if route.hydrate_payload_first else (headers, payload))
-        result = yield consumer.get_handler(route), (
-            (headers, payload) if route.handler_headers_first else (payload, headers))
+            payload = yield hydrate, route.hydrate_args(headers, payload)
+        result = yield consumer.get_handler(route), route.handler_args(headers, payload)
         status, reply_headers, reply_payload = _normalise(result)
         if route.dehydrate is not None and is_success(status):
             reply_payload = yield resolve(consumer, route, route.dehydrate), (reply_payload,)

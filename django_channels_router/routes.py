@@ -47,6 +47,15 @@ class RouteInfo:
     handler_headers_first: bool = False
     hydrate_payload_first: bool = False
 
+    def hydrate_args(self, headers: Any, payload: Any) -> tuple[Any, Any]:
+        """The hydrate's two arguments, in the order it takes them."""
+        return (payload, headers) if self.hydrate_payload_first else (headers, payload)
+
+    def handler_args(self, headers: Any, payload: Any) -> tuple[Any, Any]:
+        """The handler's two arguments, in the order it takes them. The order is a swap or
+        nothing, so ``handler_args(*args)`` of a handler's own ``args`` gives ``(headers, payload)``."""
+        return (headers, payload) if self.handler_headers_first else (payload, headers)
+
 
 def declared_routes(cls: type, base: property) -> list[Any] | None:
     """The raw route declarations of a consumer class, in either form the README shows.

@@ -155,16 +155,15 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         database the model is written to, and so does their hydrate (the object's load), so that
         a ``select_for_update()`` in ``get_queryset()`` locks the row until the write commits."""
         handler = super().get_handler(route)
-        if not self.hydrates_in_transaction(route, handler):
+        if not self.hydrates_in_transaction(route):
             return handler
         hydrate = super().get_hydrate(route)
 
         def in_transaction(*args: Any) -> Any:  # runs where the handler runs: off the event loop
             with transaction.atomic(using=db_router.db_for_write(self.get_queryset().model)):
                 if hydrate is not None:
-                    headers, payload = args if route.handler_headers_first else args[::-1]
-                    payload = hydrate(*((payload, headers) if route.hydrate_payload_first else (headers, payload)))
-                    args = (headers, payload) if route.handler_headers_first else (payload, headers)
+                    headers, payload = route.handler_args(*args)
+                    args = route.handler_args(headers, hydrate(*route.hydrate_args(headers, payload)))
                 return handler(*args)
 
         return in_transaction
@@ -173,16 +172,14 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         """None for routes whose handler hydrates inside its transaction (see get_handler): there
         the route's own hydrate runs inside the handler, so to wrap it, wrap ``get_handler()``
         (or return False from ``hydrates_in_transaction()`` to hydrate before the transaction)."""
-        hydrate = super().get_hydrate(route)
-        if hydrate is not None and self.hydrates_in_transaction(route, super().get_handler(route)):
-            return None
-        return hydrate
+        return None if self.hydrates_in_transaction(route) else super().get_hydrate(route)
 
-    def hydrates_in_transaction(self, route: RouteInfo, handler: Callable[..., Any]) -> bool:
+    def hydrates_in_transaction(self, route: RouteInfo) -> bool:
         """Writes whose handler is sync, and whose hydrate, if any, is sync too."""
-        if route.options.get("method", "POST") in SAFE_METHODS or iscoroutinefunction(handler):
+        if route.options.get("method", "POST") in SAFE_METHODS:
             return False
-        return route.hydrate is None or not iscoroutinefunction(super().get_hydrate(route))
+        steps = [super().get_handler(route), super().get_hydrate(route)]
+        return not any(iscoroutinefunction(step) for step in steps if step is not None)
 
     def perform_authentication(self, request: SocketRequest) -> None:
         """Valid credentials in the message's headers win, invalid ones are a 401, and with

@@ -77,12 +77,10 @@ def build_request(scope: dict[str, Any], method: str, headers: Mapping[str, Any]
     """
     http = copy.copy(_handshake_request(scope))
     meta = http.META = dict(http.META)
-    proxy_ssl = (getattr(settings, "SECURE_PROXY_SSL_HEADER", None) or (None,))[0]  # a proxy's, too
     for name, value in headers.items():
-        if isinstance(name, str) and HEADER_NAME.fullmatch(name) and not _handshake_only(key := name.lower()):
-            meta_key = f"HTTP_{key.upper().replace('-', '_')}"
-            if meta_key != proxy_ssl:
-                meta.setdefault(meta_key, _header_value(value).decode("latin1"))
+        if isinstance(name, str) and HEADER_NAME.fullmatch(name) and not _handshake_only(
+                key := f"HTTP_{name.upper().replace('-', '_')}"):
+            meta.setdefault(key, _header_value(value).decode("latin1"))
     meta["REQUEST_METHOD"] = http.method = method
     meta["QUERY_STRING"] = query.urlencode()
     http.GET = query
@@ -111,8 +109,15 @@ def _handshake_request(scope: dict[str, Any]) -> ASGIRequest:
     return request
 
 
-def _handshake_only(name: str) -> bool:
-    return name in HANDSHAKE_ONLY_HEADERS or name.startswith(("x-forwarded-", "sec-websocket-"))
+#: :data:`HANDSHAKE_ONLY_HEADERS` as the ``META`` keys they become.
+_HANDSHAKE_ONLY_META = frozenset(f"HTTP_{name.upper().replace('-', '_')}" for name in HANDSHAKE_ONLY_HEADERS)
+
+
+def _handshake_only(key: str) -> bool:
+    """Whether the ``META`` key ``key`` is one only the handshake may set: a proxy's header,
+    ``X-Forwarded-*``, ``Sec-WebSocket-*``, or the one ``SECURE_PROXY_SSL_HEADER`` names."""
+    return (key in _HANDSHAKE_ONLY_META or key.startswith(("HTTP_X_FORWARDED_", "HTTP_SEC_WEBSOCKET_"))
+            or key == (settings.SECURE_PROXY_SSL_HEADER or (None,))[0])
 
 
 def _header_value(value: Any) -> bytes:

@@ -1,5 +1,6 @@
 """Fixtures: one ``client`` that talks to both consumers, in-process and through a real daphne."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -59,12 +61,36 @@ class ServerClient:
         await self.ws.send(data)
 
     async def recv(self, timeout=5):
-        import asyncio
-
         return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
 
     async def close(self):
         await self.ws.close()
+
+
+class CallingClient:
+    """A real WebSocket client that keeps the pushes that arrive while it waits for a reply."""
+
+    def __init__(self, ws):
+        self.ws, self.unmatched = ws, []
+
+    async def call(self, route, payload=None, headers=None):
+        request_id = str(uuid.uuid4())
+        await self.ws.send(json.dumps({"uuid": request_id, "route": route, "headers": headers or {},
+                                       "payload": payload}))
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
+            if message["uuid"] == request_id:
+                return message
+            self.unmatched.append(message)
+
+    async def pushes(self, wait=1.0):
+        """Every push received so far and within ``wait`` more seconds."""
+        found, self.unmatched = self.unmatched, []
+        try:
+            while True:
+                found.append(json.loads(await asyncio.wait_for(self.ws.recv(), wait)))
+        except TimeoutError:
+            return found
 
 
 async def request(client, route, payload=None, headers=None, uuid="req-1", **extra):

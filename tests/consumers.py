@@ -209,21 +209,19 @@ class StaffOnlyAsyncSocket(AsyncProtocolSocket):
         return bool(getattr(self.user, "is_staff", False))
 
 
-class DefaultLimitsSocket(SyncProtocolSocket):
-    """The protocol's default limits (1 MiB frames), for the hostile-frame tests."""
+class DefaultLimits:
+    """The protocol's default limits (1 MiB frames, 16 running, 256 waiting), for the tests of
+    hostile frames and of fairness between connections."""
 
-    max_message_bytes = None
-
-
-class AsyncDefaultLimitsSocket(AsyncProtocolSocket):
-    max_message_bytes = None
+    max_message_bytes = max_running_requests = max_waiting_requests = None
 
 
-class FairShareSocket(AsyncProtocolSocket):
-    """The default concurrency limits (16 running, 256 waiting), for the fairness tests."""
+class DefaultLimitsSocket(DefaultLimits, SyncProtocolSocket):
+    pass
 
-    max_running_requests = None
-    max_waiting_requests = None
+
+class AsyncDefaultLimitsSocket(DefaultLimits, AsyncProtocolSocket):
+    pass
 
 
 class TimedSocket(AsyncProtocolSocket):

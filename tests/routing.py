@@ -4,7 +4,6 @@ from tests.consumers import (
     AsyncDefaultLimitsSocket,
     AsyncProtocolSocket,
     DefaultLimitsSocket,
-    FairShareSocket,
     PrivateSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
@@ -19,6 +18,5 @@ websocket_urlpatterns = [
     path("ws/limits/sync/", DefaultLimitsSocket.as_asgi()),
     path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
     path("ws/headers/", HeadersRouter.as_asgi()),
-    path("ws/fair/", FairShareSocket.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
 ]

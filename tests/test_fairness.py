@@ -51,7 +51,7 @@ def test_one_connection_never_holds_every_thread_and_waiting_connections_take_tu
 
 @pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
 async def test_slow_requests_of_one_connection_never_hold_up_another(request, server):
-    url = f"{request.getfixturevalue(server)}/ws/fair/"
+    url = f"{request.getfixturevalue(server)}/ws/limits/async/"
     async with connect(url) as hog, connect(url) as other:
         for n in range(16):  # as many as a connection may run, each holding a pool thread for 1.5 s
             await hog.send(json.dumps({"uuid": n, "route": "slowSync", "payload": 1.5}))

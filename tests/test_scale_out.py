@@ -1,7 +1,5 @@
 """Broadcasts across server processes through the real Redis server (channels-redis)."""
 
-import asyncio
-import json
 import os
 import secrets
 import subprocess
@@ -11,7 +9,7 @@ import uuid
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import ROOT, daphne, reachable
+from tests.conftest import ROOT, CallingClient, daphne, reachable
 
 pytestmark = [pytest.mark.skipif(not reachable(6379), reason="Redis is not reachable on 127.0.0.1:6379"),
               pytest.mark.timeout(120)]
@@ -33,35 +31,10 @@ def two_servers(redis_env, tmp_path):
         yield first, second
 
 
-class Client:
-    """A real WebSocket client that keeps the pushes that arrive while it waits for a reply."""
-
-    def __init__(self, ws):
-        self.ws, self.unmatched = ws, []
-
-    async def call(self, route, payload=None):
-        request_id = str(uuid.uuid4())
-        await self.ws.send(json.dumps({"uuid": request_id, "route": route, "headers": {}, "payload": payload}))
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-            if message["uuid"] == request_id:
-                return message
-            self.unmatched.append(message)
-
-    async def pushes(self, wait=1.0):
-        """Every push received so far and within ``wait`` more seconds."""
-        found, self.unmatched = self.unmatched, []
-        try:
-            while True:
-                found.append(json.loads(await asyncio.wait_for(self.ws.recv(), wait)))
-        except TimeoutError:
-            return found
-
-
 async def test_a_broadcast_reaches_clients_of_every_process_exactly_once(two_servers, redis_env):
     first, second = two_servers
     async with connect(f"{first}/ws/async/") as ws_first, connect(f"{second}/ws/sync/") as ws_second:
-        on_first, on_second = Client(ws_first), Client(ws_second)
+        on_first, on_second = CallingClient(ws_first), CallingClient(ws_second)
         assert (await on_first.call("join", "news"))["payload"] == ["news"]
         assert (await on_second.call("join", "news"))["payload"] == ["news"]
 
@@ -116,7 +89,7 @@ async def test_model_changes_from_any_process_reach_every_subscriber_once(demo_o
     async with connect(f"{first}/ws/model/articles/", origin=origin) as ws_first, \
             connect(f"{second}/ws/model/articles/", origin=origin) as ws_second, \
             connect(f"{first}/ws/articles/", origin=origin) as writer_ws:
-        on_first, on_second, writer = Client(ws_first), Client(ws_second), Client(writer_ws)
+        on_first, on_second, writer = CallingClient(ws_first), CallingClient(ws_second), CallingClient(writer_ws)
         subscriptions = [(await client.call("subscribe"))["payload"]["subscription"] for client in (on_first, on_second)]
 
         # A change made through one server process (the seed example's create route)...

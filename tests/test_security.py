@@ -1,7 +1,6 @@
 """Security through real servers (daphne and uvicorn): a message's headers never pose as the
 handshake's, and subscription pushes are never shared between requests that differ."""
 
-import asyncio
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import uuid
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import ROOT, daphne
+from tests.conftest import ROOT, CallingClient, daphne
 from tests.security import GUARDED_HEADERS
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,32 +46,9 @@ def server(request, tmp_path_factory):
         yield url, json.loads(seeded.stdout.strip().splitlines()[-1])
 
 
-class Socket:
-    """A real client that keeps the pushes that arrive while it waits for a reply."""
-
-    def __init__(self, ws):
-        self.ws, self.pushes = ws, []
-
-    async def call(self, route, payload=None, headers=None):
-        request_id = str(uuid.uuid4())
-        await self.ws.send(json.dumps({"uuid": request_id, "route": route, "headers": headers or {},
-                                       "payload": payload}))
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-            if message["uuid"] == request_id:
-                return message
-            self.pushes.append(message)
-
-    async def pushed(self, count, wait=1.0):
-        """The pushes so far, waiting until ``count`` arrived, then ``wait`` s more for extras."""
-        try:
-            while len(self.pushes) < count:
-                self.pushes.append(json.loads(await asyncio.wait_for(self.ws.recv(), 10)))
-            while True:
-                self.pushes.append(json.loads(await asyncio.wait_for(self.ws.recv(), wait)))
-        except TimeoutError:
-            pass
-        return [(p["route"], p["payload"]["title"], p["payload"]["viewer"]) for p in self.pushes]
+async def pushed(client):
+    """(route, title, viewer) of each push the client has had, waiting for more until none comes."""
+    return [(p["route"], p["payload"]["title"], p["payload"]["viewer"]) for p in await client.pushes()]
 
 
 def spellings(name):
@@ -90,7 +66,7 @@ def spellings(name):
 
 async def whoami(url, headers, handshake=()):
     async with connect(f"{url}/ws/headers/", additional_headers=list(handshake)) as ws:
-        reply = await Socket(ws).call("whoami", None, headers)
+        reply = await CallingClient(ws).call("whoami", None, headers)
     assert reply["status"] == 200, reply
     return reply["payload"]
 
@@ -145,12 +121,12 @@ async def test_pushes_are_worked_out_for_each_request_as_it_is(server, source):
     async with connect(f"ws://{host_a}:{port}{path}", additional_headers=headers_a) as ws_a, \
             connect(f"ws://{host_b}:{port}{path}", additional_headers=headers_b) as ws_b, \
             connect(f"ws://{host_a}:{port}{path}", additional_headers=headers_a) as ws_writer:
-        a, b, writer = Socket(ws_a), Socket(ws_b), Socket(ws_writer)
+        a, b, writer = CallingClient(ws_a), CallingClient(ws_b), CallingClient(ws_writer)
         assert (await a.call("subscribe"))["status"] == 201
         assert (await b.call("subscribe"))["status"] == 201
         mark = uuid.uuid4().hex[:6]
         for title in (f"{tenant_a}:secret-{mark}", f"public:{mark}"):
             assert (await writer.call("create", {"title": title}))["status"] == 201
-        assert sorted(await a.pushed(2)) == sorted([("created", f"public:{mark}", tenant_a),
+        assert sorted(await pushed(a)) == sorted([("created", f"public:{mark}", tenant_a),
                                                     ("created", f"{tenant_a}:secret-{mark}", tenant_a)])
-        assert await b.pushed(1) == [("created", f"public:{mark}", tenant_b)]
+        assert await pushed(b) == [("created", f"public:{mark}", tenant_b)]

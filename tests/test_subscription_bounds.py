@@ -4,7 +4,7 @@ bounds per connection, and payloads that are not what unsubscribe takes."""
 import pytest
 from channels.auth import AuthMiddlewareStack, login
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
 from rest_framework import authentication, permissions
@@ -15,19 +15,10 @@ from drf_bridge import ModelSocketRouter, socket_route
 from tests.drf import ArticleRouter, NoteSerializer, PagedArticleRouter
 from tests.factories import ArticleFactory, NoteFactory, UserFactory
 from tests.models import Note
+from tests.test_subscriptions import nothing_pushed, subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
-
-
-async def connected(router=ArticleRouter, user=None, **kwargs):
-    comm = RouterCommunicator(router.as_asgi(), "/ws/", user=user or AnonymousUser(), **kwargs)
-    assert (await comm.connect())[0]
-    return comm
-
-
-async def nothing_pushed(comm):
-    assert await comm.receive_nothing(timeout=0.2)
 
 
 AdminArticles = type("AdminArticles", (ArticleRouter,), {"permission_classes": [permissions.IsAdminUser]})
@@ -40,7 +31,7 @@ MemberArticles = type("MemberArticles", (ArticleRouter,), {"permission_classes":
 async def test_a_user_who_loses_staff_is_pushed_no_more_data():
     staff = await db(UserFactory)(is_staff=True)
     article = await db(ArticleFactory)(title="v1")
-    comm = await connected(AdminArticles, staff)
+    comm = await subscriber(AdminArticles, staff)
     assert (await comm.request("subscribe", None, {"id": article.pk}))["status"] == 201
     await db(User.objects.filter(pk=staff.pk).update)(is_staff=False)
     article.title = "v2"
@@ -53,7 +44,7 @@ async def test_a_user_who_loses_staff_is_pushed_no_more_data():
 async def test_a_deleted_token_ends_its_subscription_with_a_push_that_says_so():
     user = await db(UserFactory)()
     token = await db(Token.objects.create)(user=user)
-    comm = await connected(TokenArticles)
+    comm = await subscriber(TokenArticles)
     credentials = {"Authorization": f"Token {token.key}"}
     reply = await comm.request("subscribe", None, credentials)
     assert reply["status"] == 201
@@ -99,7 +90,7 @@ async def test_a_closed_session_ends_its_subscriptions():
 
 async def test_a_deactivated_user_ends_their_subscriptions():
     user = await db(UserFactory)()
-    comm = await connected(MemberArticles, user)
+    comm = await subscriber(MemberArticles, user)
     await comm.request("subscribe")
     await db(User.objects.filter(pk=user.pk).update)(is_active=False)
     await db(ArticleFactory)()
@@ -109,7 +100,7 @@ async def test_a_deactivated_user_ends_their_subscriptions():
 
 async def test_subscriptions_per_connection_are_bounded():
     router = type("Two", (ArticleRouter,), {"max_subscriptions": 2})
-    comm = await connected(router)
+    comm = await subscriber(router)
     first = (await comm.request("subscribe"))["uuid"]
     assert (await comm.request("subscribe", {"search": "x"}))["status"] == 201
     refused = await comm.request("subscribe", {"search": "y"})
@@ -123,7 +114,7 @@ async def test_a_list_subscription_holds_a_bounded_number_of_ids():
     router = type("Small", (PagedArticleRouter,), {"max_subscribed_objects": 3})
     for title in ("apple", "apricot", "banana", "blueberry"):
         await db(ArticleFactory)(title=title)
-    comm = await connected(router)
+    comm = await subscriber(router)
     refused = await comm.request("subscribe")  # four articles: more than the connection may follow
     assert (refused["status"], refused["payload"]["code"]) == (413, "subscription_too_large")
     narrowed = await comm.request("subscribe", {"search": "ap"})  # two of them
@@ -142,7 +133,7 @@ async def test_a_list_subscription_holds_a_bounded_number_of_ids():
 @pytest.mark.parametrize("payload", [{"subscription": ["x"]}, {"subscription": None}, {"subscription": True},
                                      {"subscription": 1.5}, "everything", [1]])
 async def test_unsubscribe_refuses_what_is_not_a_subscription_id(payload):
-    comm = await connected()
+    comm = await subscriber()
     subscription = (await comm.request("subscribe"))["uuid"]
     reply = await comm.request("unsubscribe", payload)
     assert reply["status"] == 400, reply  # not a 500, and not "unsubscribe from everything"
@@ -154,7 +145,7 @@ async def test_unsubscribe_refuses_what_is_not_a_subscription_id(payload):
 
 async def test_a_subscribe_with_a_uuid_in_use_is_refused_and_the_first_stays():
     await db(ArticleFactory)(title="apple")
-    comm = await connected(PagedArticleRouter)
+    comm = await subscriber(PagedArticleRouter)
     assert (await comm.request("subscribe", {"search": "apple"}, uuid="sub"))["status"] == 201
     again = await comm.request("subscribe", {"search": "pear"}, uuid="sub")
     assert (again["status"], again["payload"]["code"]) == (409, "subscription_exists")
