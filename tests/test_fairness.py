@@ -5,6 +5,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import defaultdict
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -29,24 +30,37 @@ def submit_as(pool, owner, fn, *args):
 
 
 def test_one_connection_never_holds_every_thread_and_waiting_connections_take_turns():
-    pool, release, order = WorkerPool(3), threading.Event(), []
+    pool, order, gates = WorkerPool(3), [], defaultdict(threading.Event)
 
     def job(name):
         order.append(name)
-        release.wait(5)
+        gates[name].wait(5)
         return name
 
+    def started(count):
+        deadline = time.monotonic() + 5
+        while len(order) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)  # and no more than that
+        return order
+
+    def finish(name, then_started):
+        gates[name].set()
+        return started(then_started)[-1]
+
     hog = [submit_as(pool, "a", job, f"a{n}") for n in range(6)]
-    time.sleep(0.1)
-    assert order == ["a0", "a1"]  # two of three threads: the third is kept for someone else
+    assert sorted(started(2)) == ["a0", "a1"]  # two of three threads: the third is kept for someone else
     other = submit_as(pool, "b", job, "b0")
+    assert started(3)[2] == "b0"  # at once, though six of a's calls came first
     later = [submit_as(pool, "b", job, "b1"), submit_as(pool, "c", job, "c0")]
-    time.sleep(0.1)
-    assert order == ["a0", "a1", "b0"]  # at once, though six of a's calls came first
-    release.set()
+    assert len(started(3)) == 3
+    # As threads free up, the waiting connections take turns: c does not wait behind all of a.
+    assert [finish("a0", 4), finish("a1", 5), finish("b0", 6)] == ["a2", "b1", "c0"]
+    for name in gates.copy():
+        gates[name].set()
+    for n in range(3, 6):
+        gates[f"a{n}"].set()
     assert [f.result(5) for f in [*hog, other, *later]] == [*(f"a{n}" for n in range(6)), "b0", "b1", "c0"]
-    # As threads freed up, the waiting connections took turns: c did not wait behind all of a.
-    assert order.index("c0") < order.index("a5")
 
 
 @pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
