@@ -38,6 +38,18 @@ __all__ = ["RouterMixin", "SocketRouterConsumer", "AsyncSocketRouterConsumer"]
 logger = logging.getLogger("django_channels_router")
 
 
+def _reraise_cancellation(exc: Exception) -> None:
+    """Raise ``CancelledError`` if this task is being cancelled and ``exc`` stands in for it.
+
+    channels-redis's cancel handling can end in an ordinary exception (a ``KeyError`` or
+    ``AssertionError`` in its cleanup); retrying on it would keep a closed connection's
+    consumer alive for good, and the server could never shut down.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
+
+
 class Request(NamedTuple):
     uuid: str | int
     route: RouteInfo
@@ -136,6 +148,7 @@ class RouterMixin:
             try:
                 return await self._layer_receive()
             except Exception as exc:
+                _reraise_cancellation(exc)
                 logger.warning("Channel layer unavailable (%s); pushes to this connection resume when it is back.",
                                exc or type(exc).__name__)
                 await asyncio.sleep(delay)
@@ -147,8 +160,8 @@ class RouterMixin:
         try:
             for group in list(self.joined_groups):
                 await self.channel_layer.group_add(group, self.channel_name)
-        except Exception:
-            pass  # still down: the next receive says so and waits longer
+        except Exception as exc:
+            _reraise_cancellation(exc)  # else still down: the next receive says so and waits longer
 
     def _left_on_close(self, group: str, error: Exception) -> None:
         logger.warning("Could not leave group %r on disconnect (%s); the layer expires it.", group, error)

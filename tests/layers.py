@@ -14,3 +14,19 @@ class SlowGroupSendLayer(InMemoryChannelLayer):
 class FailingGroupSendLayer(InMemoryChannelLayer):
     async def group_send(self, group, message):
         raise ConnectionError("the channel layer is down")
+
+
+class CancelTurnsIntoErrorLayer(InMemoryChannelLayer):
+    """Once, turns the cancellation of a ``receive`` into a ``KeyError``, as channels-redis's
+    cancel cleanup can (``del self.receive_buffer[channel]`` on a buffer already gone)."""
+
+    converted = 0
+
+    async def receive(self, channel):
+        try:
+            return await super().receive(channel)
+        except asyncio.CancelledError:
+            if type(self).converted:
+                raise
+            type(self).converted += 1
+            raise KeyError(channel) from None

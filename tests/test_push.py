@@ -233,3 +233,24 @@ async def test_the_first_subscribe_after_a_redis_restart_is_served(private_redis
         reply = await comm.request("subscribe")
         assert reply["status"] == 201, reply
         await comm.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_closed_connection_ends_when_the_layer_turns_its_cancellation_into_an_error(kind):
+    # The consumer retries a failing layer receive; a cancellation dressed as an error must still
+    # end it, or the connection's task lives for good and the server cannot shut down.
+    from django_channels_router.testing import RouterCommunicator
+    from tests.layers import CancelTurnsIntoErrorLayer
+
+    CancelTurnsIntoErrorLayer.converted = 0
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.layers.CancelTurnsIntoErrorLayer"}}):
+        comm = RouterCommunicator(CONSUMERS[kind].as_asgi(), "/ws/")
+        assert (await comm.connect())[0]
+        assert (await comm.request("join", "news"))["status"] == 200
+        await comm.send_input({"type": "websocket.disconnect", "code": 1000})
+        try:
+            done, _ = await asyncio.wait({comm.future}, timeout=3)  # waits without cancelling it
+            assert comm.future in done, "the consumer outlived its connection"
+        finally:
+            await comm.wait()  # cancels it, if still running
+    assert CancelTurnsIntoErrorLayer.converted == 1
