@@ -1,5 +1,7 @@
 """Named routes, request/response with status codes, and hydrate/dehydrate for Channels consumers."""
 
+__version__ = "2.0.0.dev0"  # the one place the version is set: pyproject.toml reads it from here
+
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .errors import SocketError
 from .pipeline import run_in_worker
@@ -9,6 +11,7 @@ from .routes import RouteInfo
 from .status import StatusCodes
 
 __all__ = [
+    "__version__",
     "AsyncSocketRouterConsumer",
     "BroadcastError",
     "Envelope",

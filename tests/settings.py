@@ -1,4 +1,9 @@
-"""Settings for the test suite: SQLite and the in-memory layer unless DATABASE_URL/REDIS_URL say otherwise."""
+"""Settings for the test suite.
+
+Database: DATABASE_URL if set, else PostgreSQL's ``test`` database on 127.0.0.1:5432 when it is
+reachable, else SQLite in memory. Channel layer: channels-redis on REDIS_URL if set, else the
+in-memory layer (the tests that need Redis, across processes, use 127.0.0.1:6379 themselves).
+"""
 
 import os
 import socket
