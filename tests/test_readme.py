@@ -1,0 +1,259 @@
+"""README.md's tour, pasted into a fresh project, works as written.
+
+The project is what a user makes: ``django-admin startproject``, ``manage.py startapp``, then
+README.md's blocks, each written to the file its first line names (``# myapp/consumers.py``;
+blocks naming the same file are joined in order; ``# myproject/settings.py`` is added to the
+generated settings). Then, each in a subprocess with the environment a user has (no
+DJANGO_SETTINGS_MODULE; PYTHONPATH the project): ``manage.py check`` must find nothing wrong,
+the README's asgi application is served by daphne and answers the README's requests as the
+README says, the README's test passes under the README's pytest settings, and the blocks that
+are not files (``broadcast_sync``, ``notify_change``...) run in a fresh Django process.
+"""
+
+import ast
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import ROOT, CallingClient, free_port, reachable
+
+README = ROOT / "README.md"
+FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w+)\n(?P<body>.*?)^(?P=indent)``` *$", re.M | re.S)
+LABEL = re.compile(r"# (?P<path>[\w./-]+\.(?:py|ini|toml))(?:\W|$)")
+SETTINGS = "myproject/settings.py"  # added to the generated settings; every other file is replaced
+REQUIRED = {SETTINGS, "myproject/asgi.py", "myapp/models.py", "myapp/routing.py", "myapp/consumers.py", "pytest.ini"}
+# The only finding `manage.py check` may report: the README says it warns on the in-memory layer.
+EXPECTED_WARNINGS = {"drf_bridge.W001"}
+
+# Run README blocks that are not files, each in a fresh namespace, in a process with Django set up.
+RUN_SNIPPETS = """
+import json, os, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
+django.setup()
+from myapp.models import Article
+print(json.dumps({"article": Article.objects.create(title="Hello, socket").pk}))
+for code in json.loads(sys.argv[1]):
+    exec(compile(code, "<README block>", "exec"), {"__name__": "__readme__"})
+"""
+
+
+def readme_blocks():
+    """``(lang, path or None, code)`` for every py/ini/toml block of README.md, in order."""
+    blocks = []
+    for match in FENCE.finditer(README.read_text()):
+        if match["lang"] not in {"py", "python", "ini", "toml"}:
+            continue
+        code = textwrap.dedent(match["body"])
+        label = LABEL.match(code)
+        blocks.append((match["lang"], label["path"] if label else None, code))
+    return blocks
+
+
+def readme_files():
+    files = {}
+    for _, path, code in readme_blocks():
+        if path:
+            files.setdefault(path, []).append(code)
+    return {path: "\n\n".join(codes) for path, codes in files.items()}
+
+
+def is_sketch(tree):
+    """A block that elides code with ``...`` (``class ArticleSocket(ModelSocketRouter): ...``)."""
+    return any(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis
+               for node in ast.walk(tree))
+
+
+def is_settings(tree):
+    """A block of ``NAME = ...`` settings only (the Redis layer, ``CHANNELS_ROUTER``)."""
+    return all(isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)
+               for node in tree.body)
+
+
+def snippets():
+    """The unlabelled py blocks: ``(code, runnable)``; sketches and settings fragments are only compiled."""
+    found = []
+    for lang, path, code in readme_blocks():
+        if lang in {"py", "python"} and path is None:
+            tree = ast.parse(code)  # a SyntaxError fails the test
+            found.append((code, not (is_sketch(tree) or is_settings(tree))))
+    return found
+
+
+def user_env(project):
+    """The environment of a user in the project: none of this suite's settings."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "PYTHONPATH"}
+           and not key.startswith("PYTEST_")}
+    return {**env, "PYTHONPATH": str(project)}
+
+
+def run(project, *args, check=True):
+    result = subprocess.run([sys.executable, *args], cwd=project, env=user_env(project), capture_output=True,
+                            text=True, timeout=90)
+    output = result.stdout + result.stderr
+    if check:
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A fresh project made of README.md's blocks, checked and migrated; ``(path, check output)``."""
+    project = tmp_path_factory.mktemp("readme") / "site"
+    project.mkdir()
+    run(project, "-m", "django", "startproject", "myproject", ".")
+    run(project, "manage.py", "startapp", "myapp")
+    files = readme_files()
+    assert REQUIRED <= files.keys(), f"README.md has no block for {sorted(REQUIRED - files.keys())}"
+    for path, code in files.items():
+        target = project / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path == SETTINGS:
+            code = target.read_text() + "\n\n" + code
+        target.write_text(code + "\n")
+    checked = run(project, "manage.py", "check")
+    run(project, "manage.py", "makemigrations", "myapp")
+    run(project, "manage.py", "migrate")
+    return project, checked
+
+
+def test_manage_py_check_finds_nothing_wrong(project):
+    _, output = project
+    found = set(re.findall(r"\b(\w+\.[EW]\d{3})\b", output))
+    assert found <= EXPECTED_WARNINGS, output
+
+
+def test_blocks_that_are_not_files_run(project):
+    path, _ = project
+    runnable = [code for code, run_it in snippets() if run_it]
+    assert runnable, "README.md has no runnable block that is not a file"
+    output = run(path, "-c", RUN_SNIPPETS, json.dumps(runnable))
+    assert '"article"' in output, output
+
+
+@contextlib.contextmanager
+def served(project):
+    """The README's asgi application under daphne on 127.0.0.1; yields ``(ws base URL, Origin)``."""
+    port = free_port()
+    with open(project.parent / "daphne.log", "w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                 "myproject.asgi:application"],
+                                cwd=project, env=user_env(project), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not reachable(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"daphne did not start:\n{log.read()[-4000:]}")
+                time.sleep(0.1)
+            yield f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def next_push(client, route):
+    while True:
+        for message in client.unmatched:
+            if message["route"] == route:
+                client.unmatched.remove(message)
+                return message
+        client.unmatched.append(json.loads(await asyncio.wait_for(client.ws.recv(), 10)))
+
+
+async def test_readme_requests_over_daphne(project):
+    path, _ = project
+    article = int(re.search(r'\{"article": (\d+)\}', run(path, "-c", RUN_SNIPPETS, "[]"))[1])
+    with served(path) as (url, origin):
+
+        def socket(route):
+            return connect(f"{url}/{route}", origin=origin)
+
+        async with socket("ws/app/") as ws:
+            app = CallingClient(ws)
+            await ws.send(json.dumps({"uuid": "u1", "route": "PING"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {
+                "uuid": "u1", "route": "PONG", "status": 200, "headers": None, "payload": None}
+            reply = await app.call("sayHello", {"name": "Ada"}, headers={"lang": "en"})
+            assert (reply["status"], reply["payload"]) == (200, "Hello, Ada!")
+            assert (await app.call("sayHello"))["payload"] == "Hello, World!"
+            reply = await app.call("getArticle", {"id": article})
+            assert (reply["status"], reply["payload"]) == (200, {"id": article, "title": "Hello, socket"})
+            for bad in ("abc", 10**6, None):
+                reply = await app.call("getArticle", {"id": bad})
+                assert (reply["status"], reply["payload"]) == (404, {"detail": "No such article."}), bad
+
+        async with socket("ws/hello/") as ws:
+            reply = await CallingClient(ws).call("sayHello")
+            assert (reply["status"], reply["payload"]) == (200, "Hello!")
+
+        async with socket("ws/app-async/") as ws:
+            reply = await CallingClient(ws).call("sayHello")
+            assert (reply["status"], reply["payload"]) == (200, {"msg": "Hello async!"})
+
+        async with socket("ws/articles/") as ws:
+            articles = CallingClient(ws)
+            reply = await articles.call("get", headers={"id": article})
+            assert (reply["status"], reply["payload"]["title"]) == (200, "Hello, socket")
+            for bad in ("abc", 10**6):
+                reply = await articles.call("get", headers={"id": bad})
+                assert (reply["status"], reply["payload"]) == (404, None), bad
+            reply = await articles.call("create", {"title": "Second"})
+            assert (reply["status"], reply["payload"]["title"]) == (201, "Second")
+            reply = await articles.call("create", {})
+            assert (reply["status"], reply["payload"]) == (400, {"title": ["This field is required."]})
+
+        async with socket("ws/model/articles/") as ws:
+            model = CallingClient(ws)
+            reply = await model.call("get", headers={"id": article})
+            assert (reply["status"], reply["payload"]["id"]) == (200, article)
+            assert (await model.call("get", headers={"id": "abc"}))["status"] == 404
+            assert (await model.call("get"))["payload"]["code"] == "missing_id"
+            reply = await model.call("list")
+            assert reply["status"] == 200 and article in [a["id"] for a in reply["payload"]]
+            reply = await model.call("create", {"title": "Anonymous"})  # IsAuthenticatedOrReadOnly
+            assert (reply["status"], reply["payload"]["code"]) == (401, "not_authenticated")
+
+        async with socket("ws/chat/") as ws_a, socket("ws/chat/") as ws_b:
+            a, b = CallingClient(ws_a), CallingClient(ws_b)
+            assert (await a.call("join", {"room": "lobby"}))["status"] == 204
+            assert (await b.call("join", {"room": "lobby"}))["status"] == 204
+            assert (await a.call("say", {"room": "lobby", "text": "hi"}))["status"] == 202
+            for client in (a, b):
+                push = await next_push(client, "said")
+                assert (push["status"], push["payload"]) == (200, {"text": "hi"})
+
+        async with socket("ws/admin/") as ws:
+            reply = await CallingClient(ws).call("stats")
+            assert (reply["status"], reply["payload"]["code"]) == (401, "not_authenticated")
+
+        with pytest.raises(InvalidStatus) as refused:  # login_required: refused at the handshake
+            async with socket("ws/account/"):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+def test_readme_testing_example_passes(project):
+    path, _ = project
+    tests = [name for name in readme_files() if Path(name).name.startswith("test_")]
+    assert tests, "README.md has no test file"
+    expected = sum(readme_files()[name].count("def test_") for name in tests)
+    output = run(path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(path / "pytest.ini"),
+                 "--rootdir", str(path), *tests)
+    assert f"{expected} passed" in output, output
