@@ -1,6 +1,6 @@
 """The version matrix: every Django line the package metadata claims, each run twice.
 
-* ``oldest``: on the line's oldest Python, with the oldest channels, channels-redis and DRF that
+* ``oldest``: on the line's oldest Python, with the oldest channels, channels-redis, jsonschema and DRF that
   ``pyproject.toml`` allows (DRF: the first release that supports the line);
 * ``newest``: on the line's newest Python, with the newest release of everything.
 
@@ -15,7 +15,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
 # The floors of pyproject.toml's dependencies (keep both in step).
-FLOORS = ["channels==4.0.0", "channels-redis==4.1.0"]
+FLOORS = ["channels==4.0.0", "channels-redis==4.1.0", "jsonschema==4.18.0"]
 
 # Django line -> (its oldest and newest supported Python, the first DRF release that supports it).
 DJANGO = {

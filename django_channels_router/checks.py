@@ -12,6 +12,7 @@ from .conf import check_all
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .protocol import ROUTE_NAME
 from .routes import resolve_on_class
+from .validation import declaration_problem
 
 BASES = {RouterMixin, SocketRouterConsumer, AsyncSocketRouterConsumer}
 
@@ -34,6 +35,14 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     f"{label}: no handler {route.handler!r}; requests to it are answered 501.",
                     hint=f"Define {route.handler}(self, payload, headers) or name one with 'handler'.",
                     obj=cls, id="channels_router.E001"))
+            for key in ("request", "response"):
+                problem = declaration_problem(route.options.get(key))
+                if problem is not None:
+                    errors.append(checks.Error(
+                        f"{label}: {key!r} is unusable: {problem}.",
+                        hint="Give a DRF serializer class or a JSON Schema dict; requests to a route with "
+                             "an unusable 'request' are answered 500.",
+                        obj=cls, id="channels_router.E007"))
             for key in ("hydrate", "dehydrate", "access"):
                 callback = getattr(route, key)
                 if callback is not None and not callable(resolve_on_class(cls, callback)):

@@ -42,7 +42,7 @@ current_uuid: ContextVar[str | int] = ContextVar("django_channels_router_uuid")
 
 
 def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
-    """Serve one parsed request: access -> hydrate -> handler -> dehydrate -> reply frame."""
+    """Serve one parsed request: access -> validate -> hydrate -> handler -> dehydrate -> reply frame."""
     started = time.perf_counter()
     current_uuid.set(uuid)
     try:
@@ -53,6 +53,10 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
             if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
                 raise _refusal(consumer.user)
         hydrate = consumer.get_hydrate(route)
+        if route.validate is not None:  # the declared "request": 400 before hydrate when it does not match
+            validated = yield route.validate, (consumer, headers, payload)
+            if hydrate is None:
+                payload = validated  # a serializer's validated_data; a route's own hydrate gets the payload
         if hydrate is not None:
             payload = yield hydrate, route.hydrate_args(headers, payload)
         result = yield consumer.get_handler(route), route.handler_args(headers, payload)

@@ -14,6 +14,7 @@ from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 
 from .protocol import RESERVED_ROUTES, handler_name_for
+from .validation import request_validator
 
 __all__ = ["RouteInfo", "Callback", "build_route_table", "declared_routes"]
 
@@ -29,7 +30,8 @@ class RouteInfo:
 
     ``handler``, ``hydrate``, ``dehydrate`` and ``access`` are either callables or names of
     methods on the consumer (resolved per connection). ``options`` keeps any other keys of
-    the declaration, for extensions such as the DRF bridge.
+    the declaration (``request`` and ``response`` among them), for the schema and for
+    extensions such as the DRF bridge. ``validate`` checks the payload against ``request``.
     """
 
     name: str
@@ -38,6 +40,7 @@ class RouteInfo:
     dehydrate: Callback | None = None
     access: Callback | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    validate: Callable[[Any, Any, Any], Any] | None = None
     #: True when every callable of the route is synchronous: the async consumer then runs
     #: the whole request in one thread hop instead of one hop per step.
     sync_only: bool = False
@@ -110,6 +113,7 @@ def build_route_table(cls: type, entries: Iterable[Any]) -> dict[str, RouteInfo]
             dehydrate=entry.get("dehydrate"),
             access=entry.get("access"),
             options={key: value for key, value in entry.items() if key not in ROUTE_KEYS},
+            validate=request_validator(entry.get("request")),
         )
         table[name] = _with_derived_flags(cls, route)
     return table

@@ -18,6 +18,14 @@ from django_channels_router import (
     broadcast_sync,
 )
 from django_channels_router.access import is_authenticated, is_staff
+from tests.drf import StrictArticleSerializer
+
+POINT_SCHEMA = {
+    "type": "object",
+    "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
+    "required": ["x", "y"],
+    "additionalProperties": False,
+}
 
 ROUTES = [
     {"route": "echo"},
@@ -43,6 +51,11 @@ ROUTES = [
     {"route": "leave"},
     {"route": "announce"},
     {"route": "pushMe"},
+    # Declared request payloads: checked before hydrate (a serializer's validated_data reaches the handler).
+    {"route": "draftArticle", "request": StrictArticleSerializer, "handler": "on_validated"},
+    {"route": "draftWithHydrate", "request": StrictArticleSerializer, "handler": "on_validated",
+     "hydrate": lambda headers, payload: {"hydrated": payload}},
+    {"route": "point", "handler": "on_validated", "request": POINT_SCHEMA},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -160,6 +173,9 @@ class ProtocolHandlers:
     def on_push_me(self, payload, headers):
         self.push("note", payload)
         return {"status": 204}
+
+    def on_validated(self, payload, headers):
+        return {"payload": payload}
 
     def on_threads(self, payload, headers):
         return {"payload": [payload, threading.get_ident()]}

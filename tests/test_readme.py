@@ -219,6 +219,19 @@ async def test_readme_requests_over_daphne(project):
             reply = await articles.call("create", {})
             assert (reply["status"], reply["payload"]) == (400, {"title": ["This field is required."]})
 
+        async with socket("ws/drafts/") as ws:
+            drafts = CallingClient(ws)
+            reply = await drafts.call("draft", {"title": "Draft", "id": 99})
+            assert (reply["status"], reply["payload"]) == (200, {"title": "Draft"})
+            reply = await drafts.call("draft", {})
+            assert (reply["status"], reply["payload"]) == (400, {"title": ["This field is required."]})
+            reply = await drafts.call("move", {"x": "1"})
+            assert (reply["status"], reply["payload"]) == (400, {
+                "detail": "The payload does not match the route's schema.", "code": "invalid", "errors": [
+                    {"path": "/x", "message": "'1' is not of type 'integer'"},
+                    {"path": "", "message": "'y' is a required property"}]})
+            assert (await drafts.call("move", {"x": 1, "y": 2}))["payload"] == {"x": 1, "y": 2}
+
         async with socket("ws/model/articles/") as ws:
             model = CallingClient(ws)
             reply = await model.call("get", headers={"id": article})
