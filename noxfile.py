@@ -1,7 +1,7 @@
 """The version matrix: every Django line the package metadata claims, each run twice.
 
-* ``oldest``: on the line's oldest Python, with the oldest channels, channels-redis, jsonschema and DRF that
-  ``pyproject.toml`` allows (DRF: the first release that supports the line);
+* ``oldest``: on the line's oldest Python, with the oldest channels, channels-redis, jsonschema,
+  drf-spectacular and DRF that ``pyproject.toml`` allows (DRF: the first release for the line);
 * ``newest``: on the line's newest Python, with the newest release of everything.
 
 So every Python, every Django line and every dependency floor is tested. ``nox -l`` lists the
@@ -15,7 +15,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
 # The floors of pyproject.toml's dependencies (keep both in step).
-FLOORS = ["channels==4.0.0", "channels-redis==4.1.0", "jsonschema==4.18.0"]
+FLOORS = ["channels==4.0.0", "channels-redis==4.1.0", "jsonschema==4.18.0", "drf-spectacular==0.28.0"]
 
 # Django line -> (its oldest and newest supported Python, the first DRF release that supports it).
 DJANGO = {
@@ -24,7 +24,7 @@ DJANGO = {
     "5.1": ("3.11", "3.13", "3.15.2"),
     "5.2": ("3.11", "3.13", "3.16.0"),
     "6.0": ("3.12", "3.13", "3.16.1"),
-    "6.1": ("3.12", "3.13", "3.17.0"),
+    "6.1": ("3.12", "3.13", "3.18.0"),
 }
 
 MATRIX = [

@@ -105,6 +105,22 @@ class RouterMixin:
         """The route declarations of this class; override to derive routes from elsewhere."""
         return declared_routes(cls, RouterMixin.__dict__["routes"]) or []
 
+    @classmethod
+    def describe_route(cls, route: RouteInfo, components: Any) -> Any:
+        """What ``manage.py socketschema`` says of ``route`` (an ``asyncapi.RouteSchema``): its
+        ``request``/``response`` declarations and the statuses this class can answer it with."""
+        from .asyncapi import default_route_schema
+
+        return default_route_schema(cls, route, components)
+
+    @classmethod
+    def describe_pushes(cls, components: Any) -> dict[str, tuple[Any, Any]]:
+        """``{route: (payload schema, headers schema)}`` of the pushes this class sends, from
+        ``pushes = {"said": <serializer or JSON Schema>}`` (a class attribute, for the schema)."""
+        from .asyncapi import default_push_schemas
+
+        return default_push_schemas(cls, components)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = Limits.for_consumer(self)

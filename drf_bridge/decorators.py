@@ -11,7 +11,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def socket_route(route: str | None = None, *, detail: bool = False, method: str = "POST",
                  hydrate: str | Callable[..., Any] | None = None,
-                 dehydrate: str | Callable[..., Any] | None = "dehydrate") -> Callable[[F], F]:
+                 dehydrate: str | Callable[..., Any] | None = "dehydrate",
+                 request: Any = None, response: Any = None) -> Callable[[F], F]:
     """Make the decorated method the handler of a route, checked like the router's other routes.
 
     ``route`` defaults to the method's name without an ``on_`` prefix. ``detail=True`` routes
@@ -19,7 +20,9 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
     and pass it as the handler's first argument. ``method`` is the HTTP method permissions
     see: it defaults to POST, so a route is treated as a write unless you say ``"GET"``. The
     handler's payload is serialised with the router's serializer when it is a model instance,
-    a queryset or a serializer, and sent as it is otherwise::
+    a queryset or a serializer, and sent as it is otherwise. ``request`` and ``response`` (a DRF
+    serializer class or a JSON Schema) are the route's declarations, as in a plain ``routes``
+    entry: the payload is checked against ``request`` and both are in ``manage.py socketschema``::
 
         @socket_route(detail=True, method="POST")
         def publish(self, article, headers):
@@ -37,6 +40,8 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
             "dehydrate": dehydrate,
             "method": method.upper(),
             "detail": detail,
+            **({"request": request} if request is not None else {}),
+            **({"response": response} if response is not None else {}),
         }
         return func
 

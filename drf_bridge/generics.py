@@ -76,6 +76,13 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     json_encoder = JSONEncoder
 
     @classmethod
+    def describe_route(cls, route: RouteInfo, components: Any) -> Any:
+        """As drf-spectacular describes a ViewSet's actions (see ``drf_bridge.schema``)."""
+        from .schema import route_schema
+
+        return route_schema(cls, route, components)
+
+    @classmethod
     def get_routes(cls) -> list[Mapping[str, Any]]:
         """Decorated methods (the mixins' and the user's), then plain ``routes``, which may
         replace a decorated route of the same name."""

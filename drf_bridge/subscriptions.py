@@ -256,6 +256,12 @@ class SubscribeModelMixin:
     the ``subscribe`` request, and ``headers.model``.
     """
 
+    @classmethod
+    def describe_pushes(cls, components: Any) -> dict[str, tuple[Any, Any]]:
+        from .schema import push_schemas
+
+        return {**super().describe_pushes(components), **push_schemas(cls, components)}  # type: ignore[misc]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.subscriptions: dict[str | int, Subscription] = {}

@@ -270,3 +270,20 @@ def test_readme_testing_example_passes(project):
     output = run(path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(path / "pytest.ini"),
                  "--rootdir", str(path), *tests)
     assert f"{expected} passed" in output, output
+
+
+def test_readme_project_socketschema_documents_every_route(project):
+    # The README's `manage.py socketschema`, in the README's project: a valid AsyncAPI 3.0.0
+    # document with every route of every socket of its routing.py.
+    import jsonschema
+
+    from tests.test_asyncapi import ASYNCAPI_SCHEMA
+
+    path, _ = project
+    run(path, "manage.py", "socketschema", "--format", "json", "--file", "asyncapi.json")
+    document = json.loads((path / "asyncapi.json").read_text())
+    assert not list(jsonschema.Draft7Validator(ASYNCAPI_SCHEMA).iter_errors(document))
+    routing = readme_files()["myapp/routing.py"]
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {"/" + a for a in re.findall(r're_path\(r"([^"$]+)\$"', routing)}
+    assert "ws-drafts.draft" in document["operations"] and "ws-model-articles.subscribe" in document["operations"]

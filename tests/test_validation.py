@@ -5,12 +5,11 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from django_channels_router import SocketRouterConsumer
+from django_channels_router import SocketError, SocketRouterConsumer
 from django_channels_router.checks import check_routes
-from django_channels_router import SocketError
 from django_channels_router.validation import MAX_ERRORS, MAX_MESSAGE_CHARS, request_validator
-from tests.consumers import POINT_SCHEMA
 from tests.conftest import request
+from tests.consumers import POINT_SCHEMA
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +89,28 @@ async def test_a_misdeclared_request_answers_500_and_never_reaches_the_handler()
     reply = await comm.request("a", {})
     assert (reply["status"], reply["payload"]["code"], reached) == (500, "handler_error", [])
     await comm.disconnect()
+
+
+async def test_a_model_routers_socket_route_checks_and_documents_its_declared_request():
+    from django_channels_router.asyncapi import Components
+    from django_channels_router.testing import RouterCommunicator
+    from drf_bridge import ModelSocketRouter, socket_route
+    from tests.drf import ArticleRouter
+
+    class Moves(ModelSocketRouter):
+        queryset = ArticleRouter.queryset
+        serializer_class = ArticleRouter.serializer_class
+        permission_classes = ArticleRouter.permission_classes
+
+        @socket_route("move", request=POINT_SCHEMA, response={"type": "object"}, dehydrate=None)
+        def on_move(self, payload, headers):
+            return {"payload": payload}
+
+    comm = RouterCommunicator(Moves.as_asgi(), "/ws/")
+    assert (await comm.connect())[0]
+    assert (await comm.request("move", {"x": 1}))["payload"]["errors"] == [
+        {"path": "", "message": "'y' is a required property"}]
+    assert (await comm.request("move", {"x": 1, "y": 2}))["payload"] == {"x": 1, "y": 2}
+    await comm.disconnect()
+    documented = Moves.describe_route(Moves.route_table["move"], Components())
+    assert (documented.request, documented.response) == (POINT_SCHEMA, {"type": "object"})

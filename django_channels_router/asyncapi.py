@@ -1,0 +1,352 @@
+"""An AsyncAPI 3.0 document of every router consumer an ASGI application routes WebSockets to.
+
+One channel per URL pattern, one ``receive`` operation per route (its request envelope, and its
+reply and error envelopes as the operation's ``reply``), one ``send`` operation per push. Payload
+schemas come from the routes' ``"request"``/``"response"`` declarations; DRF serializers are
+mapped to JSON Schema by drf-spectacular (OpenAPI 3.1 mode, so nullable fields are valid JSON
+Schema) and land in ``components.schemas``. Router classes describe their routes through
+``RouterMixin.describe_route()`` and ``describe_pushes()``, which the DRF bridge overrides.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .consumers import AsyncSocketRouterConsumer, RouterMixin
+from .routes import RouteInfo, resolve_on_class
+from .validation import is_serializer_class
+
+__all__ = ["Components", "RouteSchema", "build_document", "websocket_consumers"]
+
+ASYNCAPI_VERSION = "3.0.0"
+ANY_JSON: dict[str, Any] = {"description": "Any JSON value (the route declares no schema)."}
+UUID = {"$ref": "#/components/schemas/Uuid"}
+MAX_SAFE_INTEGER = 2**53 - 1
+#: What a status means on a route, for the error reply's description.
+STATUS_TEXT = {
+    400: "invalid payload", 401: "not authenticated", 403: "permission denied", 404: "not found",
+    409: "conflict", 413: "too large", 429: "throttled or too many requests", 500: "server error",
+    501: "not implemented", 503: "database or channel layer unavailable", 504: "request timeout",
+}
+BASE_SCHEMAS: dict[str, Any] = {
+    "Uuid": {"description": "Chosen by the client, echoed in the reply.", "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": 128},
+        {"type": "integer", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER}]},
+    "Error": {"type": "object", "required": ["detail"], "properties": {
+        "detail": {"type": "string"}, "code": {"type": "string"}}},
+    "ValidationErrors": {"type": "object", "description": "DRF's serializer.errors: messages by field name.",
+                         "additionalProperties": True},
+}
+
+
+@dataclass
+class RouteSchema:
+    """What the document says of one route."""
+
+    request: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_JSON))
+    response: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_JSON))
+    headers: Mapping[str, Any] = field(default_factory=lambda: {"type": ["object", "null"]})
+    #: The status of a success: one code, or ``None`` for "any 2xx".
+    status: int | None = None
+    errors: set[int] = field(default_factory=lambda: {500})
+    #: True when ``errors`` are all the statuses of a failure. A plain route's handler may answer
+    #: any status with any payload itself, so its error reply is described as "400-599".
+    errors_exhaustive: bool = False
+    #: True when a 400 may carry DRF's ``serializer.errors`` rather than ``{detail, code}``.
+    validation_errors: bool = False
+    description: str | None = None
+
+
+class Components:
+    """Schemas shared by every socket: ours, and DRF serializers as drf-spectacular maps them."""
+
+    def __init__(self) -> None:
+        self._auto: Any = None
+
+    def for_declaration(self, spec: Any, direction: str) -> Mapping[str, Any]:
+        """The schema of a ``"request"``/``"response"`` declaration (a serializer or JSON Schema)."""
+        if spec is None:
+            return dict(ANY_JSON)
+        if is_serializer_class(spec) or _is_serializer_instance(spec):
+            return self.serializer(spec, direction)
+        return dict(spec)
+
+    def serializer(self, serializer: Any, direction: str) -> Mapping[str, Any]:
+        """A ``$ref`` to the component of ``serializer`` (a class, or an instance with ``partial``)."""
+        component = self._autoschema().resolve_serializer(serializer, direction)
+        return component.ref if component.name else {"type": "object"}
+
+    def schemas(self) -> dict[str, Any]:
+        found = dict(BASE_SCHEMAS)
+        if self._auto is not None:
+            found.update(self._auto.registry.build({}).get("schemas", {}))
+        return dict(sorted(found.items()))
+
+    def _autoschema(self) -> Any:
+        if self._auto is None:
+            try:
+                from drf_spectacular.openapi import AutoSchema
+                from drf_spectacular.plumbing import ComponentRegistry
+            except ImportError:
+                raise RuntimeError("Serializers in the schema need drf-spectacular: "
+                                   "pip install 'django-channels-router[schema]'") from None
+            from rest_framework.views import APIView
+
+            auto = AutoSchema()
+            auto.registry = ComponentRegistry()
+            auto.method, auto.path, auto.path_regex, auto.path_prefix = "POST", "/", "/", ""
+            view = APIView()  # what drf-spectacular reads a serializer context from: no request here
+            view.request, view.format_kwarg = None, None
+            auto.view = view
+            self._auto = auto
+        return self._auto
+
+
+def spectacular_settings() -> Any:
+    """drf-spectacular's settings for a socket schema, patched while the document is built."""
+    try:
+        from drf_spectacular.settings import patched_settings
+    except ImportError:
+        from contextlib import nullcontext
+        return nullcontext()
+    return patched_settings({"OAS_VERSION": "3.1.0", "COMPONENT_SPLIT_REQUEST": True})
+
+
+def default_route_schema(cls: type[RouterMixin], route: RouteInfo, components: Components) -> RouteSchema:
+    """A plain route: its declarations, and the statuses its consumer can answer it with."""
+    errors = {500}
+    if route.validate is not None:
+        errors.add(400)
+    if route.access is not None or getattr(cls, "check_access", None) is not None:
+        errors |= {401, 403}
+    if not callable(resolve_on_class(cls, route.handler)):
+        errors.add(501)
+    if getattr(cls, "rate_limit", None) or issubclass(cls, AsyncSocketRouterConsumer):
+        errors.add(429)
+    if getattr(cls, "request_timeout", None):
+        errors.add(504)
+    return RouteSchema(
+        request=components.for_declaration(route.options.get("request"), "request"),
+        response=components.for_declaration(route.options.get("response"), "response"),
+        errors=errors,
+        validation_errors=is_serializer_class(route.options.get("request")),
+        description=_doc(resolve_on_class(cls, route.handler)),
+    )
+
+
+def default_push_schemas(cls: type[RouterMixin], components: Components) -> dict[str, tuple[Any, Any]]:
+    """``{route: (payload schema, headers schema)}`` of what ``cls.pushes`` says it pushes."""
+    declared = getattr(cls, "pushes", None) or {}
+    return {name: (components.for_declaration(spec, "response"), {"type": ["object", "null"]})
+            for name, spec in declared.items()}
+
+
+# -- the ASGI application's WebSocket routes ------------------------------------------------
+
+def websocket_consumers(application: Any) -> Iterator[tuple[str, list[str], type[RouterMixin]]]:
+    """``(address, URL parameter names, consumer class)`` for every router consumer it routes to.
+
+    Walks ``ProtocolTypeRouter``'s ``"websocket"`` entry, middleware (``.inner``), validators
+    (``.application``) and nested ``URLRouter``s, in their order.
+    """
+    mapping = getattr(application, "application_mapping", None)
+    if mapping is not None:
+        application = mapping.get("websocket")
+    yield from _walk(application, "")
+
+
+def _walk(app: Any, prefix: str) -> Iterator[tuple[str, list[str], type[RouterMixin]]]:
+    seen = 0
+    while app is not None and seen < 100:  # middleware wraps; a cycle would be a bug, not a loop
+        seen += 1
+        consumer = getattr(app, "consumer_class", None)
+        if consumer is not None:
+            if isinstance(consumer, type) and issubclass(consumer, RouterMixin):
+                address = "/" + prefix.lstrip("/")
+                yield address, re.findall(r"\{(\w+)\}", address), consumer
+            return
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, (list, tuple)):
+            for route in routes:
+                yield from _walk(getattr(route, "callback", None), prefix + _address_part(route.pattern))
+            return
+        app = getattr(app, "inner", None) or getattr(app, "application", None)
+
+
+def _address_part(pattern: Any) -> str:
+    """``ws/owner/<int:owner>/`` or ``^ws/owner/(?P<owner>\\d+)/$`` -> ``ws/owner/{owner}/``."""
+    from django.urls.resolvers import RegexPattern
+
+    text = str(pattern)
+    if isinstance(pattern, RegexPattern):  # a re_path
+        text = _named_groups_as_parameters(text.removeprefix("^").removesuffix("$").removesuffix("\\Z"))
+        return re.sub(r"\\(.)", r"\1", text)
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", text)
+
+
+def _named_groups_as_parameters(regex: str) -> str:
+    out, i = [], 0
+    while i < len(regex):
+        match = re.match(r"\(\?P<(\w+)>", regex[i:])
+        if match is None:
+            out.append(regex[i])
+            i += 1
+            continue
+        depth, j = 1, i + match.end()
+        while j < len(regex) and depth:
+            depth += {"(": 1, ")": -1}.get(regex[j], 0) if regex[j - 1] != "\\" else 0
+            j += 1
+        out.append("{" + match[1] + "}")
+        i = j
+    return "".join(out)
+
+
+# -- the document ---------------------------------------------------------------------------
+
+def build_document(application: Any, *, title: str = "WebSocket API", version: str = "1.0.0",
+                   description: str | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document (a dict; dump it with sorted keys for a stable file)."""
+    components = Components()
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    with spectacular_settings():
+        for address, parameters, cls in websocket_consumers(application):
+            channel_id = _unique(_slug(address) or _slug(cls.__name__), channels)
+            channels[channel_id], ops = _channel(channel_id, address, parameters, cls, components)
+            operations.update(ops)
+        schemas = components.schemas()
+    info: dict[str, Any] = {"title": title, "version": version}
+    if description:
+        info["description"] = description
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": info,
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": schemas, "messages": _heartbeat_messages()},
+    }
+
+
+def _channel(channel_id: str, address: str, parameters: list[str], cls: type[RouterMixin],
+             components: Components) -> tuple[dict[str, Any], dict[str, Any]]:
+    ref = {"$ref": f"#/channels/{channel_id}"}
+    messages: dict[str, Any] = {"PING": {"$ref": "#/components/messages/PING"},
+                                "PONG": {"$ref": "#/components/messages/PONG"}}
+    operations: dict[str, Any] = {f"{channel_id}.PING": {
+        "action": "receive", "channel": ref, "title": "PING", "summary": "Heartbeat: answered PONG.",
+        "messages": [_message_ref(channel_id, "PING")],
+        "reply": {"channel": ref, "messages": [_message_ref(channel_id, "PONG")]}}}
+    for route in sorted(cls.route_table.values(), key=lambda r: r.name):
+        doc = cls.describe_route(route, components)
+        key = _key(route.name)
+        messages[f"{key}.request"] = _message(f"{route.name} request", _request_envelope(route.name, doc))
+        messages[f"{key}.reply"] = _message(f"{route.name} reply", _reply_envelope(route.name, doc))
+        messages[f"{key}.error"] = _message(f"{route.name} error", _error_envelope(route.name, doc))
+        operation: dict[str, Any] = {
+            "action": "receive", "channel": ref, "title": route.name,
+            "messages": [_message_ref(channel_id, f"{key}.request")],
+            "reply": {"channel": ref, "messages": [_message_ref(channel_id, f"{key}.reply"),
+                                                   _message_ref(channel_id, f"{key}.error")]},
+        }
+        if doc.description:
+            operation["summary"] = doc.description.splitlines()[0]
+            operation["description"] = doc.description
+        operations[f"{channel_id}.{key}"] = operation
+    for name, (payload, headers) in sorted(cls.describe_pushes(components).items()):
+        key = _key(name)
+        messages[f"{key}.push"] = _message(f"{name} push", _push_envelope(name, payload, headers))
+        operations[f"{channel_id}.{key}.push"] = {
+            "action": "send", "channel": ref, "title": f"{name} (push)",
+            "summary": "Sent by the server unprompted, with a uuid of its own.",
+            "messages": [_message_ref(channel_id, f"{key}.push")]}
+    channel: dict[str, Any] = {"address": address, "title": cls.__name__, "messages": messages}
+    description = _doc(cls)
+    if description:
+        channel["description"] = description
+    if parameters:
+        channel["parameters"] = {name: {"description": f"The {name!r} part of the URL."} for name in parameters}
+    return channel, operations
+
+
+def _request_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
+    return _object({"uuid": UUID, "route": {"const": route}, "headers": dict(doc.headers),
+                    "payload": dict(doc.request), "status": {"type": "integer", "description": "Ignored."}},
+                   required=["uuid", "route"])
+
+
+def _reply_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
+    status = {"const": doc.status} if doc.status else {"type": "integer", "minimum": 200, "maximum": 299}
+    return _object({"uuid": UUID, "route": {"const": route}, "status": status,
+                    "headers": {"type": ["object", "null"]}, "payload": dict(doc.response)})
+
+
+def _error_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
+    errors = sorted(doc.errors)
+    known = "; ".join(f"{s}: {STATUS_TEXT.get(s, 'error')}" for s in errors)
+    body: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+    if doc.validation_errors:
+        body = {"anyOf": [body, {"$ref": "#/components/schemas/ValidationErrors"}]}
+    if doc.errors_exhaustive:
+        status: dict[str, Any] = {"enum": errors, "description": known}
+    else:
+        status = {"type": "integer", "minimum": 400, "maximum": 599,
+                  "description": f"From the router: {known}. The handler may answer others itself."}
+        body = {"anyOf": [body, {"description": "What the handler returned with its own error status."}]}
+    return _object({"uuid": UUID, "route": {"const": route}, "status": status,
+                    "headers": {"type": ["object", "null"]}, "payload": body})
+
+
+def _push_envelope(route: str, payload: Any, headers: Any) -> dict[str, Any]:
+    return _object({"uuid": {"type": "string", "description": "A fresh uuid the server made."},
+                    "route": {"const": route}, "status": {"const": 200}, "headers": dict(headers),
+                    "payload": dict(payload)})
+
+
+def _heartbeat_messages() -> dict[str, Any]:
+    ping = _object({"uuid": UUID, "route": {"const": "PING"}}, required=["uuid", "route"])
+    pong = _object({"uuid": UUID, "route": {"const": "PONG"}, "status": {"const": 200},
+                    "headers": {"type": "null"}, "payload": {"type": "null"}})
+    return {"PING": _message("PING", ping), "PONG": _message("PONG", pong)}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "required": required or list(properties), "properties": properties}
+
+
+def _message(title: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"title": title, "contentType": "application/json", "payload": payload}
+
+
+def _message_ref(channel_id: str, key: str) -> dict[str, str]:
+    return {"$ref": f"#/channels/{channel_id}/messages/{key}"}
+
+
+def _key(name: str) -> str:
+    """A route name as an AsyncAPI key (``[A-Za-z0-9_.-]``): ``:`` is the one character to swap."""
+    return name.replace(":", "_")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r"\{(\w+)\}", r"\1", text)).strip("-")
+
+
+def _unique(name: str, taken: Mapping[str, Any]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+
+def _doc(obj: Any) -> str | None:
+    """``obj``'s own docstring (a class's is not inherited: a base's would describe every socket)."""
+    own = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    return inspect.cleandoc(own) if isinstance(own, str) and own.strip() else None
+
+
+def _is_serializer_instance(spec: Any) -> bool:
+    return is_serializer_class(type(spec))

@@ -1,0 +1,131 @@
+"""What ``manage.py socketschema`` says of a model router's routes: as drf-spectacular says of a ViewSet.
+
+The serializer's request and response variants (read-only fields only in replies, write-only
+ones only in requests), partial for ``patch``; ``list`` and ``subscribe`` take the query parameters
+of the ``filter_backends`` and the paginator, and ``list`` replies in the paginator's shape; the
+statuses each route can answer. Subscriptions add their pushes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_channels_router import RouteInfo
+from django_channels_router.asyncapi import UUID, Components, RouteSchema, default_route_schema
+
+#: Statuses every bridge route can answer: DRF authentication, permissions and throttles, and errors.
+COMMON = {401, 403, 429, 500, 503}
+STANDARD = {
+    # route: (success status, request, response, extra error statuses)
+    "get": (200, None, "response", {404}),
+    "list": (200, "query", "list", {400, 404}),
+    "create": (201, "request", "response", {400}),
+    "update": (200, "request", "response", {400, 404}),
+    "patch": (200, "partial", "response", {400, 404}),
+    "delete": (204, "null", "null", {404}),
+    "subscribe": (201, "query", "subscribed", {400, 409, 413}),
+    "unsubscribe": (204, "unsubscribe", "null", {400}),
+}
+
+
+def route_schema(router: Any, route: RouteInfo, components: Components) -> RouteSchema:
+    """The schema of one route of ``router`` (a ``GenericSocketRouter``)."""
+    plain = default_route_schema(router, route, components)
+    serializer = _serializer_class(router)
+    if route.name in STANDARD and route.handler == f"on_{route.name}":
+        status, request_kind, response_kind, errors = STANDARD[route.name]
+        return RouteSchema(
+            request=_payload(request_kind, router, serializer, components, "request"),
+            response=_payload(response_kind, router, serializer, components, "response"),
+            headers=_detail_headers(router) if route.options.get("detail") or route.name == "subscribe"
+            else {"type": ["object", "null"]},
+            status=status, errors=COMMON | errors, errors_exhaustive=True,
+            validation_errors=request_kind in ("request", "partial"), description=plain.description)
+    # A custom route (@socket_route): what it declares; its handler may reply with anything else.
+    return RouteSchema(
+        request=plain.request, response=plain.response,
+        headers=_detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
+        errors=COMMON | plain.errors | ({404} if route.options.get("detail") else set()),
+        validation_errors=True, description=plain.description)
+
+
+def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, Any]]:
+    """A subscribing router's pushes: created/updated (the object), deleted (its id), unsubscribed."""
+    serializer = _serializer_class(router)
+    model = getattr(getattr(serializer, "Meta", None), "model", None)
+    headers = {"type": "object", "required": ["subscription", "model"], "properties": {
+        "subscription": {**UUID, "description": "The uuid of the subscribe request."},
+        "model": {"const": model._meta.label_lower} if model is not None else {"type": "string"}}}
+    item = components.serializer(serializer, "response") if serializer is not None else {"type": "object"}
+    ended = {"type": "object", "required": ["status", "detail", "code"], "properties": {
+        "status": {"type": "integer"}, "detail": {"type": "string"}, "code": {"type": "string"}},
+        "description": "The subscription ended (its credentials stopped passing, or it grew too large)."}
+    return {"created": (item, headers), "updated": (item, headers),
+            "deleted": ({"type": "object", "required": ["id"], "properties": {"id": {}}}, headers),
+            "unsubscribed": (ended, headers)}
+
+
+def _payload(kind: str | None, router: Any, serializer: Any, components: Components, direction: str) -> Any:
+    if kind in (None, "null"):
+        return {"type": "null"} if kind == "null" else {"type": ["object", "null"]}
+    if kind == "query":
+        return _query_parameters(router)
+    if kind == "unsubscribe":
+        return {"oneOf": [{"type": "null"}, {"type": "object", "properties": {"subscription": UUID}}],
+                "description": "One subscription by the uuid of its subscribe, or all of them (null)."}
+    if kind == "subscribed":
+        return {"type": "object", "required": ["subscription", "model"],
+                "properties": {"subscription": UUID, "model": {"type": "string"}}}
+    if serializer is None:
+        return {"type": "object"}
+    if kind == "partial":
+        return components.serializer(serializer(partial=True), "request")
+    if kind == "list":
+        items = {"type": "array", "items": components.serializer(serializer, "response")}
+        paginator = router.pagination_class() if router.pagination_class else None
+        return json_schema(paginator.get_paginated_response_schema(items)) if paginator is not None else items
+    return components.serializer(serializer, direction)
+
+
+def _query_parameters(router: Any) -> dict[str, Any]:
+    """The payload of ``list``: the query parameters DRF's filter backends and paginator document."""
+    view = router.__new__(router)  # backends read class attributes (search_fields...) off the view
+    parameters: list[dict[str, Any]] = []
+    for backend in router.filter_backends:
+        parameters += backend().get_schema_operation_parameters(view)
+    if router.pagination_class:
+        parameters += router.pagination_class().get_schema_operation_parameters(view)
+    properties = {p["name"]: {**p.get("schema", {}), **({"description": str(p["description"])} if p.get("description")
+                                                          else {})} for p in parameters}
+    return {"type": ["object", "null"], "properties": json_schema(dict(sorted(properties.items()))),
+            "description": "Query parameters, as a GET request's query string would carry them."}
+
+
+def json_schema(schema: Any) -> Any:
+    """DRF's paginators and filters write OpenAPI 3.0 (``nullable: true``); JSON Schema says
+    ``type: [X, "null"]``, as drf-spectacular's 3.1 mode does for serializers."""
+    if isinstance(schema, list):
+        return [json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: json_schema(value) for key, value in schema.items() if key != "nullable"}
+    if schema.get("nullable") is True:
+        kind = converted.get("type")
+        if isinstance(kind, str):
+            converted["type"] = [kind, "null"]
+        else:
+            converted = {"anyOf": [converted, {"type": "null"}]}
+    return converted
+
+
+def _detail_headers(router: Any) -> dict[str, Any]:
+    key = router.lookup_url_kwarg
+    return {"type": "object", "properties": {key: {"type": ["string", "integer"]}},
+            "description": f"The object's {key!r} (or give it in the payload)."}
+
+
+def _serializer_class(router: Any) -> Any:
+    try:
+        return router.__new__(router).get_serializer_class()
+    except Exception:  # get_serializer_class() that reads the request being served
+        return getattr(router, "serializer_class", None)

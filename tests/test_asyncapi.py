@@ -1,0 +1,168 @@
+"""manage.py socketschema: a valid AsyncAPI 3.0.0 document that says what the routes really send."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from django_channels_router.asyncapi import build_document, websocket_consumers
+from django_channels_router.testing import RouterCommunicator
+from tests.conftest import ROOT
+
+ASYNCAPI_SCHEMA = json.loads((Path(__file__).parent / "asyncapi" / "asyncapi-3.0.0.schema.json").read_text())
+DEMO = ROOT / "testproject"
+COMMITTED = DEMO / "asyncapi.yaml"
+
+
+def socketschema(*args, cwd=DEMO):
+    """The command as a user runs it, in the demo project (its own settings, SQLite)."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:"}
+    return subprocess.run([sys.executable, "manage.py", "socketschema", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_valid_asyncapi(document):
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(ASYNCAPI_SCHEMA).iter_errors(document)]
+    assert not errors, errors[:5]
+
+
+@pytest.fixture(scope="module")
+def demo_document():
+    run = socketschema("--format", "json")
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_the_demo_document_is_valid_asyncapi_3_and_documents_every_route_of_every_socket(demo_document):
+    assert_valid_asyncapi(demo_document)
+    assert demo_document["asyncapi"] == "3.0.0"
+    from testproject.asgi import application
+
+    expected = {(address, route) for address, _, cls in websocket_consumers(application) for route in cls.route_table}
+    documented = {(channel["address"], op["title"]) for op in demo_document["operations"].values()
+                  if op["action"] == "receive" and op["title"] != "PING"
+                  for channel in [demo_document["channels"][op["channel"]["$ref"].rpartition("/")[2]]]}
+    assert documented == expected
+    assert {"/ws/app/", "/ws/app-async/", "/ws/articles/", "/ws/model/articles/"} <= {a for a, _ in expected}
+
+
+def test_yaml_is_the_same_document(demo_document):
+    run = socketschema()
+    assert run.returncode == 0, run.stderr
+    assert yaml.safe_load(run.stdout) == demo_document
+
+
+def test_the_tests_sockets_are_documented_with_url_parameters_and_a_valid_document():
+    from tests.asgi import application
+
+    document = build_document(application)
+    assert_valid_asyncapi(document)
+    tenant = next(c for c in document["channels"].values() if c["address"] == "/ws/tenant/{source}/")
+    assert list(tenant["parameters"]) == ["source"]
+    assert document == build_document(application)  # the same code gives the same document
+
+
+def test_check_passes_on_a_fresh_file_and_fails_with_a_diff_on_a_stale_one(tmp_path):
+    fresh = tmp_path / "asyncapi.yaml"
+    assert socketschema("--file", str(fresh)).returncode == 0
+    run = socketschema("--check", str(fresh))
+    assert (run.returncode, run.stdout.strip()) == (0, f"{fresh} is up to date.")
+
+    fresh.write_text(fresh.read_text().replace("sayHello", "sayHi"))
+    run = socketschema("--check", str(fresh))
+    assert run.returncode == 1
+    assert "-" in run.stderr and "+" in run.stderr and "sayHello" in run.stderr
+    assert "is out of date" in run.stderr
+    run = socketschema("--check", str(tmp_path / "missing.yaml"))
+    assert run.returncode == 1 and "Cannot read" in run.stderr
+
+
+def test_the_committed_demo_schema_is_up_to_date():
+    run = socketschema("--check", str(COMMITTED))
+    assert run.returncode == 0, run.stderr + "\n(run: cd testproject && ../.venv/bin/python manage.py socketschema --file asyncapi.yaml)"
+
+
+def test_an_asgi_application_that_cannot_be_imported_is_reported_not_a_crash():
+    run = socketschema("--asgi", "no_such_module.application")
+    assert run.returncode == 1
+    assert "Could not load the ASGI application 'no_such_module.application': ModuleNotFoundError" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+# -- the document says what the routes really send ------------------------------------------
+
+def message_validator(document, channel, key):
+    """A validator of one documented message's payload, resolving $refs inside the document."""
+    schema = {**document, "$ref": f"#/channels/{channel}/messages/{key}/payload"}
+    return jsonschema.Draft202012Validator(schema)
+
+
+class Documented:
+    """Checks every reply and push of a connection against the document, and counts them."""
+
+    def __init__(self, document, channel):
+        self.document, self.channel, self.seen = document, channel, set()
+
+    def check(self, message, kind):
+        key = f"{message['route']}.{kind}"
+        errors = [f"{list(e.absolute_path)}: {e.message}"
+                  for e in message_validator(self.document, self.channel, key).iter_errors(message)]
+        assert not errors, (key, message, errors)
+        self.seen.add(key)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_every_documented_model_route_replies_and_pushes_what_the_document_says():
+    from tests.drf import ArticleRouter, PagedArticleRouter
+
+    document = build_document(_application({"/ws/articles/": ArticleRouter, "/ws/paged/": PagedArticleRouter}))
+    articles, paged = Documented(document, "ws-articles"), Documented(document, "ws-paged")
+
+    comm = RouterCommunicator(ArticleRouter.as_asgi(), "/ws/articles/")
+    assert (await comm.connect())[0]
+
+    async def call(route, payload=None, headers=None, doc=articles):
+        reply = await comm.request(route, payload, headers)
+        doc.check(reply, "reply" if 200 <= reply["status"] < 300 else "error")
+        return reply
+
+    async def pushed():
+        message = await comm.receive_message()
+        articles.check(message, "push")
+        return message["route"]
+
+    # Each write's push is awaited before the next write, so no change is read while one is written.
+    assert (await call("subscribe"))["status"] == 201
+    created = await call("create", {"title": "First", "body": "b"})
+    assert (created["status"], await pushed()) == (201, "created")
+    pk = created["payload"]["id"]
+    assert (await call("create", {"title": ""}))["status"] == 400
+    assert (await call("get", None, {"id": pk}))["status"] == 200
+    assert (await call("get", None, {"id": 10**9}))["status"] == 404
+    assert (await call("list"))["status"] == 200
+    assert ((await call("update", {"title": "Second", "body": ""}, {"id": pk}))["status"], await pushed()) == (200, "updated")
+    assert ((await call("patch", {"title": "Third"}, {"id": pk}))["status"], await pushed()) == (200, "updated")
+    assert ((await call("delete", None, {"id": pk}))["status"], await pushed()) == (204, "deleted")
+    assert (await call("unsubscribe"))["status"] == 204
+    await comm.disconnect()
+
+    comm = RouterCommunicator(PagedArticleRouter.as_asgi(), "/ws/paged/")
+    assert (await comm.connect())[0]
+    reply = await call("list", {"search": "x", "ordering": "-title", "page": 1}, doc=paged)
+    assert set(reply["payload"]) == {"count", "next", "previous", "results"}
+    assert (await call("list", {"page": 99}, doc=paged))["status"] == 404
+    await comm.disconnect()
+
+    routes = {"subscribe", "create", "get", "list", "update", "patch", "delete", "unsubscribe"}
+    assert {key.partition(".")[0] for key in articles.seen} == routes | {"created", "updated", "deleted"}
+
+
+def _application(sockets):
+    from channels.routing import URLRouter
+    from django.urls import path
+
+    return URLRouter([path(address.lstrip("/"), cls.as_asgi()) for address, cls in sockets.items()])
