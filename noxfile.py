@@ -58,7 +58,8 @@ def package(session: nox.Session) -> None:
     session.run("twine", "check", "--strict", sdist, wheel)
 
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("django_channels_router/py.typed", "drf_bridge/py.typed", "licenses/LICENSE"):
+    for needed in ("django_channels_router/py.typed", "drf_bridge/py.typed", "licenses/LICENSE",
+                   "templates/django_channels_router/docs.html", "static/django_channels_router/docs.js"):
         if not any(name.endswith(needed) for name in names):
             session.error(f"the wheel has no {needed}")
     if any(name.startswith(("tests/", "testproject/")) for name in names):

@@ -21,7 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBSCRIPTIONS": 64,
     "MAX_SUBSCRIBED_OBJECTS": 10_000,
     "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
+    # Who may see the socket docs page and schema (django_channels_router.urls).
+    "DOCS_ACCESS": "authenticated",
 }
+DOCS_ACCESS = ("public", "authenticated", "staff")
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RATE = re.compile(r"(\d+)/(\d*)([smhd])[a-z]*")
 
@@ -62,7 +65,30 @@ def timeout(override: float | None) -> float | None:
     return value
 
 
-PARSERS: dict[str, Callable[[Any], Any]] = {"RATE_LIMIT": rate, "REQUEST_TIMEOUT": timeout}
+def docs_access(override: Any = None) -> Callable[[Any], bool]:
+    """``DOCS_ACCESS`` as a test of a request: "public", "authenticated", "staff", a function
+    ``(request) -> bool`` or the dotted path of one."""
+    value = setting("DOCS_ACCESS", override)
+    if isinstance(value, str) and value not in DOCS_ACCESS and "." in value:
+        from django.utils.module_loading import import_string
+
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"DOCS_ACCESS {value!r} cannot be imported: {exc}") from None
+    if callable(value):
+        return value
+    if value not in DOCS_ACCESS:
+        raise ImproperlyConfigured(f"DOCS_ACCESS must be one of {', '.join(DOCS_ACCESS)}, or a function of the "
+                                   f"request, got {value!r}.")
+    return {
+        "public": lambda request: True,
+        "authenticated": lambda request: bool(getattr(getattr(request, "user", None), "is_authenticated", False)),
+        "staff": lambda request: bool(getattr(getattr(request, "user", None), "is_staff", False)),
+    }[value]
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {"RATE_LIMIT": rate, "REQUEST_TIMEOUT": timeout, "DOCS_ACCESS": docs_access}
 
 
 def check_all() -> list[str]:

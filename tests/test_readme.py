@@ -20,6 +20,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -218,6 +220,17 @@ async def test_readme_requests_over_daphne(project):
             assert (reply["status"], reply["payload"]["title"]) == (201, "Second")
             reply = await articles.call("create", {})
             assert (reply["status"], reply["payload"]) == (400, {"title": ["This field is required."]})
+
+        # The docs page and its schema: for logged-in users by default, so an anonymous one is sent to log in.
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args):
+                return None
+
+        for page in ("socket-docs/", "socket-docs/asyncapi.json"):
+            with pytest.raises(urllib.error.HTTPError) as redirected:
+                urllib.request.build_opener(NoRedirect).open(f"{origin}/{page}", timeout=10)
+            assert redirected.value.code == 302
+            assert redirected.value.headers["Location"] == f"/accounts/login/?next=/{page}"
 
         async with socket("ws/drafts/") as ws:
             drafts = CallingClient(ws)

@@ -105,6 +105,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# /socket-docs/ (the sockets' docs and live console): anyone may see it while DEBUG is on, as this
+# demo runs on 127.0.0.1; staff only otherwise. Log-ins go through the admin's page.
+CHANNELS_ROUTER = {"DOCS_ACCESS": "public" if DEBUG else "staff"}
+LOGIN_URL = "admin:login"
+
 # The router logs handler exceptions (with tracebacks) as ERROR, and one line per request
 # (route, uuid, status, duration) at DEBUG: the demo shows the traffic by default; ROUTER_LOG_LEVEL=ERROR quiets it.
 LOGGING = {

@@ -1,0 +1,13 @@
+"""``path("socket-docs/", include("django_channels_router.urls"))``: the docs page and the schema."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "django_channels_router"
+
+urlpatterns = [
+    path("", views.docs, name="docs"),
+    path("asyncapi.json", views.schema, {"fmt": "json"}, name="schema-json"),
+    path("asyncapi.yaml", views.schema, {"fmt": "yaml"}, name="schema-yaml"),
+]

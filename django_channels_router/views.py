@@ -1,0 +1,94 @@
+"""The socket docs page and its schema, served by Django: ``include("django_channels_router.urls")``.
+
+The page lists every socket and route of the AsyncAPI document and is a live console: it opens a
+real WebSocket from the browser and shows replies and pushes. No CDN and no inline script (the
+document travels in a ``json_script`` element), so it works offline and under a strict CSP.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render as render_page
+
+from .asyncapi import project_document, render
+from .conf import docs_access
+
+__all__ = ["docs", "schema"]
+
+
+def docs(request: HttpRequest) -> HttpResponse:
+    refused = _refusal(request)
+    if refused is not None:
+        return refused
+    document = project_document()
+    response = render_page(request, "django_channels_router/docs.html", {"document": document,
+                                                                         "sockets": _sockets(document)})
+    response.setdefault("Content-Security-Policy", content_security_policy())
+    return response
+
+
+def content_security_policy() -> str:
+    """The page needs nothing but its own static files and a WebSocket to its own host
+    (``'self'`` covers ws:/wss: there); a project's own CSP header, set before, is kept."""
+    static = urlsplit(settings.STATIC_URL or "")
+    assets = " ".join(["'self'", *([f"{static.scheme}://{static.netloc}"] if static.netloc else [])])
+    return (f"default-src 'none'; script-src {assets}; style-src {assets}; img-src {assets}; "
+            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'")
+
+
+def schema(request: HttpRequest, fmt: str) -> HttpResponse:
+    refused = _refusal(request)
+    if refused is not None:
+        return refused
+    content_type = "application/json" if fmt == "json" else "application/yaml"
+    return HttpResponse(render(project_document(), fmt), content_type=f"{content_type}; charset=utf-8")
+
+
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """``DOCS_ACCESS`` decides: an anonymous user who may not see the docs is sent to log in, as
+    by ``login_required``; anyone else who may not is refused 403."""
+    if docs_access()(request):
+        return None
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    raise PermissionDenied
+
+
+def _sockets(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the template lists: each channel with its routes and pushes, in the document's order."""
+    sockets = []
+    for channel_id, channel in document["channels"].items():
+        routes, pushes = [], []
+        for operation_id, operation in document["operations"].items():
+            if operation["channel"]["$ref"] != f"#/channels/{channel_id}":
+                continue
+            entry = {"id": operation_id, "name": operation["title"], "summary": operation.get("summary", ""),
+                     "description": operation.get("description", "")}
+            key = operation["messages"][0]["$ref"].rpartition("/")[2]
+            if operation["action"] == "send":
+                entry["push_json"] = _pretty(channel["messages"][key]["payload"])
+                pushes.append(entry)
+            elif key != "PING":
+                route = key.removesuffix(".request")
+                error = channel["messages"][f"{route}.error"]["payload"]
+                entry.update(request_json=_pretty(channel["messages"][key]["payload"]),
+                             reply_json=_pretty(channel["messages"][f"{route}.reply"]["payload"]),
+                             error_json=_pretty(error),
+                             statuses=error["properties"]["status"].get("description", ""))
+                routes.append(entry)
+        sockets.append({"id": channel_id, "address": channel["address"], "title": channel.get("title", ""),
+                        "description": channel.get("description", ""),
+                        "parameters": list(channel.get("parameters", {})), "routes": routes, "pushes": pushes})
+    return sockets
+
+
+def _pretty(schema: Any) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False)

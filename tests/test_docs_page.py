@@ -1,0 +1,179 @@
+"""The socket docs page (django_channels_router.urls) in a real headless Chromium, served by the demo.
+
+The demo runs as scripts/demo.sh runs it (manage.py runserver: daphne, static files), on SQLite
+and the in-memory layer. The page sends a strict Content-Security-Policy of its own, so an inline
+script or style, an eval, or a request to anywhere else would show as a console error.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
+
+from tests.conftest import ROOT, free_port, reachable
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DEMO = ROOT / "testproject"
+
+
+def manage(env, *command):
+    return subprocess.run([sys.executable, "manage.py", *command], cwd=DEMO, env=env, check=True,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo on 127.0.0.1 with an admin user: ``(http base URL, port)``."""
+    tmp = tmp_path_factory.mktemp("docs-demo")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}", "DJANGO_SETTINGS_MODULE": "testproject.settings",
+           "ROUTER_LOG_LEVEL": "ERROR", "PYTHONPATH": os.pathsep.join([str(ROOT), str(DEMO)]),
+           "DJANGO_SUPERUSER_PASSWORD": "docs-pass-123"}
+    env.pop("REDIS_URL", None)
+    manage(env, "migrate", "--no-input")
+    manage(env, "seed_articles")
+    manage(env, "createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com")
+    port = free_port()
+    with open(tmp / "server.log", "w+") as log:
+        server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+                                  cwd=DEMO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not reachable(port):
+                assert server.poll() is None and time.monotonic() < deadline, log.read()
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}", port
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+@pytest.fixture
+async def page(demo):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+    playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+    base, _ = demo
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            page.console_errors = []
+            page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+            page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+            yield page
+        finally:
+            await browser.close()
+
+
+async def open_docs(page, base):
+    response = await page.goto(f"{base}/socket-docs/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    await page.wait_for_selector("body[data-ready=true]")
+
+
+async def send(page, socket, route, payload, headers=None):
+    await page.select_option("#console-socket", socket)
+    await page.select_option("#console-route", route)
+    await page.fill("#console-headers", json.dumps(headers or {}))
+    await page.fill("#console-payload", json.dumps(payload))
+    await page.click("#console-send")
+
+
+async def logged(page, kind, route, count=1):
+    """The console's log entries of ``kind`` (reply, push) for ``route``, once there are ``count``."""
+    selector = f"#console-log li[data-kind={kind}][data-route='{route}']"
+    try:
+        await page.locator(selector).nth(count - 1).wait_for(timeout=10_000)  # (no eval: the CSP forbids it)
+    except Exception as exc:
+        log = await page.locator("#console-log").inner_text()
+        error = await page.locator("#console-error").inner_text()
+        raise AssertionError(f"no {kind} of {route}: console errors {page.console_errors}, error {error!r}, log {log}") from exc
+    return [json.loads(text) for text in await page.locator(f"{selector} pre").all_inner_texts()]
+
+
+async def test_the_page_loads_without_a_console_error_and_lists_every_demo_route(page, demo):
+    base, _ = demo
+    await open_docs(page, base)
+    listed = set(await page.locator("tr.route").evaluate_all("rows => rows.map(r => r.dataset.route)"))
+    assert {"sayHello", "getArticle", "slowEcho", "get", "list", "create", "update", "patch", "delete",
+            "subscribe", "unsubscribe"} <= listed
+    assert await page.locator("#socket-ws-model-articles ul.pushes code").all_inner_texts() == [
+        "created", "deleted", "unsubscribed", "updated"]
+    example = json.loads(await page.locator("pre.example[data-socket=ws-model-articles][data-route=create]").text_content())
+    assert set(example["payload"]) == {"title", "body"}  # from the serializer's request variant: no read-only id
+    assert page.console_errors == []
+
+
+async def test_the_console_sends_say_hello_and_shows_its_reply(page, demo):
+    base, _ = demo
+    await open_docs(page, base)
+    await send(page, "ws-app", "sayHello", {"name": "Ada"})
+    [reply] = await logged(page, "reply", "sayHello")
+    assert (reply["status"], reply["payload"]) == (200, "Hello, Ada!")
+    assert page.console_errors == []
+
+
+async def test_the_console_shows_a_subscription_push(page, demo):
+    base, _ = demo
+    await page.goto(f"{base}/admin/login/?next=/socket-docs/")  # the socket connects with the session's user
+    await page.fill("#id_username", "admin")
+    await page.fill("#id_password", "docs-pass-123")
+    await page.click("input[type=submit]")
+    await page.wait_for_selector("body[data-ready=true]")
+    page.console_errors.clear()  # the admin's pages ask for a /favicon.ico the demo does not have
+    await open_docs(page, base)
+    await send(page, "ws-model-articles", "subscribe", None)
+    [subscribed] = await logged(page, "reply", "subscribe")
+    assert subscribed["status"] == 201
+    await send(page, "ws-model-articles", "create", {"title": "From the console", "body": ""})
+    [created] = await logged(page, "reply", "create")
+    [push] = await logged(page, "push", "created")
+    assert created["status"] == 201
+    assert (push["payload"]["title"], push["headers"]["subscription"]) == ("From the console", subscribed["uuid"])
+    assert page.console_errors == []
+
+
+# -- who may see it: DOCS_ACCESS ----------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("access, anonymous, user, staff", [
+    (None, 302, 200, 200),  # the default, "authenticated"
+    ("authenticated", 302, 200, 200),
+    ("staff", 302, 403, 200),
+    ("public", 200, 200, 200),
+    ("tests.test_docs_page.nobody", 302, 403, 403),
+])
+def test_docs_access_decides_who_sees_the_page_and_the_schema(access, anonymous, user, staff):
+    settings = {} if access is None else {"DOCS_ACCESS": access}
+    people = {"anonymous": None, "user": User.objects.create_user("u", password="p"),
+              "staff": User.objects.create_user("s", password="p", is_staff=True)}
+    with override_settings(CHANNELS_ROUTER=settings, ROOT_URLCONF="tests.docs_urls"):
+        for who, expected in zip(people, (anonymous, user, staff), strict=True):
+            client = Client()
+            if people[who] is not None:
+                client.force_login(people[who])
+            for url in ("/socket-docs/", "/socket-docs/asyncapi.json", "/socket-docs/asyncapi.yaml"):
+                response = client.get(url)
+                assert response.status_code == expected, (who, url)
+                if expected == 302:
+                    assert response["Location"].startswith("/accounts/login/?next=/socket-docs/")
+            if expected == 200:
+                assert client.get("/socket-docs/asyncapi.json").json()["asyncapi"] == "3.0.0"
+
+
+def nobody(request):
+    return False
+
+
+def test_an_unknown_docs_access_is_a_system_check_error():
+    from django_channels_router.checks import check_settings
+
+    with override_settings(CHANNELS_ROUTER={"DOCS_ACCESS": "everyone"}):
+        [error] = check_settings()
+    assert error.id == "channels_router.E006" and "DOCS_ACCESS must be one of public, authenticated, staff" in error.msg
