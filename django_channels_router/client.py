@@ -1,0 +1,321 @@
+"""An asyncio client for router sockets, for services, scripts and tests against a live server::
+
+    async with RouterClient("ws://127.0.0.1:8000/ws/app/") as client:
+        reply = await client.request("sayHello", {"name": "Ada"})
+        async for push in client.pushes():
+            ...
+
+It speaks PROTOCOL.md as the browser client does: every status is a reply (the caller decides
+what a 4xx means), a heartbeat that reconnects when PONGs stop, reconnects with backoff and
+jitter (at once after a server restart, 1012/4012; never after 1008/1011 or after the handshake
+was refused ``max_refusals`` times running), and subscriptions that are sent again after a
+reconnect. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
+``RouterCommunicator`` stays the in-process test tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import uuid as uuids
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+__all__ = ["ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RouterClient", "Subscription"]
+
+RESTART = {1012, 4012}  # reconnect at once
+FATAL = {1008, 1011}  # do not reconnect
+
+
+class RequestTimeout(Exception):
+    """No reply came within ``request_timeout`` seconds (a late one is dropped)."""
+
+
+class ConnectionLost(Exception):
+    """The connection closed before the reply came; ``will_reconnect`` says whether it comes back."""
+
+    def __init__(self, code: int | None, will_reconnect: bool) -> None:
+        super().__init__(f"The connection closed (code {code}) before the reply came"
+                         f"{'; reconnecting' if will_reconnect else ''}.")
+        self.code, self.will_reconnect = code, will_reconnect
+
+
+class GaveUp(Exception):
+    """The client stopped reconnecting: refused handshakes, or a close code that means stop."""
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    max_refusals: int = 5
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.maximum, self.initial * self.factor ** attempt)
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+class Subscription:
+    """A live ``subscribe``: its pushes as an async iterator; sent again after every reconnect."""
+
+    def __init__(self, client: RouterClient, route: str, payload: Any, headers: Mapping[str, Any],
+                 on_resubscribed: Callable[[dict[str, Any]], Any] | None) -> None:
+        self.client, self.route, self.payload, self.headers = client, route, payload, dict(headers)
+        self.on_resubscribed = on_resubscribed
+        self.uuid: str = ""
+        self.reply: dict[str, Any] = {}
+        #: How many times it was sent again after a reconnect.
+        self.resubscribed = 0
+        self._pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(client.queue_limit)
+
+    async def _send(self) -> dict[str, Any]:
+        self.uuid = new_uuid()
+        self.reply = await self.client.request(self.route, self.payload, self.headers, uuid=self.uuid)
+        return self.reply
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._pushes.get()
+
+    async def unsubscribe(self) -> dict[str, Any]:
+        self.client._subscriptions.discard(self)
+        return await self.client.request("unsubscribe", {"subscription": self.uuid})
+
+
+class RouterClient:
+    """One router socket, kept open; see the module docstring."""
+
+    def __init__(self, url: str, *, headers: Mapping[str, Any] | None = None, heartbeat: float = 30.0,
+                 pong_timeout: float = 10.0, request_timeout: float = 30.0, queue_limit: int = 1000,
+                 reconnect: Reconnect = Reconnect(), **connect_options: Any) -> None:
+        self.url, self.headers = url, dict(headers or {})
+        self.heartbeat, self.pong_timeout, self.request_timeout = heartbeat, pong_timeout, request_timeout
+        self.queue_limit, self.policy, self.connect_options = queue_limit, reconnect, connect_options
+        #: ``connecting``, ``open``, ``reconnecting`` or ``closed``.
+        self.state = "closed"
+        #: Connections opened, handshakes refused in a row, reconnects and PONGs, for the curious (and tests).
+        self.opened = self.refusals = self.reconnects = self.pongs = 0
+        self._ws: ClientConnection | None = None
+        self._open = asyncio.Event()
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting = 0
+        self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+        self._subscriptions: set[Subscription] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    async def __aenter__(self) -> RouterClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection (and keep it open); raises ``GaveUp`` if it never opens."""
+        if self._runner is None:
+            self.state = "connecting"
+            self._runner = asyncio.create_task(self._run())
+        await self._wait_open()
+
+    async def close(self) -> None:
+        """Close for good: pending requests fail with ``ConnectionLost(will_reconnect=False)``."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        self._fail_pending(None, False)
+        self.state = "closed"
+
+    async def request(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,
+                      uuid: str | None = None) -> dict[str, Any]:
+        """Send one request; its reply ``{uuid, route, status, headers, payload}``, whatever the status."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
+        if self._waiting >= self.queue_limit:
+            raise RuntimeError(f"{self.queue_limit} requests are waiting for the connection; not queueing more.")
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._wait_open(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise RequestTimeout(f"{route!r}: the connection did not open within {self.request_timeout} s.") from None
+        finally:
+            self._waiting -= 1
+        request_id = uuid or new_uuid()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending[request_id] = future
+        try:
+            assert self._ws is not None
+            await self._ws.send(json.dumps({"uuid": request_id, "route": route, "payload": payload, "status": 200,
+                                            "headers": {**self.headers, **(headers or {})}}))
+            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise RequestTimeout(f"{route!r}: no reply within {self.request_timeout} s.") from None
+        except ConnectionClosed as exc:
+            raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, self._runner is not None) from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def pushes(self) -> AsyncIterator[dict[str, Any]]:
+        """Every push from this call on (messages that answer no request), in order. A reader that
+        falls ``queue_limit`` pushes behind loses the oldest, not the client's memory."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.queue_limit)
+        self._listeners.append(queue)  # now, not at the first read: a push may come before it
+
+        async def read() -> AsyncIterator[dict[str, Any]]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                self._listeners.remove(queue)
+        return read()
+
+    async def subscribe(self, route: str = "subscribe", payload: Any = None, headers: Mapping[str, Any] | None = None,
+                        *, on_resubscribed: Callable[[dict[str, Any]], Any] | None = None) -> Subscription:
+        """Subscribe; pushes whose ``headers.subscription`` is its uuid come out of the returned object.
+        After a reconnect it is sent again (a new uuid) and ``on_resubscribed(reply)`` is called, so
+        the caller can re-read what it may have missed."""
+        subscription = Subscription(self, route, payload, headers or {}, on_resubscribed)
+        await subscription._send()
+        self._subscriptions.add(subscription)
+        return subscription
+
+    # -- the connection ---------------------------------------------------------------------
+
+    async def _wait_open(self) -> None:
+        while not self._open.is_set():
+            if self._failure is not None:
+                raise GaveUp(str(self._failure)) from self._failure
+            if self._runner is None:
+                raise ConnectionLost(None, False)
+            waiter = asyncio.create_task(self._open.wait())
+            done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                ws = await connect(self.url, **self.connect_options)
+            except InvalidStatus as exc:  # the server answered and said no (403: refused at the handshake)
+                self.refusals += 1
+                if self.refusals >= self.policy.max_refusals:
+                    self._give_up(f"the handshake was refused {self.refusals} times running ({exc})")
+                    return
+                await self._backoff(attempt)
+                attempt += 1
+                continue
+            except (TimeoutError, OSError, InvalidHandshake):  # no server (yet): try again, forever
+                await self._backoff(attempt)
+                attempt += 1
+                continue
+            self.refusals, attempt = 0, 0
+            code = await self._serve(ws)
+            will_reconnect = code not in FATAL
+            self._fail_pending(code, will_reconnect)
+            if not will_reconnect:
+                self._give_up(f"the server closed with code {code}")
+                return
+            if code not in RESTART:
+                await self._backoff(attempt)
+                attempt += 1
+
+    async def _serve(self, ws: ClientConnection) -> int | None:
+        """Read one connection until it closes; the close code."""
+        self._ws, self.state = ws, "open"
+        self.opened += 1
+        heartbeat = asyncio.create_task(self._heartbeat(ws))
+        resubscribe = asyncio.create_task(self._resubscribe()) if self.opened > 1 else None
+        self._open.set()
+        try:
+            async for raw in ws:
+                self._dispatch(json.loads(raw))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._open.clear()
+            self._ws = None
+            heartbeat.cancel()
+            if resubscribe is not None:
+                resubscribe.cancel()
+        return ws.close_code
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            request_id = new_uuid()
+            future = asyncio.get_running_loop().create_future()
+            self._pending[request_id] = future
+            try:
+                await ws.send(json.dumps({"uuid": request_id, "route": "PING"}))
+                await asyncio.wait_for(future, self.pong_timeout)
+                self.pongs += 1
+            except TimeoutError:
+                await ws.close(4000, "heartbeat timeout")  # the reader sees the close and reconnects
+                return
+            except ConnectionClosed:
+                return
+            finally:
+                self._pending.pop(request_id, None)
+
+    async def _resubscribe(self) -> None:
+        self.reconnects += 1
+        for subscription in list(self._subscriptions):
+            reply = await subscription._send()
+            subscription.resubscribed += 1
+            if subscription.on_resubscribed is not None:
+                result = subscription.on_resubscribed(reply)
+                if asyncio.iscoroutine(result):
+                    await result
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        future = self._pending.get(message.get("uuid"))  # type: ignore[arg-type]
+        if future is not None:
+            if not future.done():
+                future.set_result(message)
+            return
+        subscription_id = (message.get("headers") or {}).get("subscription")
+        for subscription in self._subscriptions:
+            if subscription.uuid == subscription_id:
+                _offer(subscription._pushes, message)
+        for queue in self._listeners:
+            _offer(queue, message)
+
+    async def _backoff(self, attempt: int) -> None:
+        self.state = "reconnecting"
+        await asyncio.sleep(self.policy.delay(attempt))
+
+    def _give_up(self, reason: str) -> None:
+        self._failure = GaveUp(reason)
+        self.state = "closed"
+        self._fail_pending(None, False)
+
+    def _fail_pending(self, code: int | None, will_reconnect: bool) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLost(code, will_reconnect))
+        self._pending.clear()
+
+
+def _offer(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
+    """A push for a reader that keeps up; a reader that does not loses its oldest push, not memory."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(message)
+
+
+
+
+def new_uuid() -> str:
+    return str(uuids.uuid4())
