@@ -1,0 +1,160 @@
+// Type declarations of router-socket.js (hand-written; keep in step with it).
+
+/** A reply (or a push): always these five keys. `S` narrows the status: the types that
+ * `manage.py socketschema --format typescript` writes are unions discriminated by it. */
+export interface Reply<T = unknown, S extends number = number> {
+  uuid: string | number | null;
+  /** The request's route echoed (null when it could not be read); a push's event name. */
+  route: string | null;
+  status: S;
+  headers: Record<string, unknown> | null;
+  payload: T;
+}
+
+/** A message the server sent without a request (broadcast, subscription event). */
+export type Push<T = unknown> = Reply<T>;
+
+/** The `{detail, code}` payload of router-level errors. */
+export interface ErrorPayload {
+  detail: string;
+  code: string;
+}
+
+export interface ReconnectOptions {
+  /** First delay (default 500 ms). */
+  initialMs?: number;
+  /** Longest delay (default 30000 ms). */
+  maxMs?: number;
+  /** Each attempt waits `factor` times longer (default 2). */
+  factor?: number;
+  /** Each delay is scaled by a random factor in 1 +- jitter (default 0.2). */
+  jitter?: number;
+  /** Give up after this many handshakes in a row fail before open (default 5). */
+  maxRefusals?: number;
+}
+
+/** What `new WebSocket(url)` gives: the browser's, Node 22's or the `ws` package's. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: any) => void) | null;
+  // `any` events: the browser's handlers take MessageEvent and CloseEvent, the `ws` package's its own.
+  onmessage: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface RouterSocketOptions {
+  /** Merged into every request's headers. */
+  headers?: Record<string, unknown>;
+  /** Interval between PINGs (default 30000; 0 turns the heartbeat off). */
+  heartbeatMs?: number;
+  /** Close with 4000 and reconnect when no PONG comes within this (default 10000). */
+  pongTimeoutMs?: number;
+  /** Reject with RequestTimeoutError after this (default 30000). */
+  requestTimeoutMs?: number;
+  /** Requests kept while not open (default 1000); past it, QueueFullError. */
+  queueLimit?: number;
+  reconnect?: ReconnectOptions;
+  /** Default `globalThis.WebSocket`; on Node 20 pass the `ws` package's. */
+  WebSocket?: WebSocketConstructor;
+}
+
+export type SocketState = "connecting" | "open" | "reconnecting" | "closed";
+
+export interface OpenDetail { reconnect: boolean }
+export interface CloseDetail { code: number; reason: string; willReconnect: boolean }
+export interface ReconnectingDetail { attempt: number; delayMs: number }
+export interface GiveUpDetail { reason: string }
+/** After a reconnect, per subscription: its new reply, or null and the error (it has then ended). */
+export interface ResubscribedDetail { subscription: Subscription; reply: Reply | null; error?: Error }
+
+export interface RouterSocketEventMap {
+  open: CustomEvent<OpenDetail>;
+  close: CustomEvent<CloseDetail>;
+  reconnecting: CustomEvent<ReconnectingDetail>;
+  "give-up": CustomEvent<GiveUpDetail>;
+  resubscribed: CustomEvent<ResubscribedDetail>;
+}
+
+export class RequestTimeoutError extends Error {
+  name: "RequestTimeoutError";
+  route: string;
+  uuid: string;
+  timeoutMs: number;
+  constructor(route: string, uuid: string, ms: number);
+}
+
+export class ConnectionClosedError extends Error {
+  name: "ConnectionClosedError";
+  code: number;
+  reason: string;
+  /** Whether the socket reconnects (queued requests then wait for it). */
+  willReconnect: boolean;
+  constructor(code: number, reason: string, willReconnect: boolean);
+}
+
+export class QueueFullError extends Error {
+  name: "QueueFullError";
+  limit: number;
+  constructor(limit: number);
+}
+
+export interface SubscribeOptions<P = unknown, T = unknown> {
+  headers?: Record<string, unknown>;
+  payload?: P;
+  /** The reply of each subscribe re-sent after a reconnect: re-read what was missed. */
+  onResubscribed?: (reply: Reply<T>) => void;
+  /** Route sent by `unsubscribe()` with `{subscription: uuid}` (default "unsubscribe"; null sends nothing). */
+  unsubscribeRoute?: string | null;
+}
+
+export class Subscription<E = unknown, T = unknown> {
+  readonly socket: RouterSocket;
+  readonly route: string;
+  /** The uuid of the current subscribe request (new after every reconnect). */
+  readonly uuid: string | null;
+  /** False once unsubscribed, ended by the server or refused (non-2xx reply). */
+  readonly active: boolean;
+  /** The first subscribe reply, whatever its status. */
+  readonly ready: Promise<Reply<T>>;
+  private constructor();
+  /** Stop delivery and tell the server; resolves its reply, or null when nothing was sent or no reply came (never rejects). */
+  unsubscribe(): Promise<Reply | null>;
+}
+
+export class RouterSocket extends EventTarget {
+  constructor(url: string, options?: RouterSocketOptions);
+  readonly url: string;
+  /** Merged into every request's headers; may be replaced (a new token). */
+  headers: Record<string, unknown>;
+  readonly state: SocketState;
+
+  /** Resolves the reply for every status; rejects with RequestTimeoutError, ConnectionClosedError or QueueFullError. */
+  request<P = unknown, R = unknown>(route: string, payload?: P, headers?: Record<string, unknown>): Promise<Reply<R>>;
+
+  subscribe<P = unknown, E = unknown, T = unknown>(route?: string, options?: SubscribeOptions<P, T>,
+    onEvent?: (push: Push<E>) => void): Subscription<E, T>;
+
+  /** Pushes of one route; returns the function that removes `fn`. */
+  on<T = unknown>(route: string, fn: (push: Push<T>) => void): () => void;
+  /** Every push; returns the function that removes `fn`. */
+  onPush(fn: (push: Push) => void): () => void;
+
+  /** Close for good: no reconnect; pending and queued requests reject with ConnectionClosedError. */
+  close(code?: number, reason?: string): void;
+
+  addEventListener<K extends keyof RouterSocketEventMap>(type: K,
+    listener: (this: RouterSocket, event: RouterSocketEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof RouterSocketEventMap>(type: K,
+    listener: (this: RouterSocket, event: RouterSocketEventMap[K]) => void,
+    options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions): void;
+}

@@ -1,0 +1,403 @@
+/**
+ * router-socket.js: a dependency-free client for django-channels-router's wire protocol (v1.1).
+ *
+ * Requests are answered exactly once and correlated by uuid; messages with a uuid the client
+ * never sent are pushes. The socket sends heartbeats, reconnects with backoff, queues requests
+ * while it is not open and re-sends live subscriptions after a reconnect.
+ *
+ *   import { RouterSocket } from "/static/django_channels_router/router-socket.js";
+ *   const socket = new RouterSocket("wss://example.com/ws/", { headers: { token } });
+ *   const reply = await socket.request("articles.list", { search: "django" });
+ *
+ * Browsers and Node >= 22 have a global WebSocket; on Node 20 pass one, e.g. the `ws` package's:
+ * `new RouterSocket(url, { WebSocket })`.
+ *
+ * @module router-socket
+ */
+
+const OPEN = 1; // WebSocket.OPEN, whichever implementation
+const RESTART = new Set([1012, 4012]); // server restart: reconnect at once
+const TRY_LATER = new Set([1013, 4013]); // server overloaded: reconnect, but not soon
+const FINAL = new Set([1008, 1011]); // policy violation, server error: never reconnect
+const EXPIRED_KEPT = 1000; // uuids of timed-out requests remembered, so late replies are dropped
+
+/** The reply a request timed out waiting for. */
+export class RequestTimeoutError extends Error {
+  /** @param {string} route @param {string} uuid @param {number} ms */
+  constructor(route, uuid, ms) {
+    super(`No reply to ${route} (uuid ${uuid}) within ${ms} ms.`);
+    this.name = "RequestTimeoutError";
+    this.route = route;
+    this.uuid = uuid;
+    this.timeoutMs = ms;
+  }
+}
+
+/** The connection closed before the reply came (or the socket is closed for good). */
+export class ConnectionClosedError extends Error {
+  /** @param {number} code @param {string} reason @param {boolean} willReconnect */
+  constructor(code, reason, willReconnect) {
+    super(`Connection closed (code ${code}${reason ? `, ${reason}` : ""}) before the reply; ` +
+      (willReconnect ? "reconnecting." : "not reconnecting."));
+    this.name = "ConnectionClosedError";
+    this.code = code;
+    this.reason = reason;
+    this.willReconnect = willReconnect;
+  }
+}
+
+/** More than `queueLimit` requests are waiting for the socket to open. */
+export class QueueFullError extends Error {
+  /** @param {number} limit */
+  constructor(limit) {
+    super(`${limit} requests are already queued waiting for the connection; request refused.`);
+    this.name = "QueueFullError";
+    this.limit = limit;
+  }
+}
+
+function newUuid() {
+  const c = globalThis.crypto;
+  if (c?.randomUUID) return c.randomUUID(); // secure contexts (https, localhost) and Node
+  const b = c.getRandomValues(new Uint8Array(16)); // plain http pages have no randomUUID
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * A subscription made by {@link RouterSocket#subscribe}. Its `uuid` is the uuid of the current
+ * subscribe request (a new one after every reconnect); pushes whose `headers.subscription`
+ * equals it go to `onEvent`.
+ */
+export class Subscription {
+  /** @internal */
+  constructor(socket, route, { headers = {}, payload = null, onResubscribed = null, unsubscribeRoute = "unsubscribe" },
+    onEvent) {
+    Object.assign(this, { socket, route, headers, payload, onEvent, onResubscribed, unsubscribeRoute });
+    /** @type {string|null} */ this.uuid = null;
+    /** False once unsubscribed, ended by the server (`unsubscribed` push) or refused (non-2xx reply). */
+    this.active = true;
+    this._sending = false;
+    this._settled = false;
+    /** The first subscribe reply, whatever its status (a refused subscribe is not re-sent). */
+    this.ready = new Promise((resolve, reject) => { this._resolve = resolve; this._reject = reject; });
+    this.ready.catch(() => {}); // not awaiting it is no unhandled rejection
+  }
+
+  /**
+   * Stop delivery and tell the server (`unsubscribeRoute` with `{subscription: uuid}`, unless
+   * that option is null). Resolves the server's reply, or null when nothing was sent or no
+   * reply came (it never rejects).
+   * @returns {Promise<object|null>}
+   */
+  unsubscribe() {
+    const wasActive = this.active;
+    this._end();
+    if (!wasActive || !this.unsubscribeRoute || this.uuid === null || this.socket.state !== "open") {
+      return Promise.resolve(null);
+    }
+    return this.socket.request(this.unsubscribeRoute, { subscription: this.uuid }).catch(() => null);
+  }
+
+  _end() {
+    this.active = false;
+    this.socket._subscriptions.delete(this);
+  }
+
+  _send() {
+    this._sending = true;
+    this.uuid = newUuid();
+    this.socket._call(this.route, this.payload, this.headers, this.uuid).then((reply) => {
+      this._sending = false;
+      if (reply.status >= 300) this._end();
+      if (!this._settled) {
+        this._settled = true;
+        this._resolve(reply);
+      } else {
+        this.onResubscribed?.(reply);
+        this.socket.dispatchEvent(new CustomEvent("resubscribed", { detail: { subscription: this, reply } }));
+      }
+    }, (error) => {
+      this._sending = false;
+      if (error instanceof ConnectionClosedError && error.willReconnect) return; // sent again on open
+      this._end();
+      if (!this._settled) {
+        this._settled = true;
+        this._reject(error);
+      } else if (this.socket.state !== "closed") { // a re-sent subscribe timed out: it has ended
+        this.socket.dispatchEvent(new CustomEvent("resubscribed", { detail: { subscription: this, reply: null, error } }));
+      }
+    });
+  }
+}
+
+/**
+ * A WebSocket to a django-channels-router consumer.
+ *
+ * Events (`addEventListener`): `open` (detail `{reconnect}`), `close` (detail
+ * `{code, reason, willReconnect}`, also after a failed handshake), `reconnecting` (detail
+ * `{attempt, delayMs}`), `give-up` (detail `{reason}`), `resubscribed` (detail
+ * `{subscription, reply}` after each subscription re-sent on a reconnect; `{subscription,
+ * reply: null, error}` when that request failed, which ends the subscription).
+ */
+export class RouterSocket extends EventTarget {
+  /**
+   * @param {string} url ws:// or wss:// URL of the consumer.
+   * @param {object} [options]
+   * @param {Record<string, unknown>} [options.headers] merged into every request's headers (mutable later as `socket.headers`).
+   * @param {number} [options.heartbeatMs=30000] interval between PINGs (0 turns the heartbeat off).
+   * @param {number} [options.pongTimeoutMs=10000] close (4000) and reconnect when no PONG comes within this.
+   * @param {number} [options.requestTimeoutMs=30000] reject a request with RequestTimeoutError after this.
+   * @param {number} [options.queueLimit=1000] requests kept while not open; past it, QueueFullError.
+   * @param {{initialMs?: number, maxMs?: number, factor?: number, jitter?: number, maxRefusals?: number}} [options.reconnect]
+   *   backoff; `maxRefusals` handshakes in a row that fail before open make it give up.
+   * @param {typeof WebSocket} [options.WebSocket] constructor to use (default `globalThis.WebSocket`).
+   */
+  constructor(url, { headers = {}, heartbeatMs = 30000, pongTimeoutMs = 10000, requestTimeoutMs = 30000,
+    queueLimit = 1000, reconnect = {}, WebSocket = globalThis.WebSocket } = {}) {
+    super();
+    if (!WebSocket) throw new TypeError("No WebSocket: pass one as options.WebSocket (e.g. the `ws` package).");
+    this.url = url;
+    this.headers = headers;
+    Object.assign(this, { heartbeatMs, pongTimeoutMs, requestTimeoutMs, queueLimit, _WebSocket: WebSocket });
+    this.reconnect = { initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2, maxRefusals: 5, ...reconnect };
+    /** @type {"connecting"|"open"|"reconnecting"|"closed"} */
+    this.state = "connecting";
+    this._pending = new Map(); // uuid -> entry, sent and waiting for the reply
+    this._queue = []; // entries waiting for the socket to open
+    this._expired = new Set(); // uuids whose reply is no longer awaited
+    this._subscriptions = new Set();
+    this._routeHandlers = new Map();
+    this._pushHandlers = new Set();
+    this._attempt = 0; // reconnects since the last open
+    this._refusals = 0; // handshakes in a row that failed before open
+    this._everOpened = false;
+    this._connect(true);
+  }
+
+  /**
+   * Send a request; resolves the reply for every status (the caller decides what a 4xx means).
+   * Rejects with RequestTimeoutError, ConnectionClosedError or QueueFullError.
+   * @param {string} route
+   * @param {unknown} [payload=null]
+   * @param {Record<string, unknown>} [headers] merged over the socket's headers.
+   * @returns {Promise<{uuid: string, route: string|null, status: number, headers: object|null, payload: unknown}>}
+   */
+  request(route, payload = null, headers = {}) {
+    return this._call(route, payload, headers, newUuid());
+  }
+
+  _call(route, payload, headers, uuid) {
+    if (this.state === "closed") return Promise.reject(new ConnectionClosedError(1000, "socket closed", false));
+    return new Promise((resolve, reject) => {
+      const entry = { uuid, resolve, reject, frame: JSON.stringify({ uuid, route, headers: { ...this.headers, ...headers }, payload, status: 200 }) };
+      entry.timer = setTimeout(() => {
+        if (this._pending.delete(uuid)) this._expire(uuid);
+        else this._queue.splice(this._queue.indexOf(entry), 1);
+        reject(new RequestTimeoutError(route, uuid, this.requestTimeoutMs));
+      }, this.requestTimeoutMs);
+      if (this.state === "open") this._transmit(entry);
+      else if (this._queue.length >= this.queueLimit) {
+        clearTimeout(entry.timer);
+        reject(new QueueFullError(this.queueLimit));
+      } else this._queue.push(entry);
+    });
+  }
+
+  /**
+   * Subscribe: send `route` now and again (with a new uuid) after every reconnect, and hand
+   * `onEvent` the pushes whose `headers.subscription` is the current subscribe uuid.
+   * @param {string} [route="subscribe"]
+   * @param {{headers?: Record<string, unknown>, payload?: unknown, onResubscribed?: (reply: object) => void, unsubscribeRoute?: string|null}} [options]
+   *   `onResubscribed` gets the reply of each re-sent subscribe: re-read what was missed then.
+   * @param {(push: object) => void} [onEvent]
+   * @returns {Subscription}
+   */
+  subscribe(route = "subscribe", options = {}, onEvent = () => {}) {
+    const sub = new Subscription(this, route, options, onEvent);
+    this._subscriptions.add(sub);
+    sub._send();
+    return sub;
+  }
+
+  /**
+   * Call `fn(push)` for each push of `route`. Returns a function that removes it.
+   * @param {string} route @param {(push: object) => void} fn @returns {() => void}
+   */
+  on(route, fn) {
+    if (!this._routeHandlers.has(route)) this._routeHandlers.set(route, new Set());
+    const handlers = this._routeHandlers.get(route);
+    handlers.add(fn);
+    return () => handlers.delete(fn);
+  }
+
+  /**
+   * Call `fn(push)` for every push (subscriptions' included). Returns a function that removes it.
+   * @param {(push: object) => void} fn @returns {() => void}
+   */
+  onPush(fn) {
+    this._pushHandlers.add(fn);
+    return () => this._pushHandlers.delete(fn);
+  }
+
+  /**
+   * Close for good: no reconnect; pending and queued requests reject with ConnectionClosedError.
+   * @param {number} [code=1000] @param {string} [reason=""]
+   */
+  close(code = 1000, reason = "") {
+    if (this.state === "closed") return;
+    clearTimeout(this._reconnectTimer);
+    if (this._ws) this._drop(code, reason, false);
+    else this._closed(code, reason, false);
+  }
+
+  _connect(first = false) {
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url);
+    } catch (error) {
+      if (first) throw error;
+      return this._lost(1006, String(error?.message ?? error), false);
+    }
+    this._ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      const reconnect = this._everOpened;
+      Object.assign(this, { state: "open", _attempt: 0, _refusals: 0, _everOpened: true });
+      this._startHeartbeat();
+      for (const sub of this._subscriptions) if (!sub._sending) sub._send();
+      for (const entry of this._queue.splice(0)) this._transmit(entry);
+      this.dispatchEvent(new CustomEvent("open", { detail: { reconnect } }));
+    };
+    ws.onmessage = (event) => this._receive(event.data);
+    ws.onerror = () => {}; // a close event follows
+    ws.onclose = (event) => {
+      if (this._ws === ws) this._lost(event.code, event.reason, opened);
+    };
+  }
+
+  /** Detach the socket and handle its close now (the close handshake may never finish). */
+  _drop(code, reason, reconnect) {
+    const ws = this._ws;
+    const opened = this.state === "open";
+    this._ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    try {
+      ws.close(code, reason);
+    } catch {
+      ws.close();
+    }
+    if (reconnect) this._lost(code, reason, opened);
+    else this._closed(code, reason, false);
+  }
+
+  _lost(code, reason, opened) {
+    this._ws = null;
+    if (!opened) this._refusals += 1;
+    let giveUp = null;
+    if (FINAL.has(code)) giveUp = `the server closed the connection with code ${code}`;
+    else if (this._refusals >= this.reconnect.maxRefusals) giveUp = `${this._refusals} connection attempts in a row failed`;
+    if (giveUp) {
+      this._closed(code, reason, false);
+      this.dispatchEvent(new CustomEvent("give-up", { detail: { reason: giveUp } }));
+      return;
+    }
+    this._closed(code, reason, true);
+    const { initialMs, maxMs, factor, jitter } = this.reconnect;
+    const attempt = (this._attempt += 1);
+    const steps = TRY_LATER.has(code) ? attempt + 2 : attempt; // "try again later": start further up
+    const base = Math.min(maxMs, initialMs * factor ** (steps - 1));
+    const delayMs = RESTART.has(code) && attempt === 1 ? 0 : Math.round(base * (1 + jitter * (2 * Math.random() - 1)));
+    this.dispatchEvent(new CustomEvent("reconnecting", { detail: { attempt, delayMs } }));
+    this._reconnectTimer = setTimeout(() => this.state === "reconnecting" && this._connect(), delayMs);
+  }
+
+  _closed(code, reason, willReconnect) {
+    this._stopHeartbeat();
+    this.state = willReconnect ? "reconnecting" : "closed";
+    const error = new ConnectionClosedError(code, reason, willReconnect);
+    const failed = [...this._pending.values(), ...(willReconnect ? [] : this._queue.splice(0))];
+    this._pending.clear();
+    this._expired.clear();
+    if (!willReconnect) for (const sub of this._subscriptions) sub._end();
+    for (const entry of failed) {
+      clearTimeout(entry.timer);
+      entry.reject(error);
+    }
+    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason, willReconnect } }));
+  }
+
+  _transmit(entry) {
+    this._pending.set(entry.uuid, entry);
+    this._send(entry.frame);
+  }
+
+  _send(text) {
+    try {
+      if (this._ws?.readyState === OPEN) this._ws.send(text);
+    } catch { /* closing: the close event rejects what is pending */ }
+  }
+
+  _expire(uuid) {
+    this._expired.add(uuid);
+    if (this._expired.size > EXPIRED_KEPT) this._expired.delete(this._expired.values().next().value);
+  }
+
+  _receive(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return; // not JSON (binary frames are not part of the protocol)
+    }
+    if (message === null || typeof message !== "object") return;
+    const pong = message.route === "PONG";
+    if (pong) {
+      clearTimeout(this._pongTimer);
+      this._pongTimer = null;
+    }
+    const entry = this._pending.get(message.uuid);
+    if (entry) { // a reply (a PONG too, when the caller sent the PING: a latency probe)
+      this._pending.delete(message.uuid);
+      clearTimeout(entry.timer);
+      entry.resolve(message);
+      return;
+    }
+    if (pong || this._expired.delete(message.uuid)) return; // heartbeats; late replies of timed-out requests
+    const id = message.headers?.subscription;
+    if (id !== undefined) {
+      for (const sub of this._subscriptions) {
+        if (sub.uuid !== id) continue;
+        if (message.route === "unsubscribed") sub._end(); // the server ended it
+        this._safely(sub.onEvent, message);
+      }
+    }
+    for (const fn of this._routeHandlers.get(message.route) ?? []) this._safely(fn, message);
+    for (const fn of this._pushHandlers) this._safely(fn, message);
+  }
+
+  _safely(fn, message) {
+    try {
+      fn(message);
+    } catch (error) {
+      setTimeout(() => { throw error; }); // report it without breaking the other handlers
+    }
+  }
+
+  _startHeartbeat() {
+    if (!this.heartbeatMs) return;
+    this._heartbeat = setInterval(() => {
+      this._send(JSON.stringify({ uuid: newUuid(), route: "PING", headers: null, payload: null, status: 200 }));
+      this._pongTimer ??= setTimeout(() => this._drop(4000, "heartbeat timeout", true), this.pongTimeoutMs);
+    }, this.heartbeatMs);
+  }
+
+  _stopHeartbeat() {
+    clearInterval(this._heartbeat);
+    clearTimeout(this._pongTimer);
+    this._pongTimer = null;
+  }
+}

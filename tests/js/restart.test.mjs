@@ -1,0 +1,71 @@
+// A server restart: the socket reconnects on its own, re-sends its subscriptions and pushes
+// arrive again. The subscription is a group membership: `join` "news" (re-sent as a new
+// request after the reconnect, since the restarted process has forgotten every group), and
+// the group's broadcasts (route `announcement`, sent by `announce`) are matched by route.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { ConnectionClosedError, connect, next, ownServer, record, until } from "./helpers.mjs";
+
+describe("server restart", { concurrency: true }, () => {
+  for (const kind of ["daphne", "uvicorn"]) {
+    test(`${kind} restarts: reconnect, resubscribe, pushes again`, async (t) => {
+      const server = await ownServer(kind);
+      t.after(() => server.stop());
+      await server.start();
+
+      const resubscribedReplies = [];
+      const socket = connect(t, `${server.url}/ws/async/`, {
+        heartbeatMs: 1000, pongTimeoutMs: 2000,
+        reconnect: { initialMs: 100, maxMs: 800, factor: 2, jitter: 0.2, maxRefusals: 100 },
+      });
+      const events = record(socket);
+      const news = [];
+      socket.on("announcement", (push) => news.push(push.payload));
+      const sub = socket.subscribe("join", {
+        payload: "news", unsubscribeRoute: null, onResubscribed: (reply) => resubscribedReplies.push(reply),
+      });
+      const joined = await sub.ready;
+      assert.deepEqual([joined.status, joined.payload], [200, ["news"]]);
+      const firstUuid = sub.uuid;
+
+      assert.equal((await socket.request("announce", { group: "news", text: "before" })).status, 202);
+      await until(() => news.includes("before"), 5000, "the first push");
+
+      // Stop the server with a request in flight: it rejects, saying the socket reconnects.
+      const inFlight = socket.request("slow", 5).catch((error) => error);
+      await server.stop();
+      const lost = await inFlight;
+      assert.ok(lost instanceof ConnectionClosedError && lost.willReconnect, String(lost));
+      await until(() => events.reconnecting.length > 0, 5000, "reconnecting");
+      const [closed] = events.close;
+      assert.equal(closed.willReconnect, true);
+      // uvicorn sends 1012 (service restart) on shutdown; daphne drops the TCP connection (1006).
+      assert.equal(closed.code, kind === "uvicorn" ? 1012 : 1006);
+      if (kind === "uvicorn") assert.equal(events.reconnecting[0].delayMs, 0);
+      assert.equal(socket.state, "reconnecting");
+      // Made while the server is down: queued, sent on open.
+      const queued = socket.request("echo", "queued while down");
+
+      const reopened = next(socket, "open", 30000);
+      const resubscribed = next(socket, "resubscribed", 30000);
+      await server.start();
+      assert.deepEqual(await reopened, { reconnect: true });
+      const { reply, subscription } = await resubscribed;
+      assert.equal(subscription, sub);
+      assert.deepEqual([reply.status, reply.payload], [200, ["news"]]);
+      assert.deepEqual(resubscribedReplies, [reply]);
+      assert.notEqual(sub.uuid, firstUuid);
+      assert.equal(reply.uuid, sub.uuid);
+      assert.equal((await queued).payload.payload, "queued while down");
+
+      assert.equal((await socket.request("announce", { group: "news", text: "after" })).status, 202);
+      await until(() => news.includes("after"), 5000, "the push after the restart");
+      assert.deepEqual(news, ["before", "after"]);
+      assert.equal(events.open.length, 2);
+      assert.ok(events.reconnecting.length >= 1);
+      assert.deepEqual(events["give-up"], []);
+      assert.equal(socket.state, "open");
+    });
+  }
+});

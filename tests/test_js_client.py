@@ -1,0 +1,86 @@
+"""The browser client ``router-socket.js`` under Node's test runner, against daphne and uvicorn.
+
+``tests/js/*.test.mjs`` run with ``node --test``; this module installs their packages (``npm ci``
+when ``tests/js/node_modules`` is missing), hands them the session servers' URLs and the command
+that starts a server of their own (for the restart test), and checks ``router-socket.d.ts``
+with ``tsc --strict``. Skipped without Node >= 20 and npm.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+JS = ROOT / "tests" / "js"
+NODE, NPM = shutil.which("node"), shutil.which("npm")
+
+
+def node_major():
+    if not NODE:
+        return None
+    found = re.match(r"v(\d+)", subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout)
+    return int(found.group(1)) if found else None
+
+
+pytestmark = [
+    pytest.mark.skipif(not NODE or not NPM, reason="node and npm are needed for the JavaScript client tests"),
+    pytest.mark.skipif(NODE is not None and (node_major() or 0) < 20, reason="the JavaScript client tests need Node >= 20"),
+]
+
+
+def run(args, timeout, **kwargs):
+    try:
+        return subprocess.run(args, cwd=JS, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{' '.join(map(str, args))} took longer than {timeout} s:\n{exc.stdout or ''}\n{exc.stderr or ''}")
+
+
+@pytest.fixture(scope="module")
+def node_modules():
+    if not (JS / "node_modules" / "ws").is_dir() or not (JS / "node_modules" / "typescript").is_dir():
+        done = run([NPM, "ci", "--no-audit", "--no-fund"], timeout=300)
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    return JS / "node_modules"
+
+
+def server_argv(port="{port}"):
+    """How ``ownServer()`` in helpers.mjs starts a daphne or uvicorn; it stops by itself after 150 s."""
+    app = "tests.asgi:application"
+    servers = {
+        "daphne": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, app],
+        "uvicorn": [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", port, "--no-access-log", app],
+    }
+    timeout = shutil.which("timeout")  # forwards SIGTERM to the server, and ends it if nobody does
+    return {name: [timeout, "-s", "TERM", "-k", "10", "150", *argv] if timeout else argv for name, argv in servers.items()}
+
+
+def test_node_suite(node_modules, daphne_server, uvicorn_server):
+    env = {
+        **os.environ,
+        "JS_DAPHNE_URL": daphne_server,
+        "JS_UVICORN_URL": uvicorn_server,
+        "JS_SERVER_ARGV": json.dumps(server_argv()),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}",
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+    }
+    files = sorted(path.name for path in JS.glob("*.test.mjs"))
+    assert files
+    done = run([NODE, "--test", "--test-concurrency=8", "--test-timeout=60000", *files], timeout=240, env=env)
+    output = f"{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, f"node --test failed (exit {done.returncode}):\n{output[-20000:]}"
+    summary = dict(re.findall(r"^# (tests|pass|fail|duration_ms) (\S+)$", done.stdout, re.M))
+    assert summary.get("fail") == "0" and int(summary.get("pass", 0)) > 0, output[-20000:]
+    print(output)  # shown by pytest -rA or -s
+
+
+def test_type_declarations_compile(node_modules):
+    """``router-socket.d.ts`` types ``tests/js/types-check.ts`` under ``tsc --strict``."""
+    tsc = node_modules / "typescript" / "bin" / "tsc"
+    done = run([NODE, str(tsc), "--strict", "--noEmit", "-p", "tsconfig.json"], timeout=120)
+    assert done.returncode == 0, f"tsc failed:\n{done.stdout}\n{done.stderr}"
