@@ -41,7 +41,7 @@ BASE_SCHEMAS: dict[str, Any] = {
     "Uuid": {"description": "Chosen by the client, echoed in the reply.", "oneOf": [
         {"type": "string", "minLength": 1, "maxLength": 128},
         {"type": "integer", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER}]},
-    "Error": {"type": "object", "required": ["detail"], "properties": {
+    "ErrorBody": {"type": "object", "required": ["detail"], "properties": {
         "detail": {"type": "string"}, "code": {"type": "string"}}},
     "ValidationErrors": {"type": "object", "description": "DRF's serializer.errors: messages by field name.",
                          "additionalProperties": True},
@@ -293,7 +293,7 @@ def _reply_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
 def _error_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
     errors = sorted(doc.errors)
     known = "; ".join(f"{s}: {STATUS_TEXT.get(s, 'error')}" for s in errors)
-    body: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+    body: dict[str, Any] = {"$ref": "#/components/schemas/ErrorBody"}
     if doc.validation_errors:
         body = {"anyOf": [body, {"$ref": "#/components/schemas/ValidationErrors"}]}
     if doc.errors_exhaustive:

@@ -10,13 +10,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_channels_router.asyncapi import project_document, render
+from django_channels_router.typescript import render_typescript
 
 
 class Command(BaseCommand):
-    help = "Write the AsyncAPI 3.0 document of every router consumer ASGI_APPLICATION routes WebSockets to."
+    help = ("Write the AsyncAPI 3.0 document of every router consumer ASGI_APPLICATION routes WebSockets to, "
+            "or TypeScript types from it.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--format", choices=["yaml", "json"], default="yaml")
+        parser.add_argument("--format", choices=["yaml", "json", "typescript"], default="yaml",
+                            help="typescript: types and typed wrappers over the shipped RouterSocket.")
+        parser.add_argument("--js-module", default="./router-socket.js",
+                            help="With --format typescript: where the TypeScript imports RouterSocket from.")
         parser.add_argument("--file", help="Write to this file instead of standard output.")
         parser.add_argument("--check", metavar="PATH",
                             help="Compare with the document in PATH: exit 1 with a diff when it is out of date.")
@@ -27,7 +32,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             document = project_document(options["asgi"], title=options["title"], version=options["api_version"])
-            text = render(document, options["format"])
+            text = (render_typescript(document, options["js_module"]) if options["format"] == "typescript"
+                    else render(document, options["format"]))
         except ImproperlyConfigured as exc:  # no application, one that fails to import, no PyYAML
             raise CommandError(str(exc)) from exc
         if options["check"]:
