@@ -1,4 +1,4 @@
-"""The socket docs page (django_channels_router.urls) in a real headless Chromium, served by the demo.
+"""The socket docs page (django_channels_router.urls) and the demo page in a real headless Chromium.
 
 The demo runs as scripts/demo.sh runs it (manage.py runserver: daphne, static files), on SQLite
 and the in-memory layer. The page sends a strict Content-Security-Policy of its own, so an inline
@@ -177,3 +177,18 @@ def test_an_unknown_docs_access_is_a_system_check_error():
     with override_settings(CHANNELS_ROUTER={"DOCS_ACCESS": "everyone"}):
         [error] = check_settings()
     assert error.id == "channels_router.E006" and "DOCS_ACCESS must be one of public, authenticated, staff" in error.msg
+
+
+async def test_the_demo_page_runs_on_the_shipped_client_module(page, demo):
+    base, _ = demo
+    await page.goto(f"{base}/")
+    for state in ("app", "async", "articles", "model"):
+        await page.locator(f"#state-{state}[data-state=open]").wait_for(timeout=10_000)
+    await page.fill("#name", "Ada")
+    await page.click("#hello-sync")
+    await page.locator("#log li", has_text="app sayHello").wait_for(timeout=10_000)
+    assert "Hello, Ada!" in await page.locator("#log li", has_text="app sayHello").first.inner_text()
+    await page.locator("#live-status", has_text="Live:").wait_for(timeout=10_000)  # subscribe, then list
+    await page.click("#garbage")
+    await page.locator("#log li", has_text="reply with uuid null").wait_for(timeout=10_000)
+    assert page.console_errors == []

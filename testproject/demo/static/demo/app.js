@@ -1,132 +1,7 @@
-// The demo page's client: a small stand-in for @djanext/observable-socket, written to the
-// router's wire protocol (v1). No build step, no dependencies.
+// The demo page: the package's own client module (router-socket.js, served from its static
+// files beside this one) talking to the demo's sockets. No build step, no dependencies.
 
-const NO_RECONNECT_CODES = new Set([1008, 1011]); // policy violation, server error: give up
-
-// crypto.randomUUID() exists only in secure contexts (https, localhost, 127.0.0.1); the page
-// may also be opened over plain http on a LAN address, so fall back to random bytes.
-function newUuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/**
- * One router socket, with the behaviour of @djanext/observable-socket:
- * - sendAndWait(route, payload, headers) resolves with the reply carrying the same uuid;
- * - PING every heartbeatRate ms; no PONG within heartbeatTimeoutDuration ms drops the socket;
- * - reconnects with backoff (1 s doubling to 15 s), at most maxReconnectAttempts tries in a
- *   row (the count resets when a socket opens), never after close codes 1008 and 1011;
- * - messages whose uuid matches no pending request go to onMessageReceived (server pushes).
- */
-export class RouterSocket {
-  constructor(url, {
-    onMessageReceived = () => {},
-    onStateChange = () => {},
-    heartbeatRate = 10_000,
-    heartbeatTimeoutDuration = 5_000,
-    maxReconnectAttempts = 5,
-    globalHeaders = {},
-  } = {}) {
-    Object.assign(this, {
-      url, onMessageReceived, onStateChange, heartbeatRate, heartbeatTimeoutDuration,
-      maxReconnectAttempts, globalHeaders,
-    });
-    this.pending = new Map(); // uuid -> {resolve, reject}
-    this.attempts = 0;
-    this.connect();
-  }
-
-  connect() {
-    this.onStateChange("connecting", "connecting");
-    const ws = new WebSocket(this.url);
-    this.ws = ws;
-    ws.onopen = () => {
-      this.attempts = 0;
-      this.onStateChange("open", "open");
-      this.startHeartbeat();
-    };
-    ws.onmessage = (event) => this.receive(event.data);
-    ws.onclose = (event) => this.closed(event.code);
-  }
-
-  sendAndWait(route, payload = null, headers = {}) {
-    return new Promise((resolve, reject) => {
-      if (this.ws.readyState !== WebSocket.OPEN) {
-        reject(new Error(`${this.url} is not open.`));
-        return;
-      }
-      const uuid = newUuid();
-      this.pending.set(uuid, { resolve, reject });
-      this.ws.send(JSON.stringify({
-        uuid, route, headers: { ...this.globalHeaders, ...headers }, payload, status: 200,
-      }));
-    });
-  }
-
-  /** Send a text frame as is (the demo's "send garbage"); any reply arrives unmatched. */
-  sendRaw(text) {
-    if (this.ws.readyState !== WebSocket.OPEN) throw new Error(`${this.url} is not open.`);
-    this.ws.send(text);
-  }
-
-  receive(text) {
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      console.warn("Dropped a frame that is not JSON:", text);
-      return;
-    }
-    if (message.route === "PONG") { // the heartbeat's answer never reaches callers
-      clearTimeout(this.pongTimer);
-      this.pongTimer = null;
-      return;
-    }
-    const waiter = this.pending.get(message.uuid);
-    if (waiter) {
-      this.pending.delete(message.uuid);
-      waiter.resolve(message);
-    } else {
-      this.onMessageReceived(message);
-    }
-  }
-
-  startHeartbeat() {
-    this.heartbeat = setInterval(() => {
-      this.ws.send(JSON.stringify({ uuid: newUuid(), route: "PING", headers: {}, payload: null, status: 200 }));
-      this.pongTimer ??= setTimeout(() => this.dropDeadSocket(), this.heartbeatTimeoutDuration);
-    }, this.heartbeatRate);
-  }
-
-  dropDeadSocket() {
-    // Don't wait for a closing handshake a dead server will never finish.
-    const ws = this.ws;
-    ws.onclose = ws.onmessage = null;
-    ws.close(4000, "heartbeat timeout");
-    this.closed(4000);
-  }
-
-  closed(code) {
-    clearInterval(this.heartbeat);
-    clearTimeout(this.pongTimer);
-    this.pongTimer = null;
-    for (const { reject } of this.pending.values()) reject(new Error(`Socket closed (code ${code}).`));
-    this.pending.clear();
-    if (NO_RECONNECT_CODES.has(code) || this.attempts >= this.maxReconnectAttempts) {
-      this.onStateChange("closed", `closed (code ${code})`);
-      return;
-    }
-    const delay = Math.min(1000 * 2 ** this.attempts, 15_000);
-    this.attempts += 1;
-    this.onStateChange("connecting",
-      `closed (code ${code}), retry ${this.attempts}/${this.maxReconnectAttempts} in ${delay / 1000} s`);
-    setTimeout(() => this.connect(), delay);
-  }
-}
+import { RouterSocket } from "../django_channels_router/router-socket.js";
 
 // ---------------------------------------------------------------------------------------
 // The page
@@ -171,17 +46,22 @@ function open(path, stateId, { onState = () => {}, onPush = () => {} } = {}) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const state = $(stateId);
   const logUnmatched = onMessageReceived(path);
-  return new RouterSocket(`${scheme}//${location.host}/${path}`, {
-    onMessageReceived: (message) => {
-      logUnmatched(message);
-      if (message.uuid !== null) onPush(message);
-    },
-    onStateChange: (kind, text) => {
-      state.dataset.state = kind;
-      state.textContent = `${path}: ${text}`;
-      onState(kind);
-    },
+  const show = (kind, text) => {
+    state.dataset.state = kind;
+    state.textContent = `${path}: ${text}`;
+    onState(kind);
+  };
+  const socket = new RouterSocket(`${scheme}//${location.host}/${path}`, { heartbeatMs: 10_000, pongTimeoutMs: 5_000 });
+  socket.onPush((message) => {
+    logUnmatched(message);
+    if (message.uuid !== null) onPush(message);
   });
+  socket.addEventListener("open", () => show("open", "open"));
+  socket.addEventListener("reconnecting", ({ detail }) =>
+    show("connecting", `reconnecting (try ${detail.attempt}) in ${(detail.delayMs / 1000).toFixed(1)} s`));
+  socket.addEventListener("give-up", ({ detail }) => show("closed", `closed: ${detail.reason}`));
+  show("connecting", "connecting");
+  return socket;
 }
 
 const sockets = {
@@ -195,7 +75,7 @@ async function call(socketName, route, payload = null, headers = {}) {
   const started = performance.now();
   const title = `${socketName} ${route}`;
   try {
-    const reply = await sockets[socketName].sendAndWait(route, payload, headers);
+    const reply = await sockets[socketName].request(route, payload, headers);
     const ms = Math.round(performance.now() - started);
     addEntry(logList, { title: `${title} (${ms} ms)`, status: reply.status, body: reply });
     return reply;
@@ -215,7 +95,7 @@ $("slow-echo").addEventListener("click", async () => {
   const started = performance.now();
   try {
     const replies = await Promise.all(Array.from({ length: 10 },
-      (_, n) => sockets.async.sendAndWait("slowEcho", { seconds: 0.5, n })));
+      (_, n) => sockets.async.request("slowEcho", { seconds: 0.5, n })));
     const ms = Math.round(performance.now() - started);
     addEntry(logList, {
       title: `async 10 × slowEcho 0.5 s: all replies in ${ms} ms`,
@@ -227,12 +107,18 @@ $("slow-echo").addEventListener("click", async () => {
   }
 });
 
+// The client module only sends protocol messages, so "send garbage" uses a bare WebSocket: the
+// server answers a frame that is not JSON with a 400 (uuid null) and keeps the connection open.
 $("garbage").addEventListener("click", () => {
-  try {
-    sockets.app.sendRaw("not json");
-  } catch (error) {
-    addEntry(logList, { title: "app send garbage", body: String(error) });
-  }
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const raw = new WebSocket(`${scheme}//${location.host}/ws/app/`);
+  raw.addEventListener("open", () => raw.send("not json"));
+  raw.addEventListener("message", ({ data }) => {
+    const reply = JSON.parse(data);
+    addEntry(logList, { title: "app send garbage: reply with uuid null", status: reply.status, body: reply });
+    raw.close(1000);
+  });
+  raw.addEventListener("error", () => addEntry(logList, { title: "app send garbage", body: "The socket failed." }));
 });
 
 $("create-form").addEventListener("submit", async (event) => {
