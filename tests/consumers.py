@@ -56,6 +56,7 @@ ROUTES = [
     {"route": "draftWithHydrate", "request": StrictArticleSerializer, "handler": "on_validated",
      "hydrate": lambda headers, payload: {"hydrated": payload}},
     {"route": "point", "handler": "on_validated", "request": POINT_SCHEMA},
+    {"route": "closeWith"},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -174,6 +175,11 @@ class ProtocolHandlers:
         self.push("note", payload)
         return {"status": 204}
 
+    def on_close_with(self, payload, headers):
+        """Close this connection with the code asked for (the clients' close-code tests)."""
+        self.close(code=payload)
+        return {"status": 204}
+
     def on_validated(self, payload, headers):
         return {"payload": payload}
 
@@ -207,6 +213,10 @@ class AsyncProtocolSocket(ProtocolHandlers, AsyncSocketRouterConsumer):
 
     async def on_push_me(self, payload, headers):
         await self.push("note", payload)
+        return {"status": 204}
+
+    async def on_close_with(self, payload, headers):
+        await self.close(code=payload)
         return {"status": 204}
 
     async def on_slow(self, payload, headers):

@@ -105,3 +105,32 @@ async def test_after_a_server_restart_it_reconnects_resubscribes_and_pushes_arri
         assert (await client.request("announce", {"group": "news", "text": "after"}))["status"] == 202
         assert (await asyncio.wait_for(anext(pushes), 5))["payload"] == "after"
         await client.close()
+
+
+# What the server closes with: daphne sends only 1000 and 3000-4999, hence 4012 there (PROTOCOL.md).
+RESTART_CODE = {"daphne": 4012, "uvicorn": 1012}
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_a_restart_close_reconnects_at_once_and_a_policy_close_gives_up(kind, request):
+    server = request.getfixturevalue(f"{kind}_server")
+    slow = Reconnect(initial=5, maximum=5, max_refusals=3)  # a backoff would outlast the test
+    async with RouterClient(f"{server}/ws/async/", reconnect=slow) as client:
+        with contextlib.suppress(Exception):  # the reply may or may not beat the close
+            await client.request("closeWith", RESTART_CODE[kind])
+        for _ in range(100):
+            if client.opened == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert client.opened == 2  # well within the 5 s backoff: no wait after a restart code
+        assert (await client.request("echo", "back"))["payload"]["payload"] == "back"
+    if kind == "uvicorn":  # 1008 (policy violation) and 1011 cannot be sent through daphne
+        for code in (1008, 1011):
+            client = RouterClient(f"{server}/ws/async/", reconnect=FAST)
+            await client.connect()
+            with contextlib.suppress(Exception):
+                await client.request("closeWith", code)
+            with pytest.raises(GaveUp, match=f"closed with code {code}"):
+                await client.request("echo", 1)
+            assert (client.opened, client.state) == (1, "closed")
+            await client.close()
