@@ -25,7 +25,6 @@ from .pipeline import (
     run_async,
     run_in_worker,
     run_sync,
-    with_fresh_connections,
 )
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .push import group_add, push_body, push_frame, require_group_name
@@ -80,6 +79,10 @@ class RouterMixin:
     #: ``def check_access(self, route: RouteInfo, headers: dict, payload) -> bool`` (sync or async).
     #: Returning False answers 401 to an anonymous user and 403 to anyone else.
     check_access: ClassVar[Callable[..., Any] | None] = None
+    #: Sync hydrates, handlers and dehydrates run on the router's worker pool, so slow ones of
+    #: different connections run side by side. Set True to run them on the single thread Django
+    #: and Channels share, for code that is not thread-safe (then they run one at a time).
+    thread_sensitive: ClassVar[bool] = False
 
     scope: dict[str, Any]
     channel_layer: Any
@@ -120,6 +123,12 @@ class RouterMixin:
         from .asyncapi import default_push_schemas
 
         return default_push_schemas(cls, components)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Serve the connection; every call it makes on the worker pool is counted as its own,
+        so that the pool shares its threads fairly between connections."""
+        worker_owner.set(self)
+        await super().__call__(scope, receive, send)  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -219,7 +228,20 @@ class RouterMixin:
 
 
 class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
-    """Sync router consumer: requests of a connection are answered one at a time, in order."""
+    """Sync router consumer: requests of a connection are answered one at a time, in order.
+
+    Channels runs every ``SyncConsumer`` of a process on one shared thread, so one connection's
+    slow request would hold up every other connection's. The router runs each message on its
+    worker pool instead: a connection still has one message served at a time, in order
+    (Channels awaits each dispatch before it reads the next), with Django's database connection
+    handling per message, while other connections run beside it.
+    """
+
+    async def dispatch(self, message: dict[str, Any]) -> None:  # type: ignore[override]
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await run_in_worker(handler, message, thread_sensitive=self.thread_sensitive)
 
     def connect(self) -> None:
         """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
@@ -231,7 +253,7 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
         if not isinstance(request, str):
-            request = with_fresh_connections(run_sync, respond(self, *request))
+            request = run_sync(respond(self, *request))  # dispatch() handles the database connections
         self.send(text_data=request)
 
     def join(self, group: str) -> None:
@@ -267,21 +289,10 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
     ``PING`` is answered at once, ahead of slow requests.
     """
 
-    #: Sync hydrates, handlers and dehydrates run in a thread pool, so slow ones run side by
-    #: side and never hold up a ``PING`` (or other connections). Set True to run them on the
-    #: single thread Django and Channels share for code that is not thread-safe.
-    thread_sensitive: ClassVar[bool] = False
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._slots = asyncio.Semaphore(self.limits.running)
         self._pending: set[asyncio.Task[None]] = set()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Serve the connection; every call it makes on the worker pool is counted as its own,
-        so that the pool shares its threads fairly between connections."""
-        worker_owner.set(self)
-        await super().__call__(scope, receive, send)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its database clean-up before every message: that costs a

@@ -57,6 +57,7 @@ ROUTES = [
      "hydrate": lambda headers, payload: {"hydrated": payload}},
     {"route": "point", "handler": "on_validated", "request": POINT_SCHEMA},
     {"route": "closeWith"},
+    {"route": "timed"},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -175,6 +176,12 @@ class ProtocolHandlers:
         self.push("note", payload)
         return {"status": 204}
 
+    def on_timed(self, payload, headers):
+        """Sleep ``payload`` seconds; the monotonic start and end (one clock for every process)."""
+        started = time.monotonic()
+        time.sleep(payload)
+        return {"payload": [started, time.monotonic()]}
+
     def on_close_with(self, payload, headers):
         """Close this connection with the code asked for (the clients' close-code tests)."""
         self.close(code=payload)
@@ -228,6 +235,12 @@ class AsyncProtocolSocket(ProtocolHandlers, AsyncSocketRouterConsumer):
         finally:
             cls.running -= 1
         return {"payload": payload}
+
+
+class SerialSyncSocket(SyncProtocolSocket):
+    """The opt-out: sync steps on the one thread Django and Channels share."""
+
+    thread_sensitive = True
 
 
 class PrivateSocket(SyncProtocolSocket):

@@ -5,18 +5,22 @@ from tests.consumers import (
     AsyncProtocolSocket,
     DefaultLimitsSocket,
     PrivateSocket,
+    SerialSyncSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
 )
+from tests.drf import ArticleRouter
 from tests.security import HeadersRouter, TenantArticleRouter
 
 websocket_urlpatterns = [
     path("ws/sync/", SyncProtocolSocket.as_asgi()),
+    path("ws/sync/serial/", SerialSyncSocket.as_asgi()),
     path("ws/async/", AsyncProtocolSocket.as_asgi()),
     path("ws/private/", PrivateSocket.as_asgi()),
     path("ws/staff/", StaffOnlyAsyncSocket.as_asgi()),
     path("ws/limits/sync/", DefaultLimitsSocket.as_asgi()),
     path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
     path("ws/headers/", HeadersRouter.as_asgi()),
+    path("ws/articles/", ArticleRouter.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
 ]
