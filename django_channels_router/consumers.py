@@ -178,15 +178,23 @@ class RouterMixin:
                                exc or type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-                await self._rejoin_groups()
+                if await self._rejoin_groups():
+                    await self.layer_recovered()
 
-    async def _rejoin_groups(self) -> None:
-        """After an outage, join the groups again: a restarted Redis has forgotten them."""
+    async def _rejoin_groups(self) -> bool:
+        """After an outage, join the groups again (a restarted Redis has forgotten them); whether
+        the layer answered."""
         try:
             for group in list(self.joined_groups):
                 await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
             _reraise_cancellation(exc)  # else still down: the next receive says so and waits longer
+            return False
+        return True
+
+    async def layer_recovered(self) -> None:
+        """Called when the channel layer answers again after an outage, during which pushes to this
+        connection were lost. Subscriptions tell their clients to re-read (``resync``)."""
 
     def _left_on_close(self, group: str, error: Exception) -> None:
         logger.warning("Could not leave group %r on disconnect (%s); the layer expires it.", group, error)

@@ -50,19 +50,24 @@ def route_schema(router: Any, route: RouteInfo, components: Components) -> Route
 
 
 def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, Any]]:
-    """A subscribing router's pushes: created/updated (the object), deleted (its id), unsubscribed."""
+    """A subscribing router's pushes: created/updated (the object), deleted (its id), unsubscribed,
+    resync."""
     serializer = _serializer_class(router)
     model = getattr(getattr(serializer, "Meta", None), "model", None)
-    headers = {"type": "object", "required": ["subscription", "model"], "properties": {
+    headers = {"type": "object", "required": ["subscription", "model", "seq"], "properties": {
         "subscription": {**UUID, "description": "The uuid of the subscribe request."},
-        "model": {"const": model._meta.label_lower} if model is not None else {"type": "string"}}}
+        "model": {"const": model._meta.label_lower} if model is not None else {"type": "string"},
+        "seq": {"type": "integer", "minimum": 1,
+                "description": "1, 2, 3... per subscription: a gap means lost pushes."}}}
     item = components.serializer(serializer, "response") if serializer is not None else {"type": "object"}
     ended = {"type": "object", "required": ["status", "detail", "code"], "properties": {
         "status": {"type": "integer"}, "detail": {"type": "string"}, "code": {"type": "string"}},
         "description": "The subscription ended (its credentials stopped passing, or it grew too large)."}
+    resync = {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}},
+              "description": "Pushes of this subscription were lost: re-read with list/get."}
     return {"created": (item, headers), "updated": (item, headers),
             "deleted": ({"type": "object", "required": ["id"], "properties": {"id": {}}}, headers),
-            "unsubscribed": (ended, headers)}
+            "unsubscribed": (ended, headers), "resync": (resync, headers)}
 
 
 def _payload(kind: str | None, router: Any, serializer: Any, components: Components, direction: str) -> Any:

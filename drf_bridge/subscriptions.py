@@ -10,6 +10,7 @@ own user, what that means to it: ``created``, ``updated`` or ``deleted``, or not
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import threading
@@ -48,6 +49,16 @@ __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 logger = logging.getLogger("drf_bridge")
 
 CHANGE_TYPE = "drf_bridge.change"
+#: Change events carry ``sender`` (this process) and ``number`` (1, 2, 3... per model), so that a
+#: subscriber sees when one of a sender's events never arrived (a channel over its capacity).
+SENDER = uuid.uuid4().hex
+_numbers: dict[str, Any] = {}
+_numbers_lock = threading.Lock()
+#: Seconds an event may come late (sends from several threads can overtake each other) before
+#: its absence counts as a lost push; and the most a gap may span before resync is immediate.
+GAP_WAIT = 2.0
+MAX_GAP = 1000
+RESYNC = "resync"
 #: Labels of the (concrete) models some router lets clients subscribe to.
 subscribed_models: set[str] = set()
 
@@ -113,8 +124,15 @@ class _Changes:
     def send(self) -> None:
         layer = get_channel_layer()
         for label, pks in self.pks.items():
-            message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex}
+            message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex,
+                       "sender": SENDER, "number": _next_number(label)}
             group_send_from_sync(layer, model_group(label), message, partial(_not_sent, label, len(pks)))
+
+
+def _next_number(label: str) -> int:
+    with _numbers_lock:
+        counter = _numbers.setdefault(label, itertools.count(1))
+        return next(counter)
 
 
 def _not_sent(label: str, count: int, exc: BaseException) -> None:
@@ -188,6 +206,8 @@ class Subscription:
     auth: Any
     pk: str | None = None
     known: set[str] = field(default_factory=set)
+    #: Pushes sent so far: the next one's ``headers.seq`` is this plus one.
+    sent: int = 0
 
 
 @dataclass
@@ -253,7 +273,9 @@ class SubscribeModelMixin:
     """``subscribe`` and ``unsubscribe``: pushes ``created``, ``updated`` and ``deleted`` for the
     objects this connection may ``get`` (with an id) or ``list`` (without; the payload holds the
     same query parameters as ``list``). Each push carries ``headers.subscription``, the uuid of
-    the ``subscribe`` request, and ``headers.model``.
+    the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription.
+    When pushes were lost (a change event that never arrived, a channel layer outage), the
+    subscription gets a ``resync`` push: the client re-reads with ``list``/``get``.
     """
 
     @classmethod
@@ -269,6 +291,10 @@ class SubscribeModelMixin:
         self._changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._change_worker: asyncio.Task[None] | None = None
         self._handshake_key: Hashable = None
+        #: The last change event number seen per (sender, model), and the numbers still missing.
+        self._last_numbers: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._missing: dict[tuple[str, str], set[int]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     #: Per-class bounds; ``None`` takes ``settings.CHANNELS_ROUTER`` or the default.
     max_subscriptions: int | None = None
@@ -415,7 +441,65 @@ class SubscribeModelMixin:
     async def drf_bridge_change(self, event: dict[str, Any]) -> None:
         """A change to a model this connection subscribes to: queued, so that working it out
         never holds up this connection's requests (or its PINGs)."""
+        self._note_number(event)
         self._changes.put_nowait(event)
+
+    def _note_number(self, event: dict[str, Any]) -> None:
+        """Gap detection: a sender's events are numbered per model. A number that skips ahead
+        leaves the ones between missing; still missing ``GAP_WAIT`` seconds later, they were lost."""
+        sender, number, label = event.get("sender"), event.get("number"), event.get("model")
+        if not isinstance(sender, str) or type(number) is not int or not isinstance(label, str):
+            return  # from an older sender: nothing to compare
+        key = (sender, label)
+        last = self._last_numbers.pop(key, None)
+        self._last_numbers[key] = number if last is None else max(last, number)
+        while len(self._last_numbers) > 256:  # senders come and go with the processes: keep the recent
+            self._missing.pop(self._last_numbers.popitem(last=False)[0], None)
+        missing = self._missing.setdefault(key, set())
+        if last is None or number <= last:
+            missing.discard(number)  # the first seen, or a late one
+        elif number - last > MAX_GAP:
+            self._start(self._resync(label, "change events were lost"))
+        elif number > last + 1:
+            gap = set(range(last + 1, number))
+            missing |= gap
+            asyncio.get_running_loop().call_later(GAP_WAIT, self._check_gap, key, gap)
+
+    def _check_gap(self, key: tuple[str, str], gap: set[int]) -> None:
+        missing = self._missing.get(key, set())
+        if missing & gap:
+            missing -= gap
+            self._start(self._resync(key[1], "change events were lost"))
+
+    def _start(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def layer_recovered(self) -> None:
+        labels = {subscription.label for subscription in self.subscriptions.values()}
+        for label in sorted(labels):
+            await self._resync(label, "the channel layer was unavailable")
+
+    async def _resync(self, label: str, reason: str) -> None:
+        """Tell each subscription to ``label`` to re-read; what it has seen is read anew too."""
+        async with self._subscriptions_lock:
+            for subscription in [s for s in self.subscriptions.values() if s.label == label]:
+                try:
+                    subscription.known = await run_in_worker(self.visible_pks, subscription)
+                except Exception:
+                    logger.exception("Could not read subscription %r anew for a resync", subscription.id)
+                logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, label, reason)
+                headers = self._numbered({"subscription": subscription.id, "model": label})
+                await self.push(RESYNC, {"reason": reason}, headers)  # type: ignore[attr-defined]
+
+    def _numbered(self, headers: dict[str, Any]) -> dict[str, Any]:
+        """``headers`` with the subscription's next ``seq``."""
+        subscription = self.subscriptions.get(headers["subscription"])
+        if subscription is None:
+            return headers
+        subscription.sent += 1
+        return {**headers, "seq": subscription.sent}
 
     async def _deliver_changes(self) -> None:
         while True:
@@ -427,6 +511,7 @@ class SubscribeModelMixin:
                 try:
                     pushes = await run_in_worker(self.subscription_pushes, subscriptions, event)
                     for route, payload, headers in pushes:
+                        headers = self._numbered(headers)
                         if route == ENDED:  # gone first: a push that fails to go does not keep it
                             self._ended(self.subscriptions.pop(headers["subscription"], None))
                         await self.push(route, payload, headers)  # type: ignore[attr-defined]
@@ -437,6 +522,9 @@ class SubscribeModelMixin:
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if self._change_worker is not None:
             self._change_worker.cancel()
+        self._missing.clear()  # gap checks still scheduled find nothing to resync
+        for task in list(self._background):
+            task.cancel()
         await super().websocket_disconnect(message)  # type: ignore[misc]
 
     def _ended(self, subscription: Subscription | None) -> None:

@@ -47,7 +47,7 @@ async def test_object_subscription_pushes_updates_and_the_delete():
     article.title = "Changed"
     await db(article.save)()
     push = await comm.receive_message()
-    assert (push["route"], push["status"], push["headers"]) == ("updated", 200, {"subscription": subscription, "model": "demo.article"})
+    assert (push["route"], push["status"], push["headers"]) == ("updated", 200, {"subscription": subscription, "model": "demo.article", "seq": 1})
     assert (push["payload"]["id"], push["payload"]["title"]) == (article.pk, "Changed")
 
     other.title = "Unwatched"

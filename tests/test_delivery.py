@@ -1,0 +1,125 @@
+"""Pushes whose gaps are never silent: ``headers.seq`` per subscription, and ``resync`` when the
+server knows it lost pushes (a change event that never came, a channel layer outage)."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AnonymousUser
+from django.test import override_settings
+from websockets.asyncio.client import connect
+
+from django_channels_router.testing import RouterCommunicator
+from drf_bridge import subscriptions
+from drf_bridge.subscriptions import model_group
+from tests.conftest import ROOT, CallingClient, daphne, reachable
+from tests.drf import ArticleRouter
+from tests.factories import ArticleFactory
+from tests.test_push import private_redis  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+db = database_sync_to_async
+GROUP = model_group("demo.article")
+
+
+def change(sender, number, pks=()):
+    """A change event as another process sends it (pks that match nothing push nothing)."""
+    return {"type": "drf_bridge.change", "model": "demo.article", "pks": list(pks), "event": uuid.uuid4().hex,
+            "sender": sender, "number": number}
+
+
+async def subscribed(router=ArticleRouter):
+    comm = RouterCommunicator(router.as_asgi(), "/ws/", user=AnonymousUser())
+    assert (await comm.connect())[0]
+    reply = await comm.request("subscribe")
+    assert reply["status"] == 201
+    return comm, reply["uuid"]
+
+
+async def test_every_push_of_a_subscription_is_numbered_from_one():
+    comm, subscription = await subscribed()
+    other, other_subscription = await subscribed()
+    clients = ((comm, subscription), (other, other_subscription))
+    article = await db(ArticleFactory)(title="one")
+    seen = [[await client.receive_message()] for client, _ in clients]
+    article.title = "two"  # each change once the last one was pushed: pushes read the current state
+    await db(article.save)()
+    for client_seen, (client, _) in zip(seen, clients, strict=True):
+        client_seen.append(await client.receive_message())
+    await db(article.delete)()
+    for client_seen, (client, sub) in zip(seen, clients, strict=True):
+        client_seen.append(await client.receive_message())
+        assert [(p["route"], p["headers"]["seq"], p["headers"]["subscription"]) for p in client_seen] == [
+            ("created", 1, sub), ("updated", 2, sub), ("deleted", 3, sub)]
+        await client.disconnect()
+
+
+async def test_an_event_that_never_arrives_is_a_resync_and_a_late_one_is_not(monkeypatch):
+    monkeypatch.setattr(subscriptions, "GAP_WAIT", 0.3)
+    comm, subscription = await subscribed()
+    layer = get_channel_layer()
+    for number in (1, 2, 4, 3):  # 3 comes late, within GAP_WAIT: nothing was lost
+        await layer.group_send(GROUP, change("other-process", number))
+    assert await comm.receive_nothing(timeout=0.6)
+
+    await layer.group_send(GROUP, change("other-process", 7))  # 5 and 6 never come
+    push = await comm.receive_message(timeout=5)
+    assert (push["route"], push["headers"], push["payload"]) == (
+        "resync", {"subscription": subscription, "model": "demo.article", "seq": 1},
+        {"reason": "change events were lost"})
+
+    # What the subscription has seen is read anew, so the next change is numbered on from there.
+    article = await db(ArticleFactory)(title="after the gap")
+    push = await comm.receive_message()
+    assert (push["route"], push["headers"]["seq"], push["payload"]["id"]) == ("created", 2, article.pk)
+    await comm.disconnect()
+
+
+async def test_after_a_channel_layer_outage_every_subscription_is_told_to_resync(private_redis):  # noqa: F811
+    port, servers, start = private_redis
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                          "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        comm, subscription = await subscribed()
+        servers[0].terminate()  # Redis goes away, and with it every group
+        await asyncio.to_thread(servers[0].wait, 10)
+        await asyncio.sleep(1)
+        servers.append(start())
+        push = await comm.receive_message(timeout=40)  # the consumer backs off, then rejoins
+        assert (push["route"], push["headers"]["subscription"], push["headers"]["seq"]) == ("resync", subscription, 1)
+        assert push["payload"] == {"reason": "the channel layer was unavailable"}
+        article = await db(ArticleFactory)(title="after the outage")  # and pushes flow again
+        push = await comm.receive_message(timeout=10)
+        assert (push["route"], push["payload"]["id"], push["headers"]["seq"]) == ("created", article.pk, 2)
+        await comm.disconnect()
+
+
+@pytest.mark.skipif(not reachable(6379), reason="Redis is not reachable on 127.0.0.1:6379")
+async def test_a_lost_event_between_two_processes_over_redis_is_a_resync(tmp_path):
+    # A daphne process on channels-redis serves the subscriber; this process sends the change
+    # events through the same Redis, one of which is lost on the way (its number never comes).
+    from channels_redis.core import RedisChannelLayer
+
+    prefix = f"dcr-test-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/0", "CHANNELS_REDIS_PREFIX": prefix,
+           "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": f"sqlite:///{tmp_path / 'server.sqlite3'}"}
+    subprocess.run([sys.executable, "-m", "django", "migrate", "--no-input"], cwd=ROOT, check=True, timeout=120,
+                   capture_output=True, env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}"})
+    layer = RedisChannelLayer(hosts=["redis://127.0.0.1:6379/0"], prefix=prefix)
+    with daphne("tests.asgi:application", tmp_path, **env) as server:
+        async with connect(f"{server}/ws/articles/") as ws:
+            client = CallingClient(ws)
+            reply = await client.call("subscribe")
+            assert reply["status"] == 201
+            for number in (1, 3):
+                await layer.group_send(GROUP, change("worker-process", number))
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))  # GAP_WAIT (2 s) later
+            assert (message["route"], message["headers"]) == (
+                "resync", {"subscription": reply["uuid"], "model": "demo.article", "seq": 1})
+    await layer.flush()
