@@ -107,11 +107,12 @@ valid_writes = st.tuples(st.sampled_from(["create", "update", "patch", "delete"]
 @given(sequence=st.lists(frames | valid_writes, min_size=1, max_size=6))
 def test_a_model_router_writes_nothing_for_rejected_requests(sequence):
     pk = Article.objects.get_or_create(title="Kept", body="as it is")[0].pk
+    writes = {n for n, frame in enumerate(sequence) if isinstance(frame, tuple)}  # (a fuzzed frame may say uuid "w")
     sequence = [frame if not isinstance(frame, tuple) else json.dumps(
         {"uuid": "w", "route": frame[0], "headers": {"id": pk}, "payload": {"title": frame[1]}}) for frame in sequence]
     before = list(Article.objects.values_list("id", "title", "body"))
-    for frame, got in zip(sequence, exchange(ReadOnlyForAnonymous, sequence), strict=True):
+    for n, (frame, got) in enumerate(zip(sequence, exchange(ReadOnlyForAnonymous, sequence), strict=True)):
         assert_one_protocol_reply(frame, got)
-        if got[0]["uuid"] == "w":  # a well-formed write by an anonymous user
+        if n in writes:  # a well-formed write by an anonymous user
             assert got[0]["status"] == 401, got
     assert list(Article.objects.values_list("id", "title", "body")) == before
