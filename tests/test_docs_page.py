@@ -104,7 +104,7 @@ async def test_the_page_loads_without_a_console_error_and_lists_every_demo_route
     assert {"sayHello", "getArticle", "slowEcho", "get", "list", "create", "update", "patch", "delete",
             "subscribe", "unsubscribe"} <= listed
     assert await page.locator("#socket-ws-model-articles ul.pushes code").all_inner_texts() == [
-        "created", "deleted", "unsubscribed", "updated"]
+        "created", "deleted", "resync", "unsubscribed", "updated"]
     example = json.loads(await page.locator("pre.example[data-socket=ws-model-articles][data-route=create]").text_content())
     assert set(example["payload"]) == {"title", "body"}  # from the serializer's request variant: no read-only id
     assert page.console_errors == []
