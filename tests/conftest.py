@@ -123,27 +123,34 @@ SERVERS = {
 
 
 @contextlib.contextmanager
-def daphne(application, log_dir, server="daphne", **env):
-    """Serve ``application`` with a daphne (or uvicorn) process on 127.0.0.1; yields its ws:// base URL."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", **env}
-    with open(Path(log_dir) / "daphne.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", *SERVERS[server](port, application)],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+def server_process(args, port, log_path, cwd=ROOT, env=None):
+    """Run ``python -m <args>`` until it listens on 127.0.0.1:``port``; yields the process, stopped after."""
+    with open(log_path, "a+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
             while not reachable(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"daphne did not start: {log.read()[-2000:]}")
-                time.sleep(0.1)
-            yield f"ws://127.0.0.1:{port}"
+                    raise RuntimeError(f"{args[0]} did not start: {log.read()[-4000:]}")
+                time.sleep(0.05)
+            yield proc
         finally:
             proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def daphne(application, log_dir, server="daphne", **env):
+    """Serve ``application`` with a daphne (or uvicorn) process on 127.0.0.1; yields its ws:// base URL."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", **env}
+    with server_process(SERVERS[server](port, application), port, Path(log_dir) / "daphne.log", env=env):
+        yield f"ws://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

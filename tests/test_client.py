@@ -3,14 +3,11 @@
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 from django_channels_router.client import GaveUp, Reconnect, RequestTimeout, RouterClient
-from tests.conftest import ROOT, SERVERS, free_port, reachable
+from tests.conftest import ROOT, SERVERS, free_port, server_process
 
 FAST = Reconnect(initial=0.05, maximum=0.3, max_refusals=3)
 
@@ -24,21 +21,9 @@ def server(request):
 def serving(kind, port, log_dir):
     """tests.asgi on a port of our choosing, so that a restart comes back where it was."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    with open(log_dir / f"{kind}-{port}.log", "a") as log:
-        proc = subprocess.Popen([sys.executable, "-m", *SERVERS[kind](port, "tests.asgi:application")],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while not reachable(port):
-                assert proc.poll() is None and time.monotonic() < deadline, f"{kind} did not start"
-                time.sleep(0.05)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with server_process(SERVERS[kind](port, "tests.asgi:application"), port, log_dir / f"{kind}-{port}.log",
+                        env=env) as proc:
+        yield proc
 
 
 async def test_every_status_is_a_reply(server):

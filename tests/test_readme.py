@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import ROOT, CallingClient, free_port, reachable
+from tests.conftest import ROOT, SERVERS, CallingClient, free_port, server_process
 
 README = ROOT / "README.md"
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w+)\n(?P<body>.*?)^(?P=indent)``` *$", re.M | re.S)
@@ -149,25 +148,9 @@ def test_blocks_that_are_not_files_run(project):
 def served(project):
     """The README's asgi application under daphne on 127.0.0.1; yields ``(ws base URL, Origin)``."""
     port = free_port()
-    with open(project.parent / "daphne.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                 "myproject.asgi:application"],
-                                cwd=project, env=user_env(project), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while not reachable(port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"daphne did not start:\n{log.read()[-4000:]}")
-                time.sleep(0.1)
-            yield f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with server_process(SERVERS["daphne"](port, "myproject.asgi:application"), port, project.parent / "daphne.log",
+                        cwd=project, env=user_env(project)):
+        yield f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
 
 
 async def next_push(client, route):
