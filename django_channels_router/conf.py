@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_WAITING_REQUESTS": 256,
     "RATE_LIMIT": None,
     "REQUEST_TIMEOUT": None,
+    # Seconds running requests get to finish on SIGTERM before their connections close (1012).
+    "SHUTDOWN_TIMEOUT": 10,
+    "MAX_PENDING_SEND_BYTES": 4_194_304,
     "MAX_SUBSCRIPTIONS": 64,
     "MAX_SUBSCRIBED_OBJECTS": 10_000,
     "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
@@ -57,11 +60,12 @@ def rate(override: str | None) -> tuple[int, float] | None:
     return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
 
 
-def timeout(override: float | None) -> float | None:
-    """``REQUEST_TIMEOUT``: seconds a request of an async consumer may take, or None (no limit)."""
-    value = setting("REQUEST_TIMEOUT", override)
+def timeout(override: float | None, name: str = "REQUEST_TIMEOUT") -> float | None:
+    """``REQUEST_TIMEOUT`` (seconds a request of an async consumer may take) or ``SHUTDOWN_TIMEOUT``
+    (seconds running requests get on SIGTERM), or None (no limit, no graceful restart)."""
+    value = setting(name, override)
     if value is not None and (type(value) not in (int, float) or not 0 < value < math.inf):
-        raise ImproperlyConfigured(f"REQUEST_TIMEOUT must be a positive number of seconds or None, got {value!r}.")
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds or None, got {value!r}.")
     return value
 
 
@@ -88,7 +92,8 @@ def docs_access(override: Any = None) -> Callable[[Any], bool]:
     }[value]
 
 
-PARSERS: dict[str, Callable[[Any], Any]] = {"RATE_LIMIT": rate, "REQUEST_TIMEOUT": timeout, "DOCS_ACCESS": docs_access}
+PARSERS: dict[str, Callable[[Any], Any]] = {"RATE_LIMIT": rate, "REQUEST_TIMEOUT": timeout, "DOCS_ACCESS": docs_access,
+                                            "SHUTDOWN_TIMEOUT": lambda _: timeout(None, "SHUTDOWN_TIMEOUT")}
 
 
 def check_all() -> list[str]:
@@ -111,6 +116,7 @@ class Limits:
     waiting: int
     rate: tuple[int, float] | None
     timeout: float | None
+    pending_send_bytes: int
 
     @classmethod
     def for_consumer(cls, consumer: Any) -> Limits:
@@ -120,6 +126,7 @@ class Limits:
             waiting=limit("MAX_WAITING_REQUESTS", consumer.max_waiting_requests),
             rate=rate(consumer.rate_limit),
             timeout=timeout(consumer.request_timeout),
+            pending_send_bytes=limit("MAX_PENDING_SEND_BYTES", consumer.max_pending_send_bytes),
         )
 
 

@@ -17,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .conf import Limits, TokenBucket
+from . import shutdown
+from .outbox import Outbox, server_code
 from .pipeline import (
     call_sync,
     current_uuid,
@@ -73,12 +75,17 @@ class RouterMixin:
     #: Seconds a request of an async consumer may take from its arrival to its reply; past it,
     #: the answer is 504 ``request_timeout`` and the request is cancelled (off by default).
     request_timeout: float | None = None
+    #: Bytes of replies and pushes that may wait for a client that reads slowly; past it, the
+    #: connection is closed with 1013 (4013 on daphne) and what waited is dropped.
+    max_pending_send_bytes: int | None = None
     #: Refuse the handshake (HTTP 403) to connections without an authenticated user.
     login_required: ClassVar[bool] = False
     #: Optional consumer-wide access rule, run for every route before the route's own ``access``:
     #: ``def check_access(self, route: RouteInfo, headers: dict, payload) -> bool`` (sync or async).
     #: Returning False answers 401 to an anonymous user and 403 to anyone else.
     check_access: ClassVar[Callable[..., Any] | None] = None
+    #: Set when the server is stopping: requests that arrive are answered 503, not run.
+    restarting = False
     #: Sync hydrates, handlers and dehydrates run on the router's worker pool, so slow ones of
     #: different connections run side by side. Set True to run them on the single thread Django
     #: and Channels share, for code that is not thread-safe (then they run one at a time).
@@ -128,7 +135,45 @@ class RouterMixin:
         """Serve the connection; every call it makes on the worker pool is counted as its own,
         so that the pool shares its threads fairly between connections."""
         worker_owner.set(self)
-        await super().__call__(scope, receive, send)  # type: ignore[misc]
+        self.outbox = Outbox(send, self.limits.pending_send_bytes, self._overflowed)
+        shutdown.watch(self)
+        try:
+            await super().__call__(scope, receive, self.outbox.send)  # type: ignore[misc]
+        finally:
+            shutdown.connections.discard(self)
+            self.outbox.discard()
+
+    async def restart(self, drain_for: float) -> None:
+        """The server is stopping (SIGTERM): refuse new requests, let those running finish (for up
+        to ``drain_for`` seconds) and send their replies, then close with 1012 (4012 on daphne)."""
+        self.restarting = True
+        started = time.monotonic()
+        late = await self.finish_requests(drain_for)
+        if late:
+            logger.warning("%d requests of %s were still running after SHUTDOWN_TIMEOUT (%s s); their replies are "
+                           "lost.", late, type(self).__name__, drain_for)
+        await self.outbox.send({"type": "websocket.close", "code": server_code(self.outbox.server_send, 1012)})
+        await self.outbox.flushed(max(0.0, drain_for - (time.monotonic() - started)))
+
+    async def finish_requests(self, timeout: float) -> int:
+        """Wait for the requests being served to finish; how many still run after ``timeout``."""
+        raise NotImplementedError
+
+    def _overflowed(self, waiting: int, code: int) -> None:
+        """The client stopped reading: say so, and stop taking broadcasts for it."""
+        logger.warning("Closing %s of user %s with %d: %d bytes waited for the client to read "
+                       "(MAX_PENDING_SEND_BYTES is %d).", type(self).__name__, self.user or "(none)", code,
+                       waiting, self.limits.pending_send_bytes)
+        if self.joined_groups:
+            self._leaving = asyncio.ensure_future(self._leave_all(set(self.joined_groups)))
+
+    async def _leave_all(self, groups: set[str]) -> None:
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:
+                self._left_on_close(group, exc)
+        self.joined_groups -= groups
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -218,6 +263,8 @@ class RouterMixin:
 
     def parse_frame(self, text_data: str | None, bytes_data: bytes | None) -> Request | str:
         """A request to run, or the reply frame when none needs to run (errors, heartbeat)."""
+        if self.outbox.closing:
+            return ""  # the connection is closing: nothing more is run, and nothing is sent
         try:
             uuid, name, headers, payload = decode_frame(text_data, bytes_data, self.limits.message_bytes)
         except FrameError as exc:
@@ -232,6 +279,9 @@ class RouterMixin:
         route = self.route_table.get(name)
         if route is None:
             return error_frame(uuid, name, StatusCodes.NOT_FOUND, "route_not_found", f"No route named {name!r}.")
+        if self.restarting:
+            return error_frame(uuid, name, StatusCodes.SERVICE_UNAVAILABLE, "server_restarting",
+                               "The server is restarting; this request was not run: send it again once reconnected.")
         return Request(uuid, route, headers, payload)
 
 
@@ -245,15 +295,31 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
     handling per message, while other connections run beside it.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._idle = asyncio.Event()
+        self._idle.set()
+
     async def dispatch(self, message: dict[str, Any]) -> None:  # type: ignore[override]
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await run_in_worker(handler, message, thread_sensitive=self.thread_sensitive)
+        self._idle.clear()
+        try:
+            await run_in_worker(handler, message, thread_sensitive=self.thread_sensitive)
+        finally:
+            self._idle.set()
+
+    async def finish_requests(self, timeout: float) -> int:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return 1
+        return 0
 
     def connect(self) -> None:
         """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
-        if call_sync(self.check_connect, ()):
+        if not shutdown.stopping and call_sync(self.check_connect, ()):
             self.accept()
         else:
             self.close()
@@ -302,6 +368,12 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         self._slots = asyncio.Semaphore(self.limits.running)
         self._pending: set[asyncio.Task[None]] = set()
 
+    async def finish_requests(self, timeout: float) -> int:
+        if not self._pending:
+            return 0
+        _, late = await asyncio.wait(set(self._pending), timeout=timeout)
+        return len(late)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its database clean-up before every message: that costs a
         thread hop per message, and the router cleans up inside its own worker calls instead,
@@ -313,7 +385,9 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
-        if iscoroutinefunction(self.check_connect):
+        if shutdown.stopping:
+            allowed = False
+        elif iscoroutinefunction(self.check_connect):
             allowed = await self.check_connect()
         else:
             allowed = await run_in_worker(self.check_connect, thread_sensitive=self.thread_sensitive)

@@ -58,6 +58,8 @@ ROUTES = [
     {"route": "point", "handler": "on_validated", "request": POINT_SCHEMA},
     {"route": "closeWith"},
     {"route": "timed"},
+    {"route": "flood"},
+    {"route": "slowWrite"},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -181,6 +183,21 @@ class ProtocolHandlers:
         started = time.monotonic()
         time.sleep(payload)
         return {"payload": [started, time.monotonic()]}
+
+    def on_flood(self, payload, headers):
+        """Broadcast ``count`` pushes of ``size`` characters to ``group``, numbered, a few ms apart
+        (the slow-reader tests)."""
+        for n in range(payload["count"]):
+            broadcast_sync(payload["group"], "flood", {"n": n, "fill": "x" * payload["size"]})
+            time.sleep(0.003)
+        return {"status": 204}
+
+    def on_slow_write(self, payload, headers):
+        """Take ``seconds``, then save an article titled ``title`` (the restart tests)."""
+        from demo.models import Article
+
+        time.sleep(payload["seconds"])
+        return {"status": 201, "payload": Article.objects.create(title=payload["title"]).pk}
 
     def on_close_with(self, payload, headers):
         """Close this connection with the code asked for (the clients' close-code tests)."""
