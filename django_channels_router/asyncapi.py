@@ -35,7 +35,8 @@ MAX_SAFE_INTEGER = 2**53 - 1
 STATUS_TEXT = {
     400: "invalid payload", 401: "not authenticated", 403: "permission denied", 404: "not found",
     409: "conflict", 413: "too large", 429: "throttled or too many requests", 500: "server error",
-    501: "not implemented", 503: "database or channel layer unavailable", 504: "request timeout",
+    501: "not implemented", 503: "database or channel layer unavailable, or the server is restarting",
+    504: "request timeout",
 }
 BASE_SCHEMAS: dict[str, Any] = {
     "Uuid": {"description": "Chosen by the client, echoed in the reply.", "oneOf": [
@@ -123,7 +124,7 @@ def spectacular_settings() -> Any:
 
 def default_route_schema(cls: type[RouterMixin], route: RouteInfo, components: Components) -> RouteSchema:
     """A plain route: its declarations, and the statuses its consumer can answer it with."""
-    errors = {500}
+    errors = {500, 503}  # 503 server_restarting: any request that arrives while the server stops
     if route.validate is not None:
         errors.add(400)
     if route.access is not None or getattr(cls, "check_access", None) is not None:
