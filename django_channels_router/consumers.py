@@ -136,12 +136,28 @@ class RouterMixin:
         so that the pool shares its threads fairly between connections."""
         worker_owner.set(self)
         self.outbox = Outbox(send, self.limits.pending_send_bytes, self._overflowed)
+        self._loop = asyncio.get_running_loop()
+        self._refresh: asyncio.TimerHandle | None = None
         shutdown.watch(self)
         try:
             await super().__call__(scope, receive, self.outbox.send)  # type: ignore[misc]
         finally:
             shutdown.connections.discard(self)
             self.outbox.discard()
+            if self._refresh is not None:
+                self._refresh.cancel()
+
+    def _keep_joined(self) -> None:
+        """Keep the joined groups joined: the layer forgets a member after its ``group_expiry``
+        (a day by default), and a connection open longer than that would stop getting the
+        group's pushes without a word. Joining again before then renews the membership."""
+        expiry = getattr(self.channel_layer, "group_expiry", None)
+        if self._refresh is None and expiry:
+            self._refresh = self._loop.call_later(expiry / 2, self._renew_groups, expiry)
+
+    def _renew_groups(self, expiry: float) -> None:
+        self._renewing = asyncio.ensure_future(self._rejoin_groups())
+        self._refresh = self._loop.call_later(expiry / 2, self._renew_groups, expiry) if self.joined_groups else None
 
     async def restart(self, drain_for: float) -> None:
         """The server is stopping (SIGTERM): refuse new requests, let those running finish (for up
@@ -335,6 +351,7 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
         503 ``channel_layer_unavailable`` when the layer cannot be reached."""
         async_to_sync(group_add)(self.layer_for(group), group, self.channel_name)
         self.joined_groups.add(group)
+        self._loop.call_soon_threadsafe(self._keep_joined)
 
     def leave(self, group: str) -> None:
         async_to_sync(self.layer_for(group).group_discard)(group, self.channel_name)
@@ -426,6 +443,7 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         503 ``channel_layer_unavailable`` when the layer cannot be reached."""
         await group_add(self.layer_for(group), group, self.channel_name)
         self.joined_groups.add(group)
+        self._keep_joined()
 
     async def leave(self, group: str) -> None:
         await self.layer_for(group).group_discard(group, self.channel_name)

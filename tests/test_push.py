@@ -191,6 +191,19 @@ async def test_groups_are_joined_again_after_redis_restarts(private_redis, caplo
     assert "Channel layer unavailable" in caplog.text
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_connection_stays_in_its_groups_past_the_layers_group_expiry(kind):
+    # The layer forgets a member group_expiry after it joined (a day by default); the consumer
+    # joins again before then, so a long-lived connection keeps getting the group's pushes.
+    layers = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"group_expiry": 1}}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        client = await member(kind)
+        await asyncio.sleep(1.6)
+        await broadcast("news", "headline", "a second and more later")
+        assert (await client.recv())["payload"] == "a second and more later"
+        await client.close()
+
+
 NO_REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                         "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
 
