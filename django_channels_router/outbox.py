@@ -27,7 +27,7 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     """A task that runs at once, up to its first wait (Python 3.12+): a frame the server takes
     straight away costs no trip through the event loop."""
     if sys.version_info >= (3, 12):
-        return asyncio.Task(coro, eager_start=True)
+        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
     return asyncio.ensure_future(coro)
 
 
