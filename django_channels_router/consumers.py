@@ -16,9 +16,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
-from .conf import Limits, TokenBucket
 from . import shutdown
-from .outbox import Outbox, server_code
+from .conf import Limits, TokenBucket
+from .outbox import Outbox
 from .pipeline import (
     call_sync,
     current_uuid,
@@ -168,7 +168,7 @@ class RouterMixin:
         if late:
             logger.warning("%d requests of %s were still running after SHUTDOWN_TIMEOUT (%s s); their replies are "
                            "lost.", late, type(self).__name__, drain_for)
-        await self.outbox.send({"type": "websocket.close", "code": server_code(self.outbox.server_send, 1012)})
+        await self.outbox.send({"type": "websocket.close", "code": self.outbox.close_code(1012)})
         await self.outbox.flushed(max(0.0, drain_for - (time.monotonic() - started)))
 
     async def finish_requests(self, timeout: float) -> int:
@@ -181,15 +181,17 @@ class RouterMixin:
                        "(MAX_PENDING_SEND_BYTES is %d).", type(self).__name__, self.user or "(none)", code,
                        waiting, self.limits.pending_send_bytes)
         if self.joined_groups:
-            self._leaving = asyncio.ensure_future(self._leave_all(set(self.joined_groups)))
+            self._leaving = asyncio.ensure_future(self._leave_all())
 
-    async def _leave_all(self, groups: set[str]) -> None:
-        for group in groups:
+    async def _leave_all(self) -> None:
+        """Leave every joined group at once, from the event loop, without waiting for the
+        disconnect (whose ``leave()`` calls the sync consumer runs in a worker thread)."""
+        for group in list(self.joined_groups):
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception as exc:
                 self._left_on_close(group, exc)
-        self.joined_groups -= groups
+            self.joined_groups.discard(group)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -53,12 +53,6 @@ def daphne_protocol(send: Send) -> Any:
     return None
 
 
-def server_code(send: Send, code: int) -> int:
-    """``code`` (1012, 1013), or its 4xxx twin on daphne, which sends only 1000 and 3000-4999
-    (PROTOCOL.md, "Closing")."""
-    return code + 3000 if daphne_protocol(send) is not None else code
-
-
 class _TwistedFlow:
     """A Twisted push producer on daphne's transport: daphne writes whatever it is given into
     Twisted's buffer and never makes ``send`` wait, but Twisted tells its producer when that
@@ -86,10 +80,10 @@ class _TwistedFlow:
             self.previous.stopProducing()
 
 
-def server_flow(send: Send) -> asyncio.Event | None:
-    """An event set while the server can take more, where the server's ``send`` does not wait by
-    itself (daphne); None where it does (uvicorn and other asyncio servers)."""
-    transport = getattr(daphne_protocol(send), "transport", None)
+def server_flow(daphne: Any) -> asyncio.Event | None:
+    """An event set while daphne's transport can take more (daphne's ``send`` does not wait by
+    itself); None where the server's ``send`` waits (uvicorn and other asyncio servers)."""
+    transport = getattr(daphne, "transport", None)
     if transport is None:
         return None
     from twisted.internet.interfaces import IPushProducer
@@ -112,6 +106,8 @@ class Outbox:
 
     def __init__(self, send: Send, limit: int, on_overflow: Callable[[int, int], None]) -> None:
         self.server_send = send
+        #: Daphne's protocol object, or None on another server.
+        self.daphne = daphne_protocol(send)
         self.limit = limit
         self.on_overflow = on_overflow
         self.frames: deque[tuple[dict[str, Any], int]] = deque()
@@ -137,6 +133,11 @@ class Outbox:
         if self.writer is None:
             self._start(self._write())
 
+    def close_code(self, code: int) -> int:
+        """``code`` (1012, 1013), or its 4xxx twin on daphne, which sends only 1000 and 3000-4999
+        (PROTOCOL.md, "Closing")."""
+        return code + 3000 if self.daphne is not None else code
+
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         task = start(coro)
         self.writer = None if task.done() else task  # an eager task may have finished already
@@ -146,7 +147,7 @@ class Outbox:
             while self.frames:
                 message, size = self.frames[0]
                 if message["type"] == "websocket.send" and not self.flow_checked:
-                    self.flow, self.flow_checked = server_flow(self.server_send), True  # after the handshake
+                    self.flow, self.flow_checked = server_flow(self.daphne), True  # after the handshake
                 if self.flow is not None:
                     await self.flow.wait()
                 await self.server_send(message)
@@ -166,16 +167,15 @@ class Outbox:
         """Drop what waits and close the connection with 1013 (4013 on daphne)."""
         waiting = self.pending_bytes
         self.discard()
-        code = server_code(self.server_send, 1013)
-        self.frames.append(({"type": "websocket.close", "code": code}, 0))
-        self._start(self._close_now())
+        code = self.close_code(1013)
+        self._start(self._close_now(code))
         self.on_overflow(waiting, code)
 
-    async def _close_now(self) -> None:
+    async def _close_now(self, code: int) -> None:
         """Send the close without waiting for the server's buffer to drain (daphne takes it at
         once; uvicorn when the client reads again, or drops the connection on its ping timeout)."""
         try:
-            await self.server_send(self.frames.popleft()[0])
+            await self.server_send({"type": "websocket.close", "code": code})
         except Exception as exc:
             logger.debug("Could not send the close frame: %r", exc)
         finally:

@@ -87,4 +87,4 @@ async def test_sigterm_finishes_running_writes_then_closes_with_the_restart_code
         assert title not in replies or replies[title]["payload"]["code"] == "server_restarting", replies[title]
     assert all(f"{n}-late" not in acknowledged for n in range(CONNECTIONS))
     assert [code for _, code in results] == [RESTART_CODE[server]] * CONNECTIONS
-    assert len(saved) == len(sqlite3.connect(database).execute("SELECT title FROM demo_article").fetchall())
+    assert len(saved) == len(sqlite3.connect(database).execute("SELECT title FROM demo_article").fetchall())  # none twice
