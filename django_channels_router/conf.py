@@ -20,7 +20,10 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_TIMEOUT": None,
     # Seconds running requests get to finish on SIGTERM before their connections close (1012).
     "SHUTDOWN_TIMEOUT": 10,
-    "MAX_PENDING_SEND_BYTES": 4_194_304,
+    # A hard cap on what may wait for one client, above what a reading client ever has waiting;
+    # a client that reads nothing for SLOW_CLIENT_TIMEOUT seconds is closed well before it.
+    "MAX_PENDING_SEND_BYTES": 16_777_216,
+    "SLOW_CLIENT_TIMEOUT": 10,
     "MAX_SUBSCRIPTIONS": 64,
     "MAX_SUBSCRIBED_OBJECTS": 10_000,
     "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
@@ -61,8 +64,9 @@ def rate(override: str | None) -> tuple[int, float] | None:
 
 
 def timeout(override: float | None, name: str = "REQUEST_TIMEOUT") -> float | None:
-    """``REQUEST_TIMEOUT`` (seconds a request of an async consumer may take) or ``SHUTDOWN_TIMEOUT``
-    (seconds running requests get on SIGTERM), or None (no limit, no graceful restart)."""
+    """``REQUEST_TIMEOUT`` (seconds a request of an async consumer may take), ``SHUTDOWN_TIMEOUT``
+    (seconds running requests get on SIGTERM) or ``SLOW_CLIENT_TIMEOUT`` (seconds a client may read
+    nothing while frames wait for it), or None (no limit)."""
     value = setting(name, override)
     if value is not None and (type(value) not in (int, float) or not 0 < value < math.inf):
         raise ImproperlyConfigured(f"{name} must be a positive number of seconds or None, got {value!r}.")
@@ -93,7 +97,8 @@ def docs_access(override: Any = None) -> Callable[[Any], bool]:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {"RATE_LIMIT": rate, "REQUEST_TIMEOUT": timeout, "DOCS_ACCESS": docs_access,
-                                            "SHUTDOWN_TIMEOUT": lambda _: timeout(None, "SHUTDOWN_TIMEOUT")}
+                                            "SHUTDOWN_TIMEOUT": lambda _: timeout(None, "SHUTDOWN_TIMEOUT"),
+                                            "SLOW_CLIENT_TIMEOUT": lambda _: timeout(None, "SLOW_CLIENT_TIMEOUT")}
 
 
 def check_all() -> list[str]:
@@ -117,6 +122,7 @@ class Limits:
     rate: tuple[int, float] | None
     timeout: float | None
     pending_send_bytes: int
+    slow_client_timeout: float | None
 
     @classmethod
     def for_consumer(cls, consumer: Any) -> Limits:
@@ -127,6 +133,7 @@ class Limits:
             rate=rate(consumer.rate_limit),
             timeout=timeout(consumer.request_timeout),
             pending_send_bytes=limit("MAX_PENDING_SEND_BYTES", consumer.max_pending_send_bytes),
+            slow_client_timeout=timeout(consumer.slow_client_timeout, "SLOW_CLIENT_TIMEOUT"),
         )
 
 

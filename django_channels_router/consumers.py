@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import time
+from functools import partial
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -18,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from . import shutdown
 from .conf import Limits, TokenBucket
-from .outbox import Outbox
+from .outbox import Outbox, shared_frame
 from .pipeline import (
     call_sync,
     current_uuid,
@@ -29,7 +30,7 @@ from .pipeline import (
     run_sync,
 )
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
-from .push import group_add, push_body, push_frame, require_group_name
+from .push import group_add, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
 from .workers import worker_owner
@@ -75,9 +76,12 @@ class RouterMixin:
     #: Seconds a request of an async consumer may take from its arrival to its reply; past it,
     #: the answer is 504 ``request_timeout`` and the request is cancelled (off by default).
     request_timeout: float | None = None
-    #: Bytes of replies and pushes that may wait for a client that reads slowly; past it, the
-    #: connection is closed with 1013 (4013 on daphne) and what waited is dropped.
+    #: Bytes of replies and pushes that may wait for a client; past this hard cap, the connection
+    #: is closed with 1013 (4013 on daphne) and what waited is dropped.
     max_pending_send_bytes: int | None = None
+    #: Seconds frames may wait while the client reads none of them; then the connection is closed
+    #: with 1013 (4013 on daphne): a slow client is one that makes no progress.
+    slow_client_timeout: float | None = None
     #: Refuse the handshake (HTTP 403) to connections without an authenticated user.
     login_required: ClassVar[bool] = False
     #: Optional consumer-wide access rule, run for every route before the route's own ``access``:
@@ -135,7 +139,7 @@ class RouterMixin:
         """Serve the connection; every call it makes on the worker pool is counted as its own,
         so that the pool shares its threads fairly between connections."""
         worker_owner.set(self)
-        self.outbox = Outbox(send, self.limits.pending_send_bytes, self._overflowed)
+        self.outbox = Outbox(send, self.limits.pending_send_bytes, self.limits.slow_client_timeout, self._too_slow)
         self._loop = asyncio.get_running_loop()
         self._refresh: asyncio.TimerHandle | None = None
         shutdown.watch(self)
@@ -175,11 +179,9 @@ class RouterMixin:
         """Wait for the requests being served to finish; how many still run after ``timeout``."""
         raise NotImplementedError
 
-    def _overflowed(self, waiting: int, code: int) -> None:
+    def _too_slow(self, reason: str, code: int) -> None:
         """The client stopped reading: say so, and stop taking broadcasts for it."""
-        logger.warning("Closing %s of user %s with %d: %d bytes waited for the client to read "
-                       "(MAX_PENDING_SEND_BYTES is %d).", type(self).__name__, self.user or "(none)", code,
-                       waiting, self.limits.pending_send_bytes)
+        logger.warning("Closing %s of user %s with %d: %s.", type(self).__name__, self.user or "(none)", code, reason)
         if self.joined_groups:
             self._leaving = asyncio.ensure_future(self._leave_all())
 
@@ -279,6 +281,39 @@ class RouterMixin:
         """The connection's user (from ``AuthMiddlewareStack``), or ``None`` without one."""
         return self.scope.get("user")
 
+    def reply_not_sent(self, uuid: str | int, route: str, size: int, error: Exception) -> str:
+        """The reply sent in place of one the server refused to send (daphne sends at most
+        ``--websocket-max-message-size`` bytes, 1 MiB by default, in one message)."""
+        logger.error("The server refused to send the %d-byte reply of route %r (uuid %r) on %s: %s", size, route,
+                     uuid, type(self).__name__, error)
+        if type(error).__name__ == "PayloadExceededError":  # autobahn's, under daphne: its text names the limit
+            return error_frame(uuid, route, StatusCodes.INTERNAL_SERVER_ERROR, "reply_too_large",
+                               f"The reply is {size} bytes, more than the server sends in one message ({error}). "
+                               f"Send less (paginate), or raise the limit (daphne --websocket-max-message-size).")
+        return error_frame(uuid, route, StatusCodes.INTERNAL_SERVER_ERROR, "reply_not_sent",
+                           "The server could not send the reply.")
+
+    def push_not_sent(self, route: str, headers: Mapping[str, Any] | None, error: Exception) -> str | None:
+        """The frame sent in place of a push the server refused to send (too large for daphne),
+        or None to close the connection with 1011, as here: the client cannot miss a push without
+        knowing. Subscriptions send ``resync`` instead."""
+        logger.error("The server refused to send push %r on %s (%s); closing the connection with 1011.", route,
+                     type(self).__name__, error)
+        return None
+
+    def _reply(self, uuid: str | int, route: str | None, frame: str) -> None:
+        """Queue a reply frame; on the event loop."""
+        instead = None if route is None else partial(self.reply_not_sent, uuid, route, len(frame))
+        self.outbox.send_frame(frame, instead)
+
+    def _push(self, route: str, headers: Mapping[str, Any] | None, frame: str) -> None:
+        """Queue a push frame; on the event loop."""
+        self.outbox.send_frame(frame, partial(self.push_not_sent, route, headers))
+
+    def _broadcast_frame(self, event: dict[str, Any]) -> tuple[str, None, str]:
+        """A broadcast's route and frame: one copy in this process, shared by every member."""
+        return event["route"], None, shared_frame(event["uuid"], event["frame"])
+
     def parse_frame(self, text_data: str | None, bytes_data: bytes | None) -> Request | str:
         """A request to run, or the reply frame when none needs to run (errors, heartbeat)."""
         if self.outbox.closing:
@@ -344,9 +379,11 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
-        if not isinstance(request, str):
-            request = run_sync(respond(self, *request))  # dispatch() handles the database connections
-        self.send(text_data=request)
+        if isinstance(request, str):
+            self._loop.call_soon_threadsafe(self.outbox.send_frame, request)
+        else:
+            frame = run_sync(respond(self, *request))  # dispatch() handles the database connections
+            self._loop.call_soon_threadsafe(self._reply, request.uuid, request.route.name, frame)
 
     def join(self, group: str) -> None:
         """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
@@ -361,11 +398,12 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
     def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
         """Send ``route`` to this connection alone, as a push (a fresh uuid, status 200)."""
-        self.send(text_data=push_frame(push_body(route, payload, headers, self.json_encoder)))
+        frame = push_frame(route, payload, headers, self.json_encoder)
+        self._loop.call_soon_threadsafe(self._push, route, headers, frame)
 
     def router_push(self, event: dict[str, Any]) -> None:
         """A broadcast to one of this connection's groups."""
-        self.send(text_data=push_frame(event["body"]))
+        self._loop.call_soon_threadsafe(self._push, *self._broadcast_frame(event))
 
     def websocket_disconnect(self, message: dict[str, Any]) -> None:
         for group in list(self.joined_groups):
@@ -418,9 +456,9 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         request = self.parse_frame(text_data, bytes_data)
         if isinstance(request, str):
-            await self.send(text_data=request)
+            self.outbox.send_frame(request)
         elif len(self._pending) >= self.limits.running + self.limits.waiting:
-            await self.send(text_data=error_frame(
+            self.outbox.send_frame(error_frame(
                 request.uuid, request.route.name, StatusCodes.TOO_MANY_REQUESTS, "too_many_requests",
                 "Too many requests are waiting on this connection; retry later.",
             ))
@@ -438,7 +476,7 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
                            request.uuid, self.limits.timeout, type(self).__name__)
             frame = error_frame(request.uuid, request.route.name, StatusCodes.GATEWAY_TIMEOUT, "request_timeout",
                                 f"The request took longer than {self.limits.timeout} seconds.")
-        await self.send(text_data=frame)
+        self._reply(request.uuid, request.route.name, frame)
 
     async def join(self, group: str) -> None:
         """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
@@ -453,11 +491,11 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
 
     async def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
         """Send ``route`` to this connection alone, as a push (a fresh uuid, status 200)."""
-        await self.send(text_data=push_frame(push_body(route, payload, headers, self.json_encoder)))
+        self._push(route, headers, push_frame(route, payload, headers, self.json_encoder))
 
     async def router_push(self, event: dict[str, Any]) -> None:
         """A broadcast to one of this connection's groups."""
-        await self.send(text_data=push_frame(event["body"]))
+        self._push(*self._broadcast_frame(event))
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Cancel the connection's unfinished requests (nobody is left to read their replies)

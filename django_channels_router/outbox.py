@@ -1,11 +1,17 @@
-"""Each connection's outgoing frames, bounded in bytes.
+"""Each connection's outgoing frames: bounded, watched for progress, and never lost silently.
 
 A client that stops reading would otherwise make the server hold everything sent to it: daphne
 buffers without limit (daphne issue #170), and uvicorn makes ``send`` wait, which stalls the
 consumer while its channel-layer messages pile up. The outbox takes every frame the consumer
-sends, hands them to the server one at a time as fast as the server takes them, and past
-``MAX_PENDING_SEND_BYTES`` drops what is waiting and closes the connection with 1013 (try again
-later; 4013 on daphne, which refuses 1013).
+sends and hands them to the server one at a time, as fast as the server takes them. A client
+is slow when frames wait and the server has taken none of them for ``SLOW_CLIENT_TIMEOUT``
+seconds; past that, or past the hard cap of ``MAX_PENDING_SEND_BYTES`` waiting, the outbox drops
+what waits and closes the connection with 1013 (try again later).
+
+A frame the server refuses to send (daphne refuses messages over its
+``--websocket-max-message-size``, and close codes other than 1000 and 3000-4999) never leaves
+the connection open and unserved: a reply becomes an error reply, a push what its sender says
+instead, a close code its 4xxx twin, and anything else closes the connection with 1011.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
@@ -21,6 +29,12 @@ from typing import Any
 logger = logging.getLogger("django_channels_router")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: Given why the server refused a frame, the frame to send in its place, or None to close the
+#: connection with 1011.
+Instead = Callable[[Exception], "str | None"]
+
+#: Close codes of the WebSocket range that daphne refuses; each has a twin in 4000-4999.
+TWINNED_CLOSE_CODES = frozenset({1011, 1012, 1013})
 
 
 def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -31,12 +45,32 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     return asyncio.ensure_future(coro)
 
 
+class SharedFrame(str):
+    """A frame that many connections of this process send as it is (a broadcast): one copy,
+    however many outboxes hold it."""
+
+    __slots__ = ("__weakref__",)
+
+
+_shared: weakref.WeakValueDictionary[str, SharedFrame] = weakref.WeakValueDictionary()
+
+
+def shared_frame(key: str, text: str) -> SharedFrame:
+    """The one copy of broadcast ``key`` held in this process (each member's channel-layer
+    message decodes into its own copy; this one is kept while any outbox still holds it)."""
+    frame = _shared.get(key)
+    if frame is None or len(frame) != len(text):
+        frame = _shared[key] = SharedFrame(text)
+    return frame
+
+
 def daphne_protocol(send: Send) -> Any:
     """Daphne's protocol object for this connection, or None on another server.
 
     Daphne's ``send`` is ``partial(server.handle_reply, protocol)``; Channels' session middleware
     (in ``AuthMiddlewareStack``) wraps it in a method that calls ``real_send``, and decorators
-    leave ``__wrapped__``. A middleware that hides it in a closure hides daphne too.
+    leave ``__wrapped__``. A middleware that hides it in a closure hides daphne: the outbox
+    then cannot watch daphne's buffer, but everything else works as on any server.
     """
     for _ in range(16):
         if isinstance(send, partial):
@@ -101,42 +135,68 @@ def server_flow(daphne: Any) -> asyncio.Event | None:
     return flow.writable
 
 
+def _gone(exc: Exception) -> bool:
+    """Whether ``exc`` says the connection is gone (nothing more can be sent), rather than that
+    the server refused this one frame."""
+    return isinstance(exc, OSError) or type(exc).__name__ in {"Disconnected", "ConnectionClosed",
+                                                              "ConnectionClosedOK", "ConnectionClosedError"}
+
+
 class Outbox:
     """The frames waiting to go out on one connection; ``send`` is the consumer's ASGI send."""
 
-    def __init__(self, send: Send, limit: int, on_overflow: Callable[[int, int], None]) -> None:
+    def __init__(self, send: Send, limit: int, stall_timeout: float | None,
+                 on_slow: Callable[[str, int], None]) -> None:
         self.server_send = send
-        #: Daphne's protocol object, or None on another server.
+        #: Daphne's protocol object, or None on another server (or daphne hidden by a closure).
         self.daphne = daphne_protocol(send)
         self.limit = limit
-        self.on_overflow = on_overflow
-        self.frames: deque[tuple[dict[str, Any], int]] = deque()
+        self.stall_timeout = stall_timeout
+        self.on_slow = on_slow
+        self.frames: deque[tuple[dict[str, Any], int, Instead | None]] = deque()
         #: Bytes of the frames given to ``send`` that the server has not taken yet.
         self.pending_bytes = 0
+        #: When the server last took a frame (or the outbox last went from empty to waiting).
+        self.progressed = time.monotonic()
         #: Set once a close was sent, or the connection overflowed or broke: later frames are dropped.
         self.closing = False
         self.writer: asyncio.Task[None] | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
         self.flow: asyncio.Event | None = None
         self.flow_checked = False
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Queue ``message`` and return: the server gets it when it has taken those before."""
+        """Channels' ``send``: queue ``message`` and return; the server gets it when it has taken
+        those before. A frame the server refuses closes the connection with 1011."""
+        self.put(message)
+
+    def send_frame(self, text: str, instead: Instead | None = None) -> None:
+        """Queue text frame ``text``; if the server refuses it, ``instead`` says what to send."""
+        self.put({"type": "websocket.send", "text": text}, instead)
+
+    def put(self, message: dict[str, Any], instead: Instead | None = None) -> None:
         if self.closing:
             return
         size = len(message.get("text") or message.get("bytes") or "")
         if self.frames and self.pending_bytes + size > self.limit:  # one frame of any size may wait
-            self.overflow()
+            self.slow(f"{self.pending_bytes + size} bytes waited for the client to read "
+                      f"(MAX_PENDING_SEND_BYTES is {self.limit})")
             return
         self.closing = message["type"] == "websocket.close"
-        self.frames.append((message, size))
+        if not self.frames:
+            self.progressed = time.monotonic()
+        self.frames.append((message, size, instead))
         self.pending_bytes += size
         if self.writer is None:
             self._start(self._write())
+        if self.watchdog is None and self.stall_timeout is not None and not self.closing:
+            self.watchdog = asyncio.get_running_loop().call_later(self.stall_timeout, self._check_progress)
 
     def close_code(self, code: int) -> int:
-        """``code`` (1012, 1013), or its 4xxx twin on daphne, which sends only 1000 and 3000-4999
-        (PROTOCOL.md, "Closing")."""
-        return code + 3000 if self.daphne is not None else code
+        """``code`` (1011, 1012, 1013), or its 4xxx twin where the outbox knows the server is
+        daphne, which sends only 1000 and 3000-4999 (elsewhere a refused code falls back to
+        its twin when refused)."""
+        return code + 3000 if self.daphne is not None and code in TWINNED_CLOSE_CODES else code
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         task = start(coro)
@@ -145,37 +205,81 @@ class Outbox:
     async def _write(self) -> None:
         try:
             while self.frames:
-                message, size = self.frames[0]
+                message, size, instead = self.frames[0]
                 if message["type"] == "websocket.send" and not self.flow_checked:
                     self.flow, self.flow_checked = server_flow(self.daphne), True  # after the handshake
                 if self.flow is not None:
                     await self.flow.wait()
-                await self.server_send(message)
-                self.frames.popleft()
-                self.pending_bytes -= size
+                await self._deliver(message, instead)
+                if self.frames and self.frames[0][0] is message:  # else discarded meanwhile
+                    self.frames.popleft()
+                    self.pending_bytes -= size
+                self.progressed = time.monotonic()
         except Exception as exc:  # the connection broke (uvicorn raises ClientDisconnected): drop the rest
             logger.debug("Dropped %d unsent frames: %r", len(self.frames), exc)
             self.discard()
         finally:
             self._done()
 
+    async def _deliver(self, message: dict[str, Any], instead: Instead | None) -> None:
+        """Give ``message`` to the server; where the server refuses it, what stands in for it."""
+        for _ in range(3):  # the frame, what stands in for it, and the twin of a refused close code
+            try:
+                return await self.server_send(message)
+            except Exception as exc:
+                if _gone(exc):
+                    raise
+                message, instead = self._replacement(message, instead, exc), None
+        raise RuntimeError("the server refused every frame that could close the connection")
+
+    def _replacement(self, message: dict[str, Any], instead: Instead | None, error: Exception) -> dict[str, Any]:
+        if message["type"] == "websocket.close":
+            code = message.get("code", 1000)
+            if code not in TWINNED_CLOSE_CODES:
+                raise error
+            logger.debug("The server refused close code %d (%s); sending %d", code, error, code + 3000)
+            return {**message, "code": code + 3000}
+        if message["type"] != "websocket.send":
+            raise error
+        text = instead(error) if instead is not None else None
+        if text is not None:
+            return {"type": "websocket.send", "text": text}
+        size = len(message.get("text") or message.get("bytes") or "")
+        logger.error("The server refused to send a frame of %d bytes (%s); closing the connection with 1011.",
+                     size, error)
+        self.discard()  # the frames after it cannot go either: their order would be broken
+        self.closing = True
+        return {"type": "websocket.close", "code": 1011}
+
     def _done(self) -> None:
         if self.writer is asyncio.current_task():
             self.writer = None
 
-    def overflow(self) -> None:
+    def _check_progress(self) -> None:
+        """Close the connection when frames waited ``stall_timeout`` seconds and the server took
+        none of them: the client is not reading."""
+        self.watchdog = None
+        if not self.frames or self.closing or self.stall_timeout is None:
+            return
+        stalled = time.monotonic() - self.progressed
+        if stalled >= self.stall_timeout:
+            self.slow(f"the client read nothing for {stalled:.0f} s while {self.pending_bytes} bytes waited "
+                      f"(SLOW_CLIENT_TIMEOUT is {self.stall_timeout})")
+        else:
+            self.watchdog = asyncio.get_running_loop().call_later(self.stall_timeout - stalled, self._check_progress)
+
+    def slow(self, reason: str) -> None:
         """Drop what waits and close the connection with 1013 (4013 on daphne)."""
-        waiting = self.pending_bytes
         self.discard()
         code = self.close_code(1013)
         self._start(self._close_now(code))
-        self.on_overflow(waiting, code)
+        self.on_slow(reason, code)
 
     async def _close_now(self, code: int) -> None:
         """Send the close without waiting for the server's buffer to drain (daphne takes it at
         once; uvicorn when the client reads again, or drops the connection on its ping timeout)."""
         try:
-            await self.server_send({"type": "websocket.close", "code": code})
+            await self._deliver({"type": "websocket.close", "code": code}, None)
         except Exception as exc:
             logger.debug("Could not send the close frame: %r", exc)
         finally:
@@ -192,5 +296,8 @@ class Outbox:
         if self.writer is not None and self.writer is not asyncio.current_task():
             self.writer.cancel()
             self.writer = None
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         self.frames.clear()
         self.pending_bytes = 0

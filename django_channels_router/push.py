@@ -3,7 +3,7 @@
 A push uses the reply envelope with a fresh server-made ``uuid`` (PROTOCOL.md, "Server
 push"), so the client hands it to ``onMessageReceived``. A broadcast is encoded once, by the
 sender, and travels the channel layer to every member of the group, in this process or any
-other (with channels-redis).
+other (with channels-redis); the members of one process share one copy of its frame.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .errors import SocketError
-from .protocol import RESERVED_ROUTES, ROUTE_NAME, new_uuid
+from .protocol import RESERVED_ROUTES, ROUTE_NAME, encode_frame, new_uuid
 from .status import StatusCodes
 
 __all__ = ["BroadcastError", "broadcast", "broadcast_sync", "group_send", "group_send_from_sync"]
@@ -38,9 +38,10 @@ class BroadcastError(Exception):
     """The channel layer could not take a broadcast (Redis unreachable, for instance)."""
 
 
-def push_body(route: str, payload: Any, headers: Mapping[str, Any] | None,
-              encoder: type[json.JSONEncoder] = DjangoJSONEncoder) -> str:
-    """The envelope of a push without its uuid, encoded once however many members get it.
+def push_frame(route: str, payload: Any, headers: Mapping[str, Any] | None,
+               encoder: type[json.JSONEncoder] = DjangoJSONEncoder, uuid: str | None = None) -> str:
+    """A push's frame, with a fresh uuid unless given: a broadcast is encoded once, by its
+    sender, and every member gets the same frame (its uuid is new to every one of them).
 
     Raises ``ValueError`` for a route no reply may carry and ``TypeError``/``ValueError`` for a
     payload JSON cannot hold, where the push is made rather than in every receiver.
@@ -49,14 +50,7 @@ def push_body(route: str, payload: Any, headers: Mapping[str, Any] | None,
         raise ValueError(f"Cannot push route {route!r}: use a valid route name other than PING and PONG.")
     if headers is not None and not isinstance(headers, Mapping):
         raise TypeError(f"Push headers must be a mapping or None, got {type(headers).__name__}.")
-    text = json.dumps({"route": route, "status": int(StatusCodes.OK), "headers": headers, "payload": payload},
-                      cls=encoder, allow_nan=False, separators=(",", ":"))
-    return text[1:]  # the envelope without "{": push_frame() puts the uuid in front
-
-
-def push_frame(body: str) -> str:
-    """One member's frame: a fresh uuid, then the shared body."""
-    return f'{{"uuid":"{new_uuid()}",{body}'
+    return encode_frame(uuid or new_uuid(), route, StatusCodes.OK, headers, payload, encoder)
 
 
 def require_group_name(layer: Any, group: str) -> None:
@@ -87,9 +81,10 @@ async def broadcast(group: str, route: str, payload: Any = None, headers: Mappin
     """
     channel = channel_layer(layer)
     require_group_name(channel, group)
-    body = push_body(route, payload, headers)
+    uuid = new_uuid()
+    message = {"type": PUSH_TYPE, "uuid": uuid, "route": route, "frame": push_frame(route, payload, headers, uuid=uuid)}
     try:
-        await group_send(channel, group, {"type": PUSH_TYPE, "body": body}, timeout)
+        await group_send(channel, group, message, timeout)
     except Exception as exc:  # the layer's own: redis errors, a full channel, a time-out
         reason = str(exc) or type(exc).__name__
         raise BroadcastError(f"Could not broadcast {route!r} to group {group!r}: {reason}") from exc

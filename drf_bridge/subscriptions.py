@@ -38,7 +38,7 @@ from rest_framework import exceptions
 from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
 from django_channels_router.conf import limit
 from django_channels_router.errors import reply_for_exception
-from django_channels_router.push import group_send_from_sync
+from django_channels_router.push import group_send_from_sync, push_frame
 
 from .decorators import socket_route
 from .generics import acting_as, anonymous_user
@@ -480,6 +480,16 @@ class SubscribeModelMixin:
         labels = {subscription.label for subscription in self.subscriptions.values()}
         for label in sorted(labels):
             await self._resync(label, "the channel layer was unavailable")
+
+    def push_not_sent(self, route: str, headers: Any, error: Exception) -> str | None:
+        """A subscription's push the server refused to send (too large for daphne) becomes a
+        ``resync`` with the same ``seq``: the client re-reads instead of missing a change."""
+        subscription = self.subscriptions.get(headers.get("subscription")) if isinstance(headers, dict) else None
+        if subscription is None or route == RESYNC:
+            return super().push_not_sent(route, headers, error)  # type: ignore[misc,no-any-return]
+        logger.warning("Subscription %r to %s: the server refused to send a %r push (%s); sent resync",
+                       subscription.id, subscription.label, route, error)
+        return push_frame(RESYNC, {"reason": "a push was too large to send"}, headers)
 
     async def _resync(self, label: str, reason: str) -> None:
         """Tell each subscription to ``label`` to re-read; what it has seen is read anew too."""

@@ -60,6 +60,8 @@ ROUTES = [
     {"route": "timed"},
     {"route": "flood"},
     {"route": "slowWrite"},
+    {"route": "big"},
+    {"route": "pushBig"},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -178,6 +180,15 @@ class ProtocolHandlers:
         self.push("note", payload)
         return {"status": 204}
 
+    def on_big(self, payload, headers):
+        """A reply of ``payload`` characters (the refused-frame tests)."""
+        return {"payload": "x" * payload}
+
+    def on_push_big(self, payload, headers):
+        """A push of ``payload`` characters to this connection."""
+        self.push("big", "x" * payload)
+        return {"status": 204}
+
     def on_timed(self, payload, headers):
         """Sleep ``payload`` seconds; the monotonic start and end (one clock for every process)."""
         started = time.monotonic()
@@ -239,6 +250,10 @@ class AsyncProtocolSocket(ProtocolHandlers, AsyncSocketRouterConsumer):
         await self.push("note", payload)
         return {"status": 204}
 
+    async def on_push_big(self, payload, headers):
+        await self.push("big", "x" * payload)
+        return {"status": 204}
+
     async def on_close_with(self, payload, headers):
         await self.close(code=payload)
         return {"status": 204}
@@ -284,6 +299,16 @@ class DefaultLimitsSocket(DefaultLimits, SyncProtocolSocket):
 
 class AsyncDefaultLimitsSocket(DefaultLimits, AsyncProtocolSocket):
     pass
+
+
+class ImpatientSyncSocket(SyncProtocolSocket):
+    """Closes a client that reads nothing for a second (the slow-client tests)."""
+
+    slow_client_timeout = 1
+
+
+class ImpatientAsyncSocket(AsyncProtocolSocket):
+    slow_client_timeout = 1
 
 
 class TimedSocket(AsyncProtocolSocket):

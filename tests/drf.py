@@ -40,6 +40,15 @@ class ArticleRouter(ModelSocketRouter):
         return {"payload": {"count": self.get_queryset().count()}}
 
 
+class LargeArticleRouter(ArticleRouter):
+    """Subscriptions whose pushes can be larger than a server sends (the refused-frame tests)."""
+
+    @socket_route("writeLarge", method="POST")
+    def write_large(self, payload, headers):
+        Article.objects.create(title="large", body="x" * payload)
+        return {"status": 204}
+
+
 class ArticleViewSet(viewsets.ModelViewSet):
     """The same endpoint over HTTP: the reference for status codes and error bodies."""
 

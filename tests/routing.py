@@ -4,12 +4,14 @@ from tests.consumers import (
     AsyncDefaultLimitsSocket,
     AsyncProtocolSocket,
     DefaultLimitsSocket,
+    ImpatientAsyncSocket,
+    ImpatientSyncSocket,
     PrivateSocket,
     SerialSyncSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
 )
-from tests.drf import ArticleRouter
+from tests.drf import ArticleRouter, LargeArticleRouter
 from tests.security import HeadersRouter, TenantArticleRouter
 
 websocket_urlpatterns = [
@@ -22,5 +24,8 @@ websocket_urlpatterns = [
     path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
     path("ws/headers/", HeadersRouter.as_asgi()),
     path("ws/articles/", ArticleRouter.as_asgi()),
+    path("ws/articles/large/", LargeArticleRouter.as_asgi()),
+    path("ws/impatient/sync/", ImpatientSyncSocket.as_asgi()),
+    path("ws/impatient/async/", ImpatientAsyncSocket.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
 ]

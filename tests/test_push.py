@@ -38,7 +38,11 @@ async def test_broadcast_reaches_every_member_once_as_a_push(kind):
         assert set(push) == ENVELOPE_KEYS
         assert (push["route"], push["status"], push["headers"], push["payload"]) == ("headline", 200, {"topic": "t"}, {"title": "Hi"})
         uuid.UUID(push["uuid"])  # a fresh server-made id, so the client hands it to onMessageReceived
-    assert pushes[0]["uuid"] != pushes[1]["uuid"]
+    # one frame for every member (encoded once, shared in the process): new to each, made per broadcast
+    assert pushes[0]["uuid"] == pushes[1]["uuid"]
+    await broadcast("news", "headline", {"title": "Again"})
+    assert (await first.recv())["uuid"] != pushes[0]["uuid"]
+    await second.recv()
     await nothing_more(first)
     await nothing_more(outsider)
     for client in (first, second, outsider):
