@@ -1,5 +1,5 @@
 """A client that stops reading, through real daphne and uvicorn: once MAX_PENDING_SEND_BYTES
-(4 MiB by default) wait for it, its connection is closed with 1013 (4013 on daphne) and what
+(16 MiB by default) wait for it, its connection is closed with 1013 (4013 on daphne) and what
 waited is dropped, so the server's memory stays bounded, and a healthy client in the same
 group gets every push of the flood."""
 
@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ROOT, SERVERS, free_port, server_process
 
-LIMIT = 4 * 1024 * 1024  # the default MAX_PENDING_SEND_BYTES
+LIMIT = 16 * 1024 * 1024  # the default MAX_PENDING_SEND_BYTES
 PUSHES, SIZE = 400, 256 * 1024  # 100 MiB of pushes to every member of the group
 CLOSE_CODE = {"daphne": 4013, "uvicorn": 1013}
 
@@ -88,4 +88,4 @@ async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounde
         line, code = await asyncio.wait_for(closing, 30)
     assert code == CLOSE_CODE[server], line
     # what waited for the slow client was dropped: far from the 100 MiB it was sent
-    assert peak - before < 4 * LIMIT, f"the server grew by {(peak - before) / 2**20:.1f} MiB"
+    assert peak - before < 2 * LIMIT, f"the server grew by {(peak - before) / 2**20:.1f} MiB"
