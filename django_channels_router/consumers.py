@@ -88,6 +88,11 @@ class RouterMixin:
     #: ``def check_access(self, route: RouteInfo, headers: dict, payload) -> bool`` (sync or async).
     #: Returning False answers 401 to an anonymous user and 403 to anyone else.
     check_access: ClassVar[Callable[..., Any] | None] = None
+    #: Optional first step of every request, before ``check_access``, for extensions that build
+    #: their own request object: ``def prepare_request(self, route, headers, payload) -> None``
+    #: (sync or async; it refuses by raising). The DRF bridge builds its DRF request here and runs
+    #: DRF's ``initial()`` (authentication, permissions, throttles).
+    prepare_request: ClassVar[Callable[..., Any] | None] = None
     #: Set when the server is stopping: requests that arrive are answered 503, not run.
     restarting = False
     #: Sync hydrates, handlers and dehydrates run on the router's worker pool, so slow ones of
@@ -213,6 +218,12 @@ class RouterMixin:
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
         return resolve(self, route, route.handler)
+
+    def get_validate(self, route: RouteInfo) -> Callable[..., Any] | None:
+        """The check of ``route``'s declared ``request``, run before hydrate, if any; override to
+        wrap it, or return None where your hydrate runs it (the DRF bridge's detail routes look
+        their object up first, as DRF does)."""
+        return route.validate
 
     def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None:
         """The hydrate ``route`` runs before its handler, if any; override to wrap it (or to

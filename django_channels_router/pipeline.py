@@ -42,10 +42,12 @@ current_uuid: ContextVar[str | int] = ContextVar("django_channels_router_uuid")
 
 
 def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
-    """Serve one parsed request: access -> validate -> hydrate -> handler -> dehydrate -> reply frame."""
+    """Serve one parsed request: prepare -> access -> validate -> hydrate -> handler -> dehydrate -> reply frame."""
     started = time.perf_counter()
     current_uuid.set(uuid)
     try:
+        if consumer.prepare_request is not None:
+            yield consumer.prepare_request, (route, headers, payload)
         if consumer.check_access is not None:
             if not (yield consumer.check_access, (route, headers, payload)):
                 raise _refusal(consumer.user)
@@ -53,9 +55,12 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
             if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
                 raise _refusal(consumer.user)
         hydrate = consumer.get_hydrate(route)
-        if route.validate is not None:  # the declared "request": 400 before hydrate when it does not match
-            validated = yield route.validate, (consumer, headers, payload)
-            if hydrate is None:
+        validate = consumer.get_validate(route)
+        if validate is not None:  # the declared "request": 400 before hydrate when it does not match
+            validated = yield validate, (consumer, headers, payload)
+            # The declared hydrate, not get_hydrate()'s: one the handler runs (the DRF bridge's
+            # writes) gets the payload too.
+            if route.hydrate is None:
                 payload = validated  # a serializer's validated_data; a route's own hydrate gets the payload
         if hydrate is not None:
             payload = yield hydrate, route.hydrate_args(headers, payload)

@@ -126,8 +126,7 @@ def resolve_on_class(cls: type, callback: Callback | None) -> Any:
 
 def _with_derived_flags(cls: type, route: RouteInfo) -> RouteInfo:
     steps = [route.handler, route.hydrate, route.dehydrate, route.access]
-    if getattr(cls, "check_access", None) is not None:
-        steps.append("check_access")
+    steps += [hook for hook in ("prepare_request", "check_access") if getattr(cls, hook, None) is not None]
     resolved = [resolve_on_class(cls, step) for step in steps if step is not None]
     return replace(
         route,

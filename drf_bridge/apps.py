@@ -9,6 +9,10 @@ class DrfBridgeConfig(AppConfig):
     verbose_name = "DRF bridge for django-channels-router"
 
     def ready(self) -> None:
+        from django.core import checks
+
+        from .checks import check_request_steps
         from .subscriptions import connect_signals
 
         connect_signals()
+        checks.register(check_request_steps)

@@ -25,6 +25,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError
 from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
+from django_channels_router.pipeline import run_in_worker
 
 from .fields import use_prebuilt_fields
 from .request import SocketRequest, build_request, query_params_from
@@ -100,7 +101,7 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
 
     @property
     def request(self) -> SocketRequest:
-        """The DRF request of the message being served (set by :meth:`check_access`)."""
+        """The DRF request of the message being served (set by :meth:`prepare_request`)."""
         try:
             return _current_request.get()
         except LookupError:
@@ -123,11 +124,13 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         request = _current_request.get(None)
         return self.scope.get("user") if request is None else request.user
 
-    def check_access(self, route: RouteInfo, headers: dict[str, Any], payload: Any) -> bool:
-        """DRF's ``initial()``: build the request, authenticate, check permissions and throttles.
+    def prepare_request(self, route: RouteInfo, headers: dict[str, Any], payload: Any) -> None:
+        """The pipeline's first step, as DRF's ``dispatch()`` begins: build the message's request
+        (``self.request`` from here on), then :meth:`initial`. ``check_access`` runs after it.
 
         GET routes take their payload as query parameters, as HTTP GET has no body; for other
-        routes it is ``request.data`` (``{}`` when absent, as for an empty HTTP body).
+        routes it is ``request.data`` (``{}`` when absent, as for an empty HTTP body). A GET
+        payload that is not query parameters is a 400 once :meth:`initial` has passed.
         """
         method = route.options.get("method", "POST")
         query, query_error = QueryDict(), None
@@ -139,12 +142,19 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         data = {} if payload is None or method == "GET" else payload
         request = build_request(self.scope, method, headers, data, query, route)
         _current_request.set(request)
+        self.initial(request)
+        if query_error is not None:
+            raise query_error
+
+    def initial(self, request: SocketRequest) -> None:
+        """DRF's ``APIView.initial()``: authenticate, check permissions, check throttles.
+
+        An override must call ``super().initial(request)``, or none of these run (system check
+        ``drf_bridge.E002``).
+        """
         self.perform_authentication(request)
         self.check_permissions(request)
         self.check_throttles(request)
-        if query_error is not None:
-            raise query_error
-        return True
 
     def check_connect(self) -> bool:
         """``login_required``, then ``connect_permission_classes`` as a GET of the socket's URL."""
@@ -164,7 +174,7 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         handler = super().get_handler(route)
         if not self.hydrates_in_transaction(route):
             return handler
-        hydrate = super().get_hydrate(route)
+        hydrate = self._hydrate_then_validate(route, super().get_hydrate(route))
 
         def in_transaction(*args: Any) -> Any:  # runs where the handler runs: off the event loop
             with transaction.atomic(using=db_router.db_for_write(self.get_queryset().model)):
@@ -178,8 +188,40 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None:
         """None for routes whose handler hydrates inside its transaction (see get_handler): there
         the route's own hydrate runs inside the handler, so to wrap it, wrap ``get_handler()``
-        (or return False from ``hydrates_in_transaction()`` to hydrate before the transaction)."""
-        return None if self.hydrates_in_transaction(route) else super().get_hydrate(route)
+        (or return False from ``hydrates_in_transaction()`` to hydrate before the transaction).
+        On detail routes, the route's declared ``request`` is checked after the hydrate."""
+        if self.hydrates_in_transaction(route):
+            return None
+        return self._hydrate_then_validate(route, super().get_hydrate(route))
+
+    def get_validate(self, route: RouteInfo) -> Callable[..., Any] | None:
+        """None for detail routes: their declared ``request`` is checked after the object's
+        lookup (see :meth:`get_hydrate`)."""
+        return None if self.looks_up_first(route) else super().get_validate(route)
+
+    def looks_up_first(self, route: RouteInfo) -> bool:
+        """Detail routes load their object before the payload is validated, as DRF's ``update()``
+        does: an unknown id is a 404 (and a refused object a 403) whatever the payload."""
+        return bool(route.options.get("detail")) and route.hydrate is not None
+
+    def _hydrate_then_validate(self, route: RouteInfo, hydrate: Callable[..., Any] | None
+                                 ) -> Callable[..., Any] | None:
+        """``hydrate``, followed on detail routes by the check of the route's declared ``request``."""
+        validate = super().get_validate(route)
+        if hydrate is None or validate is None or not self.looks_up_first(route):
+            return hydrate
+        if iscoroutinefunction(hydrate):
+            async def hydrate_async(*args: Any) -> Any:
+                instance = await hydrate(*args)
+                await run_in_worker(validate, self, *route.hydrate_args(*args), thread_sensitive=self.thread_sensitive)
+                return instance
+            return hydrate_async
+
+        def hydrate_sync(*args: Any) -> Any:
+            instance = hydrate(*args)
+            validate(self, *route.hydrate_args(*args))  # hydrate_args swaps back to (headers, payload)
+            return instance
+        return hydrate_sync
 
     def hydrates_in_transaction(self, route: RouteInfo) -> bool:
         """Writes whose handler is sync, and whose hydrate, if any, is sync too."""

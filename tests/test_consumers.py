@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import override_settings
 
-from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer
+from django_channels_router import AsyncSocketRouterConsumer, SocketError, SocketRouterConsumer
 from django_channels_router.testing import RouterCommunicator
 from tests.conftest import InProcessClient, request
 from tests.consumers import AsyncProtocolSocket, SyncProtocolSocket
@@ -175,6 +175,38 @@ async def test_consumer_wide_check_access_runs_before_the_route_rule(base):
     assert (await comm.request("closed", 2))["status"] == 401
     assert (await comm.request("ruled", 3))["payload"] == "ok"
     assert calls == [("open", {"h": 1}, 1), ("closed", {}, 2), ("ruled", {}, 3), ("rule", {}, 3)]
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("base", [SocketRouterConsumer, AsyncSocketRouterConsumer])
+async def test_prepare_request_runs_first_then_check_access_then_access_then_validation(base):
+    calls = []
+
+    class Ordered(base):
+        routes = [{"route": "go", "access": "rule", "request": {"type": "integer"}}]
+
+        def prepare_request(self, route, headers, payload):
+            calls.append("prepare")
+            if payload == 0:
+                raise SocketError(429, "Slow down.", "throttled")
+
+        async def check_access(self, route, headers, payload):
+            calls.append("check_access")
+            return payload != 1
+
+        def rule(self, user, headers, payload):
+            calls.append("access")
+            return payload != 2
+
+        def on_go(self, payload, headers):
+            calls.append("handler")
+            return {"payload": payload}
+
+    comm = await connected(Ordered)
+    replies = [await comm.request("go", payload) for payload in (0, 1, 2, "x", 3)]
+    assert [reply["status"] for reply in replies] == [429, 401, 401, 400, 200]
+    assert calls == ["prepare"] + ["prepare", "check_access"] + ["prepare", "check_access", "access"] * 2 + [
+        "prepare", "check_access", "access", "handler"]
     await comm.disconnect()
 
 

@@ -16,11 +16,14 @@ from demo.models import Article
 from django_channels_router.testing import RouterCommunicator
 from drf_bridge import ModelSocketRouter, socket_route
 from tests.drf import (
+    ActiveArticleRouter,
     AdminOnlyGet,
     ArticleRouter,
+    AsyncActiveArticleRouter,
     NoteRouter,
     NoteSerializer,
     PagedArticleRouter,
+    RetitleRouter,
     SharedNoteRouter,
     ThrottledRouter,
 )
@@ -604,3 +607,129 @@ def test_a_message_header_never_sets_the_proxy_ssl_header():
     reply = async_to_sync(one_request)(HeadersRouter, "whoami", None, {"X-Scheme": "https", "X-Other": "kept"})
     assert "HTTP_X_SCHEME" not in reply["payload"]["meta"]
     assert reply["payload"]["meta"]["HTTP_X_OTHER"] == "kept"
+
+
+# -- check_access on a model router: after DRF's checks, which it never replaces ------------
+
+@pytest.mark.parametrize("router", [ActiveArticleRouter, AsyncActiveArticleRouter])
+def test_check_access_on_a_model_router_runs_after_drf_permissions_and_throttles(router):
+    from django.core.cache import cache
+
+    cache.clear()
+    router.seen.clear()
+    article = ArticleFactory(title="Seen")
+    active, inactive, staff = user_with(), user_with(is_active=False), user_with(is_staff=True)
+
+    async def run(user, *calls):
+        comm = await connect(router, user)
+        replies = [await comm.request(route, payload, headers) for route, payload, headers in calls]
+        await comm.disconnect()
+        return [reply["status"] for reply in replies], replies
+
+    get = ("get", None, {"id": article.pk})
+    # Anonymous: DRF's IsAuthenticated answers before check_access is asked.
+    assert async_to_sync(run)(None, get, ("list", None, None), ("create", {"title": "x"}, None))[0] == [401] * 3
+    assert router.seen == []
+    # An inactive user passes IsAuthenticated; check_access refuses: 403, and nothing is written.
+    assert async_to_sync(run)(inactive, get, ("update", {"title": "No"}, {"id": article.pk}))[0] == [403, 403]
+    # An active user: the standard routes work, check_access sees the DRF request, the route's
+    # `access` still refuses a non-staff user, and DRF's throttle (6/min) still counts.
+    statuses, replies = async_to_sync(run)(active, get, ("list", None, None), ("patch", {"title": "Yes"}, {"id": article.pk}),
+                                           ("stats", None, None), get, get, get)
+    assert statuses == [200, 200, 200, 403, 200, 200, 429]
+    assert replies[0]["payload"]["title"] == "Seen" and replies[2]["payload"]["title"] == "Yes"
+    assert replies[-1]["headers"]["Retry-After"].isdigit()
+    assert async_to_sync(run)(staff, ("stats", None, None))[1][0]["payload"] == {"articles": 1}
+    assert router.seen == [("get", "GET", inactive.username), ("update", "PUT", inactive.username)] + [
+        (route, method, active.username) for route, method in
+        [("get", "GET"), ("list", "GET"), ("patch", "PATCH"), ("stats", "GET"), ("get", "GET"), ("get", "GET")]
+    ] + [("stats", "GET", staff.username)]
+
+
+def test_a_router_whose_initial_skips_super_fails_the_system_check():
+    import gc
+
+    from django.core import checks
+
+    class Skips(ArticleRouter):
+        def initial(self, request):
+            request.extra = True
+
+    class Extends(ArticleRouter):
+        def initial(self, request):
+            request.extra = True
+            super().initial(request)
+
+    class Wrapped(ArticleRouter):
+        def prepare_request(self, route, headers, payload):
+            return [super().prepare_request(route, headers, payload) for _ in range(1)][0]
+
+    class Replaces(ArticleRouter):
+        async def prepare_request(self, route, headers, payload):
+            pass
+
+    found = [(message.id, message.obj) for message in checks.run_checks()
+             if message.obj in (Skips, Extends, Wrapped, Replaces)]
+    assert sorted(found, key=lambda found: found[1].__name__) == [
+        ("drf_bridge.E002", Replaces), ("drf_bridge.E002", Skips)]
+    messages = {message.obj: message for message in checks.run_checks() if message.id == "drf_bridge.E002"}
+    assert "Skips.initial() does not call super().initial()" in messages[Skips].msg
+    assert "super().initial(" in messages[Skips].hint
+    # Later system checks in this process must not find these classes.
+    del Skips, Extends, Wrapped, Replaces, messages, found
+    gc.collect()
+
+
+# -- detail routes with a declared request: the object first, as DRF's update ----------------
+
+DETAIL_WITH_REQUEST = ["retitle", "peek", "retitle_async", "retitle_loaded"]
+
+
+@pytest.mark.parametrize("route", DETAIL_WITH_REQUEST)
+def test_a_detail_route_with_a_request_takes_the_id_from_the_payload(route):
+    article = ArticleFactory(title="Old")
+    by_payload = async_to_sync(one_request)(RetitleRouter, route, {"id": article.pk, "title": "New"})
+    by_header = async_to_sync(one_request)(RetitleRouter, route, {"title": "Newer"}, {"id": article.pk})
+    assert (by_payload["status"], by_header["status"]) == (200, 200), (by_payload, by_header)
+    if route != "peek":
+        assert (by_payload["payload"]["title"], by_header["payload"]["title"]) == ("New", "Newer")
+    invalid = async_to_sync(one_request)(RetitleRouter, route, {"id": article.pk, "title": "x" * 21})
+    assert (invalid["status"], invalid["payload"]) == (400, {"title": ["Ensure this field has no more than 20 characters."]})
+    missing = async_to_sync(one_request)(RetitleRouter, route, {"title": "New"})
+    assert (missing["status"], missing["payload"]["code"]) == (400, "missing_id")
+
+
+@pytest.mark.parametrize("route", DETAIL_WITH_REQUEST)
+def test_a_detail_route_looks_up_before_it_validates_as_drf_does(route):
+    assert http_reply("PUT", "/articles/12345/", {"title": ""}) == (404, {"detail": "No Article matches the given query."})
+    reply = async_to_sync(one_request)(RetitleRouter, route, {"id": 12345, "title": ""})
+    assert (reply["status"], reply["payload"]) == (404, {"detail": "No Article matches the given query."})
+
+
+def test_a_detail_route_checks_object_permissions_before_it_validates():
+    class RetitleNote(SharedNoteRouter):
+        @socket_route(detail=True, method="POST", request=RetitleRouter.route_table["retitle"].options["request"])
+        def retitle(self, note, headers):
+            return {"payload": note}
+
+    owner, other = user_with(), user_with()
+    note = NoteFactory(owner=owner)
+    refused = async_to_sync(one_request)(RetitleNote, "retitle", {"title": ""}, {"id": note.pk}, user=other)
+    assert (refused["status"], refused["payload"]["code"]) == (403, "permission_denied")
+    invalid = async_to_sync(one_request)(RetitleNote, "retitle", {"title": ""}, {"id": note.pk}, user=owner)
+    assert invalid["status"] == 400
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_a_routes_own_hydrate_gets_the_checked_payload_on_writes_as_on_reads(method):
+    class OwnHydrate(ArticleRouter):
+        @socket_route("echo", method=method, request=RetitleRouter.route_table["retitle"].options["request"],
+                      hydrate="keep", dehydrate=None)
+        def echo(self, kept, headers):
+            return {"payload": kept}
+
+        def keep(self, headers, payload):
+            return payload
+
+    reply = async_to_sync(one_request)(OwnHydrate, "echo", {"title": "t", "extra": 1})
+    assert (reply["status"], reply["payload"]) == (200, {"title": "t", "extra": 1})

@@ -1,0 +1,59 @@
+"""``manage.py check`` for model routers: overrides that would skip DRF's checks."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from types import CodeType
+from typing import Any
+
+from django.core import checks
+
+from .generics import GenericSocketRouter
+from .subscriptions import discover_subscribed_models
+
+__all__ = ["check_request_steps"]
+
+#: The bridge's steps that every request runs before ``check_access``: an override that does not
+#: call the bridge's own runs no DRF authentication, permission or throttle check.
+STEPS = ("prepare_request", "initial")
+
+
+def check_request_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``drf_bridge.E002`` for each router that overrides a step without calling ``super()``'s."""
+    discover_subscribed_models()  # imports ASGI_APPLICATION, so that every router class exists
+    errors: list[checks.CheckMessage] = []
+    for cls in sorted(_subclasses(GenericSocketRouter), key=lambda c: (c.__module__, c.__qualname__)):
+        for step in STEPS:
+            override = vars(cls).get(step)
+            if override is not None and not _calls(override, step):
+                errors.append(checks.Error(
+                    f"{cls.__module__}.{cls.__qualname__}.{step}() does not call super().{step}(): "
+                    "DRF authentication, permissions and throttles are not checked on its routes.",
+                    hint=f"Call super().{step}(...) in the override (your own checks go in check_access(), "
+                         "or before or after the call); silence drf_bridge.E002 only if it runs them itself.",
+                    obj=cls, id="drf_bridge.E002"))
+    return errors
+
+
+def _subclasses(base: type) -> set[type]:
+    found: set[type] = set()
+    for sub in base.__subclasses__():
+        found |= {sub} | _subclasses(sub)
+    return found
+
+
+def _calls(override: Any, name: str) -> bool:
+    """Whether the function reads an attribute ``name`` (``super().name``, ``Base.name``) anywhere
+    in its code. Not a function (a callable object): assumed to, as its code cannot be read."""
+    function = inspect.unwrap(getattr(override, "__func__", override))
+    code = getattr(function, "__code__", None)
+    return code is None or any(name in names for names in _names(code))
+
+
+def _names(code: CodeType) -> Iterator[tuple[str, ...]]:
+    """The names the code object reads, and those of the functions and lambdas it defines."""
+    yield code.co_names
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from _names(constant)
