@@ -169,16 +169,40 @@ class RouterMixin:
         self._refresh = self._loop.call_later(expiry / 2, self._renew_groups, expiry) if self.joined_groups else None
 
     async def restart(self, drain_for: float) -> None:
-        """The server is stopping (SIGTERM): refuse new requests, let those running finish (for up
-        to ``drain_for`` seconds) and send their replies, then close with 1012 (4012 on daphne)."""
+        """The server is stopping: refuse new requests, let those running finish (for up to
+        ``drain_for`` seconds) and send their replies, then close with 1012 (4012 on daphne).
+
+        1012 tells the client that a request without a reply was never run, so it is sent only when
+        that holds: a request still running after ``drain_for``, a client that does not take its
+        replies, or a stop forced meanwhile (this task cancelled) close with 1013 (4013) instead.
+        """
         self.restarting = True
-        started = time.monotonic()
-        late = await self.finish_requests(drain_for)
-        if late:
-            logger.warning("%d requests of %s were still running after SHUTDOWN_TIMEOUT (%s s); their replies are "
-                           "lost.", late, type(self).__name__, drain_for)
-        await self.outbox.send({"type": "websocket.close", "code": self.outbox.close_code(1012)})
-        await self.outbox.flushed(max(0.0, drain_for - (time.monotonic() - started)))
+        deadline = time.monotonic() + drain_for
+        try:
+            late = await self.finish_requests(drain_for)
+            if late:
+                logger.warning("%d requests of %s were still running after SHUTDOWN_TIMEOUT (%s s); their replies are "
+                               "lost.", late, type(self).__name__, drain_for)
+            await self.outbox.send({"type": "websocket.close", "code": self.outbox.close_code(1013 if late else 1012)})
+            if not await self._replies_taken(deadline):
+                logger.warning("%s of user %s does not read its replies (restart); they are dropped and the "
+                               "connection is closed with 1013.", type(self).__name__, self.user or "(none)")
+                self.outbox.close_now(1013)
+        except asyncio.CancelledError:
+            self.outbox.close_now(1013)
+            raise
+
+    async def _replies_taken(self, deadline: float) -> bool:
+        """Wait while the server takes what the outbox holds, close included; False once it took
+        nothing for ``STALLED_SECONDS``, or did not finish by ``deadline``: the client stopped
+        reading, and what waits cannot reach it before the process stops."""
+        while self.outbox.writer is not None:
+            waiting = len(self.outbox.frames)
+            left = deadline - time.monotonic()
+            await self.outbox.flushed(max(0.0, min(shutdown.STALLED_SECONDS, left)))
+            if self.outbox.writer is not None and (len(self.outbox.frames) == waiting or left <= 0):
+                return False
+        return True
 
     async def finish_requests(self, timeout: float) -> int:
         """Wait for the requests being served to finish; how many still run after ``timeout``."""
@@ -214,6 +238,17 @@ class RouterMixin:
         every ASGI server supports and after which the browser client stops reconnecting.
         """
         return not self.login_required or bool(getattr(self.user, "is_authenticated", False))
+
+    def _come_back_soon(self) -> list[dict[str, Any]]:
+        """The ASGI messages that answer a handshake while the process stops: "come back soon",
+        which clients do not count as a refusal. HTTP 503 with ``Retry-After`` where the server can
+        answer a handshake with an HTTP response (ASGI's ``websocket.http.response``, as uvicorn
+        does), else accepted and closed at once with 1013 (4013 on daphne)."""
+        if "websocket.http.response" in (self.scope.get("extensions") or {}):
+            headers = [(b"retry-after", str(shutdown.RETRY_AFTER).encode()), (b"content-type", b"text/plain")]
+            return [{"type": "websocket.http.response.start", "status": 503, "headers": headers},
+                    {"type": "websocket.http.response.body", "body": b"The server is restarting; connect again."}]
+        return [{"type": "websocket.accept"}, {"type": "websocket.close", "code": self.outbox.close_code(1013)}]
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
@@ -382,8 +417,12 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
         return 0
 
     def connect(self) -> None:
-        """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
-        if not shutdown.stopping and call_sync(self.check_connect, ()):
+        """Accept the connection, or refuse the handshake when ``check_connect()`` says no (while
+        the process stops: "come back soon")."""
+        if shutdown.stopping:
+            for message in self._come_back_soon():
+                self.base_send(message)
+        elif call_sync(self.check_connect, ()):
             self.accept()
         else:
             self.close()
@@ -452,10 +491,13 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        """Accept the connection, or refuse the handshake when ``check_connect()`` says no."""
+        """Accept the connection, or refuse the handshake when ``check_connect()`` says no (while
+        the process stops: "come back soon")."""
         if shutdown.stopping:
-            allowed = False
-        elif iscoroutinefunction(self.check_connect):
+            for message in self._come_back_soon():
+                await self.base_send(message)
+            return
+        if iscoroutinefunction(self.check_connect):
             allowed = await self.check_connect()
         else:
             allowed = await run_in_worker(self.check_connect, thread_sensitive=self.thread_sensitive)

@@ -270,10 +270,14 @@ class Outbox:
 
     def slow(self, reason: str) -> None:
         """Drop what waits and close the connection with 1013 (4013 on daphne)."""
+        self.close_now(1013)
+        self.on_slow(reason, self.close_code(1013))
+
+    def close_now(self, code: int) -> None:
+        """Drop what waits and close with ``code`` (1012, 1013: its twin on daphne) at once, for a
+        client that cannot be given what it has not read."""
         self.discard()
-        code = self.close_code(1013)
-        self._start(self._close_now(code))
-        self.on_slow(reason, code)
+        self._start(self._close_now(self.close_code(code)))
 
     async def _close_now(self, code: int) -> None:
         """Send the close without waiting for the server's buffer to drain (daphne takes it at

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,10 +124,15 @@ SERVERS = {
 
 
 @contextlib.contextmanager
-def server_process(args, port, log_path, cwd=ROOT, env=None):
-    """Run ``python -m <args>`` until it listens on 127.0.0.1:``port``; yields the process, stopped after."""
+def server_process(args, port, log_path, cwd=ROOT, env=None, group=False):
+    """Run ``python -m <args>`` until it listens on 127.0.0.1:``port``; yields the process, stopped after.
+
+    ``group``: the server leads a process group of its own (its id is the process's), as under a
+    service manager, and the whole group is stopped after (a master's workers too).
+    """
     with open(log_path, "a+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=group)
         try:
             deadline = time.monotonic() + 30
             while not reachable(port):
@@ -142,6 +148,9 @@ def server_process(args, port, log_path, cwd=ROOT, env=None):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if group:
+                with contextlib.suppress(ProcessLookupError):  # workers the master left behind
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
