@@ -9,7 +9,8 @@ It speaks PROTOCOL.md as the browser client does: every status is a reply (the c
 what a 4xx means), a heartbeat that reconnects when PONGs stop, reconnects with backoff and
 jitter (at once after a server restart, 1012/4012; never after 1008/1011 or after the handshake
 was refused ``max_refusals`` times running), and subscriptions that are sent again after a
-reconnect. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
+reconnect. Frames that are not JSON objects are logged and ignored. Needs ``websockets``
+(``pip install "django-channels-router[client]"``).
 ``RouterCommunicator`` stays the in-process test tool.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import uuid as uuids
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -28,6 +30,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 __all__ = ["ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RouterClient", "Subscription"]
+
+logger = logging.getLogger(__name__)
 
 RESTART = {1012, 4012}  # reconnect at once
 FATAL = {1008, 1011}  # do not reconnect
@@ -97,10 +101,14 @@ class RouterClient:
 
     def __init__(self, url: str, *, headers: Mapping[str, Any] | None = None, heartbeat: float = 30.0,
                  pong_timeout: float = 10.0, request_timeout: float = 30.0, queue_limit: int = 1000,
-                 reconnect: Reconnect = Reconnect(), **connect_options: Any) -> None:
+                 reconnect: Reconnect = Reconnect(), max_size: int | None = None, **connect_options: Any) -> None:
+        """``max_size``: the largest message accepted, in bytes; ``None`` (the default), any size, as
+        the server may send one reply or push of any size (a larger one would close the connection
+        with 1009). Other keywords go to ``websockets.asyncio.client.connect``."""
         self.url, self.headers = url, dict(headers or {})
         self.heartbeat, self.pong_timeout, self.request_timeout = heartbeat, pong_timeout, request_timeout
-        self.queue_limit, self.policy, self.connect_options = queue_limit, reconnect, connect_options
+        self.queue_limit, self.policy = queue_limit, reconnect
+        self.connect_options = {"max_size": max_size, **connect_options}
         #: ``connecting``, ``open``, ``reconnecting`` or ``closed``.
         self.state = "closed"
         #: Connections opened, handshakes refused in a row, reconnects and PONGs, for the curious (and tests).
@@ -166,6 +174,8 @@ class RouterClient:
             raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, self._runner is not None) from None
         finally:
             self._pending.pop(request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # the caller has its error already: not "never retrieved"
 
     def pushes(self) -> AsyncIterator[dict[str, Any]]:
         """Every push from this call on (messages that answer no request), in order. A reader that
@@ -197,13 +207,20 @@ class RouterClient:
         while not self._open.is_set():
             if self._failure is not None:
                 raise GaveUp(str(self._failure)) from self._failure
-            if self._runner is None:
+            if self._runner is None or self._runner.done():
                 raise ConnectionLost(None, False)
             waiter = asyncio.create_task(self._open.wait())
             done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
     async def _run(self) -> None:
+        try:
+            await self._keep_open()
+        except Exception as exc:  # a bug here must end the client, not leave callers waiting on it
+            logger.exception("RouterClient stopped on an unexpected error.")
+            self._give_up(f"the client failed: {exc!r}")
+
+    async def _keep_open(self) -> None:
         attempt = 0
         while True:
             try:
@@ -240,7 +257,7 @@ class RouterClient:
         self._open.set()
         try:
             async for raw in ws:
-                self._dispatch(json.loads(raw))
+                self._receive(raw)
         except ConnectionClosed:
             pass
         finally:
@@ -279,13 +296,26 @@ class RouterClient:
                 if asyncio.iscoroutine(result):
                     await result
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(message.get("uuid"))  # type: ignore[arg-type]
+    def _receive(self, raw: str | bytes) -> None:
+        """One frame: a reply, a PONG or a push. A frame that is not a JSON object is the server's
+        mistake: logged and ignored, as router-socket.js does, so the connection goes on."""
+        try:
+            message = json.loads(raw) if isinstance(raw, str) else None  # binary frames are not the protocol
+        except (ValueError, RecursionError):
+            message = None
+        if not isinstance(message, dict):
+            logger.warning("Ignored a frame that is not a JSON object: %r", raw[:200])
+            return
+        request_id = message.get("uuid")
+        future = self._pending.get(request_id) if isinstance(request_id, str) else None
         if future is not None:
             if not future.done():
                 future.set_result(message)
             return
-        subscription_id = (message.get("headers") or {}).get("subscription")
+        if message.get("route") == "PONG":  # a heartbeat's that came too late
+            return
+        headers = message.get("headers")
+        subscription_id = headers.get("subscription") if isinstance(headers, dict) else None
         for subscription in self._subscriptions:
             if subscription.uuid == subscription_id:
                 _offer(subscription._pushes, message)

@@ -3,11 +3,13 @@ from django.urls import path
 from tests.consumers import (
     AsyncDefaultLimitsSocket,
     AsyncProtocolSocket,
+    BusyFirst,
     DefaultLimitsSocket,
     PrivateSocket,
     SerialSyncSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
+    close_at_once,
 )
 from tests.drf import ArticleRouter
 from tests.security import HeadersRouter, TenantArticleRouter
@@ -23,4 +25,6 @@ websocket_urlpatterns = [
     path("ws/headers/", HeadersRouter.as_asgi()),
     path("ws/articles/", ArticleRouter.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
+    path("ws/closing/", close_at_once),
+    path("ws/busy/", BusyFirst()),
 ]

@@ -2,9 +2,15 @@
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
+import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.asyncio.server import serve
 
 from django_channels_router.client import GaveUp, Reconnect, RequestTimeout, RouterClient
 from tests.conftest import ROOT, SERVERS, free_port, server_process
@@ -119,3 +125,115 @@ async def test_a_restart_close_reconnects_at_once_and_a_policy_close_gives_up(ki
                 await client.request("echo", 1)
             assert (client.opened, client.state) == (1, "closed")
             await client.close()
+
+
+async def test_a_reply_larger_than_the_server_keeps_waiting_arrives_on_the_same_connection(uvicorn_server):
+    """5 MiB: over websockets' 1 MiB default and over MAX_PENDING_SEND_BYTES (one frame of any size
+    may wait). uvicorn only: daphne's own 1 MiB limit refuses to send it."""
+    async with RouterClient(f"{uvicorn_server}/ws/sync/") as client:
+        reply = await client.request("big", 5 * 2**20)
+        assert (reply["status"], len(reply["payload"])) == (200, 5 * 2**20)
+        assert (await client.request("echo", "after"))["payload"]["payload"] == "after"
+        assert (client.opened, client.state) == (1, "open")
+
+
+# -- hostile frames: what a broken or hostile server sends must not stop the client --------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+# A frame, made from the uuid of the request it comes before and the uuid of a live subscription.
+hostile_frames = st.one_of(
+    json_values.filter(lambda value: not isinstance(value, dict)).map(lambda value: lambda request, sub: json.dumps(value)),
+    st.fixed_dictionaries({}, optional={  # object envelopes with any field of any type (a text uuid: a push)
+        "uuid": json_values, "route": json_values, "headers": json_values, "payload": json_values, "status": json_values,
+    }).map(lambda envelope: lambda request, sub: json.dumps(envelope)),
+    json_values.map(lambda value: lambda request, sub: json.dumps({"uuid": "p", "route": "x", "headers": value})),
+    st.text(max_size=100).map(lambda text: lambda request, sub: text),
+    st.binary(max_size=100).map(lambda data: lambda request, sub: data),
+    st.sampled_from([  # the request's uuid, or the subscription's, where they do not belong
+        lambda request, sub: json.dumps([{"uuid": request, "route": "echo", "status": 200, "headers": None, "payload": 0}]),
+        lambda request, sub: json.dumps({"uuid": [request], "route": "echo", "status": 200}),
+        lambda request, sub: json.dumps({"uuid": {"id": request}}),
+        lambda request, sub: json.dumps(request),
+        lambda request, sub: json.dumps({"uuid": request, "route": "echo"})[:-1],
+        lambda request, sub: json.dumps({"uuid": request, "route": "echo", "status": 200}).encode(),
+        lambda request, sub: json.dumps({"uuid": "p", "route": "x", "headers": {"subscription": [sub]}}),
+        lambda request, sub: json.dumps({"uuid": "p", "route": "x", "headers": [{"subscription": sub}]}),
+        lambda request, sub: json.dumps({"uuid": "p", "route": "PONG", "headers": {"subscription": sub}}),
+        lambda request, sub: '{"uuid": NaN, "route": "x"}',
+        lambda request, sub: "1e400",
+        lambda request, sub: "[" * 100_000 + "]" * 100_000,
+        lambda request, sub: b"\xff\xfe" + json.dumps({"uuid": request}).encode(),
+    ]),
+)
+
+
+class HostileServer:
+    """A raw WebSocket server on 127.0.0.1 that answers every request correctly, after sending
+    the frames in ``before_reply`` (made from the request's uuid and ``subscription``)."""
+
+    def __init__(self):
+        self.before_reply, self.subscription = [], ""
+
+    async def handle(self, ws):
+        async for raw in ws:
+            request = json.loads(raw)
+            for make in self.before_reply:
+                await ws.send(make(request["uuid"], self.subscription))
+            await ws.send(json.dumps({"uuid": request["uuid"], "route": request["route"], "status": 200,
+                                      "headers": None, "payload": request["payload"]}))
+
+
+def test_hostile_frames_are_ignored_and_the_client_keeps_answering(caplog):
+    hostile = HostileServer()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coroutine, timeout=10):
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    received = []  # what the client handed out as pushes, to pushes() and to the subscription
+
+    async def collect(iterator):
+        async for push in iterator:
+            received.append(push)
+
+    async def start():
+        server = await serve(hostile.handle, "127.0.0.1", 0)
+        client = RouterClient(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/", request_timeout=3)
+        await client.connect()
+        subscription = await client.subscribe("subscribe")
+        hostile.subscription = subscription.uuid
+        collectors = [asyncio.create_task(collect(iterator)) for iterator in (client.pushes(), subscription)]
+        return server, client, collectors
+
+    server, client, collectors = run(start())
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(frames=st.lists(hostile_frames, min_size=1, max_size=4), marker=json_values)
+    def answers_after(frames, marker):
+        hostile.before_reply = frames
+        reply = run(client.request("echo", marker))
+        assert reply["payload"] == marker
+        assert (client.opened, client.state) == (1, "open")
+        assert all(isinstance(push, dict) for push in received)
+
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="django_channels_router.client"):
+            answers_after()
+        hostile.before_reply = [lambda request, sub: "[1, 2]"]
+        with caplog.at_level(logging.WARNING, logger="django_channels_router.client"):
+            assert run(client.request("echo", "logged"))["payload"] == "logged"
+        assert "Ignored a frame that is not a JSON object: '[1, 2]'" in caplog.text
+    finally:
+        for collector in collectors:
+            loop.call_soon_threadsafe(collector.cancel)
+        run(client.close())
+        server.close()
+        run(server.wait_closed())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
