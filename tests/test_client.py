@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -125,6 +126,104 @@ async def test_a_restart_close_reconnects_at_once_and_a_policy_close_gives_up(ki
                 await client.request("echo", 1)
             assert (client.opened, client.state) == (1, "closed")
             await client.close()
+
+
+
+# -- the reconnect policy (CLOSE_CODES, Reconnect): the same scenarios as tests/js/reconnect.test.mjs ------
+
+TRY_LATER_CODE = {"daphne": 4013, "uvicorn": 1013}
+
+
+@pytest.fixture(params=["daphne", "uvicorn"])
+def served(request):
+    """``(kind, url)`` of each session server."""
+    return request.param, request.getfixturevalue(f"{request.param}_server")
+
+
+async def open_times(client, seconds):
+    """When ``client`` opened each connection in its first ``seconds`` (its own clock, from the start)."""
+    loop = asyncio.get_running_loop()
+    start, times = loop.time(), []
+    connecting = asyncio.create_task(client.connect())
+    while loop.time() - start < seconds:
+        while client.opened > len(times):
+            times.append(loop.time() - start)
+        await asyncio.sleep(0.005)
+    await client.close()
+    with contextlib.suppress(Exception):
+        await connecting
+    return times
+
+
+async def seconds_until(check, limit=10.0):
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not check():
+        assert loop.time() - start < limit, "timed out"
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+@pytest.mark.parametrize("close", ["normal", "restart"])
+async def test_the_backoff_grows_against_a_server_that_accepts_then_closes(served, close):
+    """Opening is not enough to reset the backoff (nor is a restart code from a connection that
+    never proved healthy): 0.05, 0.1, 0.2, 0.4, 0.8 s apart, not 0.05 s (or 0) each time."""
+    kind, url = served
+    code = RESTART_CODE[kind] if close == "restart" else 1000
+    client = RouterClient(f"{url}/ws/closing/?code={code}", reconnect=Reconnect(initial=0.05, maximum=5, jitter=0, restart_window=0.05))
+    assert 3 <= len(await open_times(client, 1.7)) <= 7  # 5 or 6; without the growth, 30 or hundreds
+
+
+async def test_a_connection_that_proved_healthy_resets_the_backoff(served):
+    """Open for ``healthy_after``: the next reconnect waits ``initial`` again (0.3 s + 0.1 s each time,
+    where a backoff that kept growing would wait 0.1, 0.4, 1.6 s)."""
+    policy = Reconnect(initial=0.1, factor=4, maximum=5, jitter=0, healthy_after=0.2)
+    client = RouterClient(f"{served[1]}/ws/closing/?code=1000&after=0.3", reconnect=policy)
+    assert len(await open_times(client, 2.3)) >= 5  # 3 without the reset
+
+
+async def test_a_try_later_close_waits_two_steps_longer(served):
+    kind, url = served
+    policy = Reconnect(initial=0.15, maximum=5, jitter=0)
+    for code, at_least, below in [(1000, 0.15, 0.5), (TRY_LATER_CODE[kind], 0.6, 2.0)]:
+        first, second = (await open_times(RouterClient(f"{url}/ws/closing/?code={code}", reconnect=policy), 1.0))[:2]
+        assert at_least <= second - first < below, code
+
+
+async def test_after_a_restart_clients_come_back_spread_over_the_restart_window(served):
+    """Twenty healthy clients told "restart" reconnect at random moments within ``restart_window``,
+    not all in the same millisecond (nor after a backoff)."""
+    kind, url = served
+    policy = Reconnect(initial=5, maximum=5, restart_window=1.0)  # a backoff would show as 5 s
+
+    async def reconnect_after_restart():
+        async with RouterClient(f"{url}/ws/async/", reconnect=policy) as client:
+            assert (await client.request("echo", 1))["status"] == 200  # healthy: it answered
+            with contextlib.suppress(Exception):  # the close may beat the reply
+                await client.request("closeWith", RESTART_CODE[kind])
+            return await seconds_until(lambda: client.opened == 2)
+
+    waits = await asyncio.gather(*(reconnect_after_restart() for _ in range(20)))
+    assert max(waits) < 2.0 and max(waits) - min(waits) > 0.3, waits
+
+
+async def test_a_draining_server_is_waited_for_not_counted_as_refusals(served):
+    """A handshake answered "come back soon" (503 with Retry-After on uvicorn, 4013 at once on
+    daphne) three times, with ``max_refusals=2``: the client waits and connects; on uvicorn each
+    wait honours Retry-After (3600 s, capped at ``maximum``, 0.5 s)."""
+    kind, url = served
+    policy = Reconnect(initial=0.01, maximum=0.5, max_refusals=2)
+    client = RouterClient(f"{url}/ws/busy/?key={uuid.uuid4()}&times=3&retry_after=3600", reconnect=policy)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await client.connect()
+    await seconds_until(lambda: client.opened == (4 if kind == "daphne" else 1))  # daphne accepts and closes 3
+    took = loop.time() - start
+    assert (await client.request("echo", "served"))["payload"]["payload"] == "served"
+    assert (client.refusals, client.state) == (0, "open")
+    if kind == "uvicorn":
+        assert 1.4 < took < 5, took  # 3 waits of 0.5-0.6 s
+    await client.close()
 
 
 async def test_a_reply_larger_than_the_server_keeps_waiting_arrives_on_the_same_connection(uvicorn_server):
