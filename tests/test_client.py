@@ -179,13 +179,13 @@ async def test_a_connection_that_proved_healthy_resets_the_backoff(served):
     where a backoff that kept growing would wait 0.1, 0.4, 1.6 s)."""
     policy = Reconnect(initial=0.1, factor=4, maximum=5, jitter=0, healthy_after=0.2)
     client = RouterClient(f"{served[1]}/ws/closing/?code=1000&after=0.3", reconnect=policy)
-    assert len(await open_times(client, 2.3)) >= 5  # 3 without the reset
+    assert len(await open_times(client, 2.8)) >= 5  # 6 or 7; 3 without the reset
 
 
 async def test_a_try_later_close_waits_two_steps_longer(served):
     kind, url = served
     policy = Reconnect(initial=0.15, maximum=5, jitter=0)
-    for code, at_least, below in [(1000, 0.15, 0.5), (TRY_LATER_CODE[kind], 0.6, 2.0)]:
+    for code, at_least, below in [(1000, 0.15, 0.6), (TRY_LATER_CODE[kind], 0.6, 2.5)]:
         first, second = (await open_times(RouterClient(f"{url}/ws/closing/?code={code}", reconnect=policy), 1.0))[:2]
         assert at_least <= second - first < below, code
 
