@@ -6,10 +6,10 @@
             ...
 
 It speaks PROTOCOL.md as the browser client does: every status is a reply (the caller decides
-what a 4xx means), a heartbeat that reconnects when PONGs stop, reconnects with backoff and
-jitter (at once after a server restart, 1012/4012; never after 1008/1011 or after the handshake
-was refused ``max_refusals`` times running), and subscriptions that are sent again after a
-reconnect. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
+what a 4xx means), a heartbeat that reconnects when PONGs stop, subscriptions that are sent again
+after a reconnect, and the same reconnect policy as router-socket.js (``CLOSE_CODES`` and
+``Reconnect``; the README's "Clients" section has the table). Frames that are not JSON objects
+are logged and ignored. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
 ``RouterCommunicator`` stays the in-process test tool.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import uuid as uuids
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -27,10 +28,17 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-__all__ = ["ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RouterClient", "Subscription"]
+__all__ = ["CLOSE_CODES", "ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RouterClient", "Subscription"]
 
-RESTART = {1012, 4012}  # reconnect at once
-FATAL = {1008, 1011}  # do not reconnect
+logger = logging.getLogger(__name__)
+
+#: What a close code makes the client do; the same table as ``CLOSE_CODES`` in router-socket.js.
+#: Any other code (1000, 1001, 1006, 4000 after a heartbeat timeout, ...) reconnects with the backoff.
+CLOSE_CODES: dict[int, str] = {
+    1012: "restart", 4012: "restart",  # the server restarts: reconnect within restart_window
+    1013: "try-later", 4013: "try-later",  # overloaded, or we read too slowly: the backoff, two steps up
+    1008: "give-up", 1011: "give-up",  # policy violation, server error: reconnecting would not help
+}
 
 
 class RequestTimeout(Exception):
@@ -52,15 +60,49 @@ class GaveUp(Exception):
 
 @dataclass(frozen=True)
 class Reconnect:
+    """When to reconnect, in seconds; router-socket.js's ``reconnect`` option has the same fields in ms."""
+
+    #: The first delay; each attempt since the last healthy connection waits ``factor`` times longer, up to ``maximum``.
     initial: float = 0.5
     maximum: float = 30.0
     factor: float = 2.0
+    #: Every delay is scaled by a random factor in 1 +- jitter, so clients do not come back in step.
     jitter: float = 0.2
+    #: Handshakes in a row refused (an HTTP status other than 5xx and 429) before giving up.
     max_refusals: int = 5
+    #: After a restart close (1012/4012) of a healthy connection: reconnect at a random moment
+    #: within this, so that a thousand clients do not come back in the same millisecond.
+    restart_window: float = 2.0
+    #: A connection is healthy (and resets the backoff) once it got a reply or stayed open this long.
+    healthy_after: float = 5.0
 
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * self.factor ** attempt)
-        return base * (1 + random.uniform(-self.jitter, self.jitter))
+    def delay(self, attempt: int, how: str = "backoff", retry_after: float | None = None) -> float:
+        """Seconds before reconnect number ``attempt`` (0: the first since a healthy connection).
+        ``how`` is a ``CLOSE_CODES`` value or ``"backoff"``; ``retry_after`` the server's
+        ``Retry-After`` (a lower bound, capped at ``maximum``)."""
+        if how == "restart" and attempt == 0:
+            return random.uniform(0, self.restart_window)
+        steps = attempt + 2 if how == "try-later" else attempt
+        try:
+            base = min(self.maximum, self.initial * self.factor ** steps)
+        except OverflowError:  # a server down for days
+            base = self.maximum
+        delay = base * (1 + random.uniform(-self.jitter, self.jitter))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.maximum) * (1 + random.uniform(0, self.jitter)))
+        return delay
+
+
+def handshake_answer(status: int) -> str:
+    """What an HTTP status answering the handshake means: 5xx and 429 ``"try-later"`` (a draining
+    or overloaded server: come back soon), any other ``"refused"`` (counted toward ``max_refusals``)."""
+    return "try-later" if status >= 500 or status == 429 else "refused"
+
+
+def retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (the HTTP-date form is ignored: the backoff applies)."""
+    value = (value or "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 class Subscription:
@@ -97,10 +139,14 @@ class RouterClient:
 
     def __init__(self, url: str, *, headers: Mapping[str, Any] | None = None, heartbeat: float = 30.0,
                  pong_timeout: float = 10.0, request_timeout: float = 30.0, queue_limit: int = 1000,
-                 reconnect: Reconnect = Reconnect(), **connect_options: Any) -> None:
+                 reconnect: Reconnect = Reconnect(), max_size: int | None = None, **connect_options: Any) -> None:
+        """``max_size``: the largest message accepted, in bytes; ``None`` (the default), any size, as
+        the server may send one reply or push of any size (a larger one would close the connection
+        with 1009). Other keywords go to ``websockets.asyncio.client.connect``."""
         self.url, self.headers = url, dict(headers or {})
         self.heartbeat, self.pong_timeout, self.request_timeout = heartbeat, pong_timeout, request_timeout
-        self.queue_limit, self.policy, self.connect_options = queue_limit, reconnect, connect_options
+        self.queue_limit, self.policy = queue_limit, reconnect
+        self.connect_options = {"max_size": max_size, **connect_options}
         #: ``connecting``, ``open``, ``reconnecting`` or ``closed``.
         self.state = "closed"
         #: Connections opened, handshakes refused in a row, reconnects and PONGs, for the curious (and tests).
@@ -113,6 +159,7 @@ class RouterClient:
         self._subscriptions: set[Subscription] = set()
         self._runner: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._replied = False  # the current connection answered a request: it is healthy
 
     async def __aenter__(self) -> RouterClient:
         await self.connect()
@@ -166,6 +213,8 @@ class RouterClient:
             raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, self._runner is not None) from None
         finally:
             self._pending.pop(request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # the caller has its error already: not "never retrieved"
 
     def pushes(self) -> AsyncIterator[dict[str, Any]]:
         """Every push from this call on (messages that answer no request), in order. A reader that
@@ -197,50 +246,62 @@ class RouterClient:
         while not self._open.is_set():
             if self._failure is not None:
                 raise GaveUp(str(self._failure)) from self._failure
-            if self._runner is None:
+            if self._runner is None or self._runner.done():
                 raise ConnectionLost(None, False)
             waiter = asyncio.create_task(self._open.wait())
             done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
     async def _run(self) -> None:
-        attempt = 0
+        try:
+            await self._keep_open()
+        except Exception as exc:  # a bug here must end the client, not leave callers waiting on it
+            logger.exception("RouterClient stopped on an unexpected error.")
+            self._give_up(f"the client failed: {exc!r}")
+
+    async def _keep_open(self) -> None:
+        """Connect, serve, and reconnect as ``CLOSE_CODES`` and ``Reconnect`` say."""
+        attempt = 0  # reconnects since the last healthy connection
         while True:
+            how, wait_at_least = "backoff", None
             try:
                 ws = await connect(self.url, **self.connect_options)
-            except InvalidStatus as exc:  # the server answered and said no (403: refused at the handshake)
-                self.refusals += 1
-                if self.refusals >= self.policy.max_refusals:
-                    self._give_up(f"the handshake was refused {self.refusals} times running ({exc})")
-                    return
-                await self._backoff(attempt)
-                attempt += 1
-                continue
+            except InvalidStatus as exc:  # the server answered the handshake with an HTTP status
+                how = handshake_answer(exc.response.status_code)
+                if how == "try-later":
+                    wait_at_least = retry_after(exc.response.headers.get("Retry-After"))
+                else:
+                    self.refusals += 1
+                    if self.refusals >= self.policy.max_refusals:
+                        self._give_up(f"the handshake was refused {self.refusals} times running ({exc})")
+                        return
             except (TimeoutError, OSError, InvalidHandshake):  # no server (yet): try again, forever
-                await self._backoff(attempt)
-                attempt += 1
-                continue
-            self.refusals, attempt = 0, 0
-            code = await self._serve(ws)
-            will_reconnect = code not in FATAL
-            self._fail_pending(code, will_reconnect)
-            if not will_reconnect:
-                self._give_up(f"the server closed with code {code}")
-                return
-            if code not in RESTART:
-                await self._backoff(attempt)
-                attempt += 1
+                pass
+            else:
+                self.refusals = 0
+                code, healthy = await self._serve(ws)
+                if healthy:
+                    attempt = 0
+                how = CLOSE_CODES.get(code, "backoff")  # type: ignore[arg-type]
+                self._fail_pending(code, how != "give-up")
+                if how == "give-up":
+                    self._give_up(f"the server closed with code {code}")
+                    return
+            self.state = "reconnecting"
+            await asyncio.sleep(self.policy.delay(attempt, how, wait_at_least))
+            attempt += 1
 
-    async def _serve(self, ws: ClientConnection) -> int | None:
-        """Read one connection until it closes; the close code."""
-        self._ws, self.state = ws, "open"
+    async def _serve(self, ws: ClientConnection) -> tuple[int | None, bool]:
+        """Read one connection until it closes; its close code, and whether it proved healthy."""
+        self._ws, self.state, self._replied = ws, "open", False
         self.opened += 1
+        opened_at = asyncio.get_running_loop().time()
         heartbeat = asyncio.create_task(self._heartbeat(ws))
         resubscribe = asyncio.create_task(self._resubscribe()) if self.opened > 1 else None
         self._open.set()
         try:
             async for raw in ws:
-                self._dispatch(json.loads(raw))
+                self._receive(raw)
         except ConnectionClosed:
             pass
         finally:
@@ -249,7 +310,8 @@ class RouterClient:
             heartbeat.cancel()
             if resubscribe is not None:
                 resubscribe.cancel()
-        return ws.close_code
+        lasted = asyncio.get_running_loop().time() - opened_at
+        return ws.close_code, self._replied or lasted >= self.policy.healthy_after
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         while True:
@@ -279,22 +341,32 @@ class RouterClient:
                 if asyncio.iscoroutine(result):
                     await result
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(message.get("uuid"))  # type: ignore[arg-type]
+    def _receive(self, raw: str | bytes) -> None:
+        """One frame: a reply, a PONG or a push. A frame that is not a JSON object is the server's
+        mistake: logged and ignored, as router-socket.js does, so the connection goes on."""
+        try:
+            message = json.loads(raw) if isinstance(raw, str) else None  # binary frames are not the protocol
+        except (ValueError, RecursionError):
+            message = None
+        if not isinstance(message, dict):
+            logger.warning("Ignored a frame that is not a JSON object: %r", raw[:200])
+            return
+        request_id = message.get("uuid")
+        future = self._pending.get(request_id) if isinstance(request_id, str) else None
         if future is not None:
+            self._replied = True
             if not future.done():
                 future.set_result(message)
             return
-        subscription_id = (message.get("headers") or {}).get("subscription")
+        if message.get("route") == "PONG":  # a heartbeat's that came too late
+            return
+        headers = message.get("headers")
+        subscription_id = headers.get("subscription") if isinstance(headers, dict) else None
         for subscription in self._subscriptions:
             if subscription.uuid == subscription_id:
                 _offer(subscription._pushes, message)
         for queue in self._listeners:
             _offer(queue, message)
-
-    async def _backoff(self, attempt: int) -> None:
-        self.state = "reconnecting"
-        await asyncio.sleep(self.policy.delay(attempt))
 
     def _give_up(self, reason: str) -> None:
         self._failure = GaveUp(reason)

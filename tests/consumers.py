@@ -1,9 +1,11 @@
 """Two consumers with the same routes, one sync and one async, covering every protocol row."""
 
 import asyncio
+import collections
 import threading
 import time
 from types import MappingProxyType
+from urllib.parse import parse_qs
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -57,6 +59,7 @@ ROUTES = [
      "hydrate": lambda headers, payload: {"hydrated": payload}},
     {"route": "point", "handler": "on_validated", "request": POINT_SCHEMA},
     {"route": "closeWith"},
+    {"route": "big"},
     {"route": "timed"},
     {"route": "flood"},
     {"route": "slowWrite"},
@@ -210,6 +213,10 @@ class ProtocolHandlers:
         time.sleep(payload["seconds"])
         return {"status": 201, "payload": Article.objects.create(title=payload["title"]).pk}
 
+    def on_big(self, payload, headers):
+        """A reply of ``payload`` characters (the clients' message-size tests)."""
+        return {"payload": "x" * payload}
+
     def on_close_with(self, payload, headers):
         """Close this connection with the code asked for (the clients' close-code tests)."""
         self.close(code=payload)
@@ -313,3 +320,44 @@ class ImpatientAsyncSocket(AsyncProtocolSocket):
 
 class TimedSocket(AsyncProtocolSocket):
     request_timeout = 0.3
+
+
+def query(scope):
+    """The handshake's query string as a dict of single values."""
+    return {key: values[-1] for key, values in parse_qs(scope["query_string"].decode()).items()}
+
+
+async def close_at_once(scope, receive, send):
+    """``ws/closing/?code=C&after=S``: accept, wait S seconds (default 0), close with C. A server
+    that accepts and closes is what the clients' backoff must not reset on (test-only)."""
+    args = query(scope)
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await asyncio.sleep(float(args.get("after", 0)))
+    await send({"type": "websocket.close", "code": int(args["code"])})
+
+
+class BusyFirst:
+    """``ws/busy/?key=K&times=N&retry_after=S``: the first N handshakes of each key are answered as a
+    draining server answers them, "come back soon": HTTP 503 with ``Retry-After: S`` where the
+    server supports the WebSocket denial response (uvicorn), else accepted and closed at once with
+    4013 (daphne); later ones reach the async protocol consumer (test-only)."""
+
+    handshakes: collections.Counter = collections.Counter()
+
+    def __init__(self):
+        self.consumer = AsyncProtocolSocket.as_asgi()
+
+    async def __call__(self, scope, receive, send):
+        args = query(scope)
+        self.handshakes[args["key"]] += 1
+        if self.handshakes[args["key"]] > int(args.get("times", 1)):
+            return await self.consumer(scope, receive, send)
+        await receive()  # websocket.connect
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": 503,
+                        "headers": [(b"retry-after", args.get("retry_after", "1").encode())]})
+            await send({"type": "websocket.http.response.body", "body": b"draining"})
+        else:
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 4013})

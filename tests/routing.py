@@ -3,6 +3,7 @@ from django.urls import path
 from tests.consumers import (
     AsyncDefaultLimitsSocket,
     AsyncProtocolSocket,
+    BusyFirst,
     DefaultLimitsSocket,
     ImpatientAsyncSocket,
     ImpatientSyncSocket,
@@ -10,6 +11,7 @@ from tests.consumers import (
     SerialSyncSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
+    close_at_once,
 )
 from tests.drf import ArticleRouter, LargeArticleRouter
 from tests.security import HeadersRouter, TenantArticleRouter
@@ -28,4 +30,6 @@ websocket_urlpatterns = [
     path("ws/impatient/sync/", ImpatientSyncSocket.as_asgi()),
     path("ws/impatient/async/", ImpatientAsyncSocket.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
+    path("ws/closing/", close_at_once),
+    path("ws/busy/", BusyFirst()),
 ]

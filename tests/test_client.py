@@ -2,9 +2,16 @@
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
+import threading
+import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.asyncio.server import serve
 
 from django_channels_router.client import GaveUp, Reconnect, RequestTimeout, RouterClient
 from tests.conftest import ROOT, SERVERS, free_port, server_process
@@ -119,3 +126,213 @@ async def test_a_restart_close_reconnects_at_once_and_a_policy_close_gives_up(ki
                 await client.request("echo", 1)
             assert (client.opened, client.state) == (1, "closed")
             await client.close()
+
+
+
+# -- the reconnect policy (CLOSE_CODES, Reconnect): the same scenarios as tests/js/reconnect.test.mjs ------
+
+TRY_LATER_CODE = {"daphne": 4013, "uvicorn": 1013}
+
+
+@pytest.fixture(params=["daphne", "uvicorn"])
+def served(request):
+    """``(kind, url)`` of each session server."""
+    return request.param, request.getfixturevalue(f"{request.param}_server")
+
+
+async def open_times(client, seconds):
+    """When ``client`` opened each connection in its first ``seconds`` (its own clock, from the start)."""
+    loop = asyncio.get_running_loop()
+    start, times = loop.time(), []
+    connecting = asyncio.create_task(client.connect())
+    while loop.time() - start < seconds:
+        while client.opened > len(times):
+            times.append(loop.time() - start)
+        await asyncio.sleep(0.005)
+    await client.close()
+    with contextlib.suppress(Exception):
+        await connecting
+    return times
+
+
+async def seconds_until(check, limit=10.0):
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not check():
+        assert loop.time() - start < limit, "timed out"
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+@pytest.mark.parametrize("close", ["normal", "restart"])
+async def test_the_backoff_grows_against_a_server_that_accepts_then_closes(served, close):
+    """Opening is not enough to reset the backoff (nor is a restart code from a connection that
+    never proved healthy): 0.05, 0.1, 0.2, 0.4, 0.8 s apart, not 0.05 s (or 0) each time."""
+    kind, url = served
+    code = RESTART_CODE[kind] if close == "restart" else 1000
+    client = RouterClient(f"{url}/ws/closing/?code={code}", reconnect=Reconnect(initial=0.05, maximum=5, jitter=0, restart_window=0.05))
+    assert 3 <= len(await open_times(client, 1.7)) <= 7  # 5 or 6; without the growth, 30 or hundreds
+
+
+async def test_a_connection_that_proved_healthy_resets_the_backoff(served):
+    """Open for ``healthy_after``: the next reconnect waits ``initial`` again (0.3 s + 0.1 s each time,
+    where a backoff that kept growing would wait 0.1, 0.4, 1.6 s)."""
+    policy = Reconnect(initial=0.1, factor=4, maximum=5, jitter=0, healthy_after=0.2)
+    client = RouterClient(f"{served[1]}/ws/closing/?code=1000&after=0.3", reconnect=policy)
+    assert len(await open_times(client, 2.8)) >= 5  # 6 or 7; 3 without the reset
+
+
+async def test_a_try_later_close_waits_two_steps_longer(served):
+    kind, url = served
+    policy = Reconnect(initial=0.15, maximum=5, jitter=0)
+    for code, at_least, below in [(1000, 0.15, 0.6), (TRY_LATER_CODE[kind], 0.6, 2.5)]:
+        first, second = (await open_times(RouterClient(f"{url}/ws/closing/?code={code}", reconnect=policy), 1.0))[:2]
+        assert at_least <= second - first < below, code
+
+
+async def test_after_a_restart_clients_come_back_spread_over_the_restart_window(served):
+    """Twenty healthy clients told "restart" reconnect at random moments within ``restart_window``,
+    not all in the same millisecond (nor after a backoff)."""
+    kind, url = served
+    policy = Reconnect(initial=5, maximum=5, restart_window=1.0)  # a backoff would show as 5 s
+
+    async def reconnect_after_restart():
+        async with RouterClient(f"{url}/ws/async/", reconnect=policy) as client:
+            assert (await client.request("echo", 1))["status"] == 200  # healthy: it answered
+            with contextlib.suppress(Exception):  # the close may beat the reply
+                await client.request("closeWith", RESTART_CODE[kind])
+            return await seconds_until(lambda: client.opened == 2)
+
+    waits = await asyncio.gather(*(reconnect_after_restart() for _ in range(20)))
+    assert max(waits) < 2.0 and max(waits) - min(waits) > 0.3, waits
+
+
+async def test_a_draining_server_is_waited_for_not_counted_as_refusals(served):
+    """A handshake answered "come back soon" (503 with Retry-After on uvicorn, 4013 at once on
+    daphne) three times, with ``max_refusals=2``: the client waits and connects; on uvicorn each
+    wait honours Retry-After (3600 s, capped at ``maximum``, 0.5 s)."""
+    kind, url = served
+    policy = Reconnect(initial=0.01, maximum=0.5, max_refusals=2)
+    client = RouterClient(f"{url}/ws/busy/?key={uuid.uuid4()}&times=3&retry_after=3600", reconnect=policy)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await client.connect()
+    await seconds_until(lambda: client.opened == (4 if kind == "daphne" else 1))  # daphne accepts and closes 3
+    took = loop.time() - start
+    assert (await client.request("echo", "served"))["payload"]["payload"] == "served"
+    assert (client.refusals, client.state) == (0, "open")
+    if kind == "uvicorn":
+        assert 1.4 < took < 5, took  # 3 waits of 0.5-0.6 s
+    await client.close()
+
+
+async def test_a_reply_larger_than_the_server_keeps_waiting_arrives_on_the_same_connection(uvicorn_server):
+    """5 MiB: over websockets' 1 MiB default and over MAX_PENDING_SEND_BYTES (one frame of any size
+    may wait). uvicorn only: daphne's own 1 MiB limit refuses to send it."""
+    async with RouterClient(f"{uvicorn_server}/ws/sync/") as client:
+        reply = await client.request("big", 5 * 2**20)
+        assert (reply["status"], len(reply["payload"])) == (200, 5 * 2**20)
+        assert (await client.request("echo", "after"))["payload"]["payload"] == "after"
+        assert (client.opened, client.state) == (1, "open")
+
+
+# -- hostile frames: what a broken or hostile server sends must not stop the client --------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+# A frame, made from the uuid of the request it comes before and the uuid of a live subscription.
+hostile_frames = st.one_of(
+    json_values.filter(lambda value: not isinstance(value, dict)).map(lambda value: lambda request, sub: json.dumps(value)),
+    st.fixed_dictionaries({}, optional={  # object envelopes with any field of any type (a text uuid: a push)
+        "uuid": json_values, "route": json_values, "headers": json_values, "payload": json_values, "status": json_values,
+    }).map(lambda envelope: lambda request, sub: json.dumps(envelope)),
+    json_values.map(lambda value: lambda request, sub: json.dumps({"uuid": "p", "route": "x", "headers": value})),
+    st.text(max_size=100).map(lambda text: lambda request, sub: text),
+    st.binary(max_size=100).map(lambda data: lambda request, sub: data),
+    st.sampled_from([  # the request's uuid, or the subscription's, where they do not belong
+        lambda request, sub: json.dumps([{"uuid": request, "route": "echo", "status": 200, "headers": None, "payload": 0}]),
+        lambda request, sub: json.dumps({"uuid": [request], "route": "echo", "status": 200}),
+        lambda request, sub: json.dumps({"uuid": {"id": request}}),
+        lambda request, sub: json.dumps(request),
+        lambda request, sub: json.dumps({"uuid": request, "route": "echo"})[:-1],
+        lambda request, sub: json.dumps({"uuid": request, "route": "echo", "status": 200}).encode(),
+        lambda request, sub: json.dumps({"uuid": "p", "route": "x", "headers": {"subscription": [sub]}}),
+        lambda request, sub: json.dumps({"uuid": "p", "route": "x", "headers": [{"subscription": sub}]}),
+        lambda request, sub: json.dumps({"uuid": "p", "route": "PONG", "headers": {"subscription": sub}}),
+        lambda request, sub: '{"uuid": NaN, "route": "x"}',
+        lambda request, sub: "1e400",
+        lambda request, sub: "[" * 100_000 + "]" * 100_000,
+        lambda request, sub: b"\xff\xfe" + json.dumps({"uuid": request}).encode(),
+    ]),
+)
+
+
+class HostileServer:
+    """A raw WebSocket server on 127.0.0.1 that answers every request correctly, after sending
+    the frames in ``before_reply`` (made from the request's uuid and ``subscription``)."""
+
+    def __init__(self):
+        self.before_reply, self.subscription = [], ""
+
+    async def handle(self, ws):
+        async for raw in ws:
+            request = json.loads(raw)
+            for make in self.before_reply:
+                await ws.send(make(request["uuid"], self.subscription))
+            await ws.send(json.dumps({"uuid": request["uuid"], "route": request["route"], "status": 200,
+                                      "headers": None, "payload": request["payload"]}))
+
+
+def test_hostile_frames_are_ignored_and_the_client_keeps_answering(caplog):
+    hostile = HostileServer()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coroutine, timeout=10):
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    received = []  # what the client handed out as pushes, to pushes() and to the subscription
+
+    async def collect(iterator):
+        async for push in iterator:
+            received.append(push)
+
+    async def start():
+        server = await serve(hostile.handle, "127.0.0.1", 0)
+        client = RouterClient(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/", request_timeout=3)
+        await client.connect()
+        subscription = await client.subscribe("subscribe")
+        hostile.subscription = subscription.uuid
+        collectors = [asyncio.create_task(collect(iterator)) for iterator in (client.pushes(), subscription)]
+        return server, client, collectors
+
+    server, client, collectors = run(start())
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(frames=st.lists(hostile_frames, min_size=1, max_size=4), marker=json_values)
+    def answers_after(frames, marker):
+        hostile.before_reply = frames
+        reply = run(client.request("echo", marker))
+        assert reply["payload"] == marker
+        assert (client.opened, client.state) == (1, "open")
+        assert all(isinstance(push, dict) for push in received)
+
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="django_channels_router.client"):
+            answers_after()
+        hostile.before_reply = [lambda request, sub: "[1, 2]"]
+        with caplog.at_level(logging.WARNING, logger="django_channels_router.client"):
+            assert run(client.request("echo", "logged"))["payload"] == "logged"
+        assert "Ignored a frame that is not a JSON object: '[1, 2]'" in caplog.text
+    finally:
+        for collector in collectors:
+            loop.call_soon_threadsafe(collector.cancel)
+        run(client.close())
+        server.close()
+        run(server.wait_closed())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -84,3 +84,27 @@ def test_type_declarations_compile(node_modules):
     tsc = node_modules / "typescript" / "bin" / "tsc"
     done = run([NODE, str(tsc), "--strict", "--noEmit", "-p", "tsconfig.json"], timeout=120)
     assert done.returncode == 0, f"tsc failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_both_clients_have_one_reconnect_policy():
+    """router-socket.js and the Python RouterClient: the same close-code table and the same
+    default reconnect policy (ms there, seconds here)."""
+    from dataclasses import asdict
+
+    from django_channels_router.client import CLOSE_CODES, Reconnect
+
+    module = ROOT / "django_channels_router" / "static" / "django_channels_router" / "router-socket.js"
+    script = (f"const m = await import({json.dumps(module.as_uri())});"
+              "class Idle { constructor() { this.readyState = 0; } close() {} };"
+              "const socket = new m.RouterSocket('ws://127.0.0.1:9/', { WebSocket: Idle });"
+              "console.log(JSON.stringify({ codes: m.CLOSE_CODES, policy: socket.reconnect })); socket.close();")
+    done = run([NODE, "--input-type=module", "-e", script], timeout=60)
+    assert done.returncode == 0, done.stderr
+    js = json.loads(done.stdout)
+    assert {int(code): how for code, how in js["codes"].items()} == CLOSE_CODES
+    seconds = {"initial": "initialMs", "maximum": "maxMs", "restart_window": "restartWindowMs", "healthy_after": "healthyAfterMs"}
+    same = {"factor": "factor", "jitter": "jitter", "max_refusals": "maxRefusals"}
+    python = asdict(Reconnect())
+    assert set(python) == set(seconds) | set(same) and set(js["policy"]) == set(seconds.values()) | set(same.values())
+    assert {name: python[name] * 1000 for name in seconds} == {name: js["policy"][key] for name, key in seconds.items()}
+    assert {name: python[name] for name in same} == {name: js["policy"][key] for name, key in same.items()}

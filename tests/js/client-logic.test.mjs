@@ -38,7 +38,8 @@ function scripted() {
 function make(t, options = {}) {
   const fake = scripted();
   const socket = new RouterSocket("ws://fake/", {
-    WebSocket: fake.WebSocket, heartbeatMs: 0, reconnect: { initialMs: 40, maxMs: 1000, jitter: 0 }, ...options,
+    WebSocket: fake.WebSocket, heartbeatMs: 0,
+    reconnect: { initialMs: 40, maxMs: 1000, jitter: 0, restartWindowMs: 50, healthyAfterMs: 300 }, ...options,
   });
   t.after(() => socket.close());
   return { socket, fake, events: record(socket) };
@@ -60,17 +61,35 @@ for (const code of [1008, 1011]) {
 }
 
 for (const code of [1012, 4012]) {
-  test(`close ${code} (restart) reconnects at once, then backs off`, async (t) => {
+  test(`close ${code} (restart) reconnects within restartWindowMs, then backs off`, async (t) => {
     const { socket, fake, events } = make(t);
     fake.last().accept();
+    socket.request("echo");
+    fake.last().answer(); // healthy: it answered
     fake.last().drop(code);
-    assert.deepEqual(events.reconnecting, [{ attempt: 1, delayMs: 0 }]);
+    const [{ attempt, delayMs }] = events.reconnecting;
+    assert.ok(attempt === 1 && delayMs >= 0 && delayMs <= 50, delayMs);
     assert.equal(socket.state, "reconnecting");
     await until(() => fake.sockets.length === 2, 1000, "the reconnect");
-    fake.last().refuse();
+    fake.last().accept(); // and restarts again at once: not healthy, so the backoff
+    fake.last().drop(code);
     assert.deepEqual(events.reconnecting[1], { attempt: 2, delayMs: 80 });
   });
 }
+
+test("restart delays are spread over the window, not all in one millisecond", (t) => {
+  const delays = [];
+  for (let n = 0; n < 50; n += 1) {
+    const { socket, fake, events } = make(t, { reconnect: { restartWindowMs: 1000 } });
+    fake.last().accept();
+    socket.request("echo");
+    fake.last().answer();
+    fake.last().drop(1012);
+    delays.push(events.reconnecting[0].delayMs);
+  }
+  assert.ok(Math.min(...delays) >= 0 && Math.max(...delays) <= 1000, String(delays));
+  assert.ok(new Set(delays).size > 25 && Math.max(...delays) - Math.min(...delays) > 500, String(delays));
+});
 
 test("close 1013 (try later) waits longer than a plain close; 1006 backs off doubling", async (t) => {
   const { fake, events } = make(t);
@@ -85,11 +104,64 @@ test("close 1013 (try later) waits longer than a plain close; 1006 backs off dou
     other.fake.last().refuse();
     assert.equal(other.events.reconnecting.at(-1).delayMs, expected);
   }
-  // An open resets the count.
+  // An open alone does not reset the count (a server that accepts then closes); a reply does.
   await until(() => other.fake.sockets.length === other.events.reconnecting.length + 1, 2000, "a reconnect");
   other.fake.last().accept();
   other.fake.last().drop(1006);
+  assert.deepEqual(other.events.reconnecting.at(-1), { attempt: 5, delayMs: 640 });
+  await until(() => other.fake.sockets.length === other.events.reconnecting.length + 1, 2000, "a reconnect");
+  other.fake.last().accept();
+  other.socket.request("echo");
+  other.fake.last().answer();
+  other.fake.last().drop(1006);
   assert.deepEqual(other.events.reconnecting.at(-1), { attempt: 1, delayMs: 40 });
+});
+
+test("a connection open for healthyAfterMs resets the backoff, a shorter one does not", async (t) => {
+  const { fake, events } = make(t);
+  fake.last().accept();
+  fake.last().drop(1006);
+  await until(() => fake.sockets.length === 2, 1000, "a reconnect");
+  fake.last().accept();
+  await sleep(100);
+  fake.last().drop(1006);
+  assert.deepEqual(events.reconnecting.map((r) => r.delayMs), [40, 80]);
+  await until(() => fake.sockets.length === 3, 1000, "a reconnect");
+  fake.last().accept();
+  await sleep(350); // healthyAfterMs is 300
+  fake.last().drop(1006);
+  assert.deepEqual(events.reconnecting.at(-1), { attempt: 1, delayMs: 40 });
+});
+
+test("a handshake that fails with no status known (a browser) is never counted as a refusal", async (t) => {
+  const { socket, fake, events } = make(t, { reconnect: { initialMs: 5, maxMs: 10, maxRefusals: 2 } });
+  for (let n = 1; n <= 6; n += 1) {
+    await until(() => fake.sockets.length === n, 1000, "a reconnect");
+    fake.last().refuse();
+  }
+  assert.deepEqual(events["give-up"], []);
+  assert.equal(socket.state, "reconnecting");
+});
+
+test("frames that are not JSON objects are ignored; a reply after them is delivered", async (t) => {
+  const { socket, fake, events } = make(t);
+  const pushes = [];
+  socket.onPush((push) => pushes.push(push));
+  fake.last().accept();
+  const pending = socket.request("echo", 1);
+  const { uuid } = fake.last().sent[0];
+  const warn = t.mock.method(console, "warn", () => {});
+  for (const data of ["[1]", JSON.stringify([{ uuid, status: 200 }]), JSON.stringify(uuid), "nul", "1e400", "[".repeat(100000)]) {
+    fake.last().onmessage({ data });
+  }
+  fake.last().onmessage({ data: new Uint8Array([123, 125]) }); // binary: "{}"
+  fake.last().message({ uuid: [uuid], route: "x", headers: "subscription" });
+  fake.last().message({ uuid: "p", route: "x", headers: [{ subscription: null }] });
+  assert.equal(warn.mock.callCount(), 7);
+  fake.last().answer(null, 200, "ok");
+  assert.equal((await pending).payload, "ok");
+  assert.deepEqual(pushes.map((p) => p.route), ["x", "x"]);
+  assert.deepEqual(events.all, ["open"]);
 });
 
 test("no PONG within pongTimeoutMs closes with 4000 and reconnects; PONGs are swallowed", async (t) => {

@@ -35,6 +35,10 @@ export function countingWebSocket() {
   return { WebSocket: Counting, counts };
 }
 
+/** A `ws` WebSocket that tells no more than a browser's: not the HTTP status of a refused handshake. */
+export class BrowserLikeWebSocket extends WebSocket {}
+BrowserLikeWebSocket.prototype.once = undefined;
+
 /** A RouterSocket on Node 20 (the `ws` package), closed by `t.after`. */
 export function connect(t, url, options = {}) {
   const socket = new RouterSocket(url, { WebSocket, ...options });

@@ -33,7 +33,8 @@ describe("server restart", { concurrency: true }, () => {
       await until(() => news.includes("before"), 5000, "the first push");
 
       // Stop the server (SIGTERM) with a request in flight: it finishes and is answered, then
-      // the server closes with the restart code (4012 on daphne), and the socket reconnects at once.
+      // the server closes with the restart code (4012 on daphne), and the socket reconnects within
+      // the restart window.
       const inFlight = socket.request("slow", 0.5);
       await new Promise((resolve) => setTimeout(resolve, 100));
       await server.stop();
@@ -42,7 +43,7 @@ describe("server restart", { concurrency: true }, () => {
       const [closed] = events.close;
       assert.equal(closed.willReconnect, true);
       assert.equal(closed.code, kind === "uvicorn" ? 1012 : 4012);
-      assert.equal(events.reconnecting[0].delayMs, 0);
+      assert.ok(events.reconnecting[0].delayMs <= 2000); // within the restart window
       assert.equal(socket.state, "reconnecting");
       // Made while the server is down: queued, sent on open.
       const queued = socket.request("echo", "queued while down");

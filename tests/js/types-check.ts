@@ -1,6 +1,6 @@
 // Compiled by tests/test_js_client.py with `tsc --strict --noEmit`: router-socket.d.ts must type this.
 import {
-  ConnectionClosedError, QueueFullError, RequestTimeoutError, RouterSocket,
+  CLOSE_CODES, ConnectionClosedError, QueueFullError, RequestTimeoutError, RouterSocket,
   type Reply, type RouterSocketOptions, type Subscription,
 } from "../../django_channels_router/static/django_channels_router/router-socket.js";
 
@@ -8,7 +8,7 @@ interface Article { id: number; title: string }
 
 const options: RouterSocketOptions = {
   headers: { token: "t" }, heartbeatMs: 500, pongTimeoutMs: 1000, requestTimeoutMs: 2000, queueLimit: 10,
-  reconnect: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.1, maxRefusals: 3 },
+  reconnect: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.1, maxRefusals: 3, restartWindowMs: 500, healthyAfterMs: 2000 },
   WebSocket: globalThis.WebSocket,
 };
 const socket = new RouterSocket("ws://127.0.0.1:8000/ws/", options);
@@ -50,3 +50,5 @@ socket.addEventListener("reconnecting", (event) => console.log(event.detail.atte
 socket.addEventListener("give-up", (event) => console.log(event.detail.reason.length));
 socket.addEventListener("resubscribed", (event) => console.log(event.detail.subscription.route, event.detail.reply?.status, event.detail.error?.message));
 void main().finally(() => socket.close(1000, "bye"));
+const restart: "restart" | "try-later" | "give-up" | undefined = CLOSE_CODES[1012];
+console.log(restart);

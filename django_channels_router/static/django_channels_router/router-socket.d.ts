@@ -20,17 +20,30 @@ export interface ErrorPayload {
   code: string;
 }
 
+/** What a close code makes the socket do (any other code: reconnect with the backoff); the
+ * Python client's table is the same. */
+export declare const CLOSE_CODES: Readonly<Record<number, "restart" | "try-later" | "give-up">>;
+
+/** The reconnect policy, the Python client's `Reconnect` in ms (README, "Clients"). */
 export interface ReconnectOptions {
   /** First delay (default 500 ms). */
   initialMs?: number;
   /** Longest delay (default 30000 ms). */
   maxMs?: number;
-  /** Each attempt waits `factor` times longer (default 2). */
+  /** Each attempt since the last healthy connection waits `factor` times longer (default 2). */
   factor?: number;
   /** Each delay is scaled by a random factor in 1 +- jitter (default 0.2). */
   jitter?: number;
-  /** Give up after this many handshakes in a row fail before open (default 5). */
+  /** Give up after this many handshakes in a row refused: an HTTP status other than 5xx and 429,
+   * where the WebSocket tells it (the `ws` package does; browsers do not, so they never give up on
+   * a failed handshake) (default 5). */
   maxRefusals?: number;
+  /** After a restart close (1012/4012) of a healthy connection, reconnect at a random moment
+   * within this (default 2000 ms). */
+  restartWindowMs?: number;
+  /** A connection that got a reply or stayed open this long is healthy: the backoff starts
+   * again from `initialMs` (default 5000 ms). */
+  healthyAfterMs?: number;
 }
 
 /** What `new WebSocket(url)` gives: the browser's, Node 22's or the `ws` package's. */

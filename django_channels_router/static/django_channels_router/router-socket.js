@@ -2,8 +2,10 @@
  * router-socket.js: a dependency-free client for django-channels-router's wire protocol (v1.1).
  *
  * Requests are answered exactly once and correlated by uuid; messages with a uuid the client
- * never sent are pushes. The socket sends heartbeats, reconnects with backoff, queues requests
- * while it is not open and re-sends live subscriptions after a reconnect.
+ * never sent are pushes. The socket sends heartbeats, reconnects as CLOSE_CODES and the
+ * `reconnect` option say (the policy of the Python RouterClient too), queues requests while it is
+ * not open and re-sends live subscriptions after a reconnect. Frames that are not JSON objects are
+ * logged and ignored.
  *
  *   import { RouterSocket } from "/static/django_channels_router/router-socket.js";
  *   const socket = new RouterSocket("wss://example.com/ws/", { headers: { token } });
@@ -16,9 +18,17 @@
  */
 
 const OPEN = 1; // WebSocket.OPEN, whichever implementation
-const RESTART = new Set([1012, 4012]); // server restart: reconnect at once
-const TRY_LATER = new Set([1013, 4013]); // server overloaded: reconnect, but not soon
-const FINAL = new Set([1008, 1011]); // policy violation, server error: never reconnect
+
+/**
+ * What a close code makes the socket do; the same table as CLOSE_CODES in the Python client.
+ * Any other code (1000, 1001, 1006, 4000 after a heartbeat timeout, ...) reconnects with the backoff.
+ * @type {Readonly<Record<number, "restart" | "try-later" | "give-up">>}
+ */
+export const CLOSE_CODES = Object.freeze({
+  1012: "restart", 4012: "restart", // the server restarts: reconnect within restartWindowMs
+  1013: "try-later", 4013: "try-later", // overloaded, or we read too slowly: the backoff, two steps up
+  1008: "give-up", 1011: "give-up", // policy violation, server error: reconnecting would not help
+});
 const EXPIRED_KEPT = 1000; // uuids of timed-out requests remembered, so late replies are dropped
 
 /** The reply a request timed out waiting for. */
@@ -64,6 +74,34 @@ function newUuid() {
   b[8] = (b[8] & 0x3f) | 0x80;
   const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * What an HTTP status answering the handshake means: 5xx and 429 "try-later" (a draining or
+ * overloaded server: come back soon), any other "refused" (counted toward `maxRefusals`).
+ * @param {number} status @returns {"try-later" | "refused"}
+ */
+function handshakeAnswer(status) {
+  return status >= 500 || status === 429 ? "try-later" : "refused";
+}
+
+/** A `Retry-After` header in ms (the HTTP-date form is ignored: the backoff applies). */
+function retryAfter(value) {
+  const text = String(value ?? "").trim();
+  return /^[0-9]+$/.test(text) ? Number(text) * 1000 : null;
+}
+
+/**
+ * Milliseconds before reconnect number `attempt` (0: the first since a healthy connection), as
+ * the Python client's `Reconnect.delay`: `how` is a CLOSE_CODES value or "backoff";
+ * `retryAfterMs` the server's Retry-After (a lower bound, capped at `maxMs`).
+ */
+function reconnectDelay({ initialMs, maxMs, factor, jitter, restartWindowMs }, attempt, how, retryAfterMs) {
+  if (how === "restart" && attempt === 0) return Math.round(Math.random() * restartWindowMs);
+  const steps = how === "try-later" ? attempt + 2 : attempt;
+  let delay = Math.min(maxMs, initialMs * factor ** steps) * (1 + jitter * (2 * Math.random() - 1));
+  if (retryAfterMs !== null) delay = Math.max(delay, Math.min(retryAfterMs, maxMs) * (1 + jitter * Math.random()));
+  return Math.round(delay);
 }
 
 /**
@@ -151,8 +189,10 @@ export class RouterSocket extends EventTarget {
    * @param {number} [options.pongTimeoutMs=10000] close (4000) and reconnect when no PONG comes within this.
    * @param {number} [options.requestTimeoutMs=30000] reject a request with RequestTimeoutError after this.
    * @param {number} [options.queueLimit=1000] requests kept while not open; past it, QueueFullError.
-   * @param {{initialMs?: number, maxMs?: number, factor?: number, jitter?: number, maxRefusals?: number}} [options.reconnect]
-   *   backoff; `maxRefusals` handshakes in a row that fail before open make it give up.
+   * @param {{initialMs?: number, maxMs?: number, factor?: number, jitter?: number, maxRefusals?: number,
+   *   restartWindowMs?: number, healthyAfterMs?: number}} [options.reconnect] the backoff (README, "Clients"):
+   *   `maxRefusals` handshakes refused in a row (an HTTP status other than 5xx and 429, where the
+   *   WebSocket tells it) make it give up.
    * @param {typeof WebSocket} [options.WebSocket] constructor to use (default `globalThis.WebSocket`).
    */
   constructor(url, { headers = {}, heartbeatMs = 30000, pongTimeoutMs = 10000, requestTimeoutMs = 30000,
@@ -162,7 +202,10 @@ export class RouterSocket extends EventTarget {
     this.url = url;
     this.headers = headers;
     Object.assign(this, { heartbeatMs, pongTimeoutMs, requestTimeoutMs, queueLimit, _WebSocket: WebSocket });
-    this.reconnect = { initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2, maxRefusals: 5, ...reconnect };
+    this.reconnect = {
+      initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2, maxRefusals: 5, restartWindowMs: 2000, healthyAfterMs: 5000,
+      ...reconnect,
+    };
     /** @type {"connecting"|"open"|"reconnecting"|"closed"} */
     this.state = "connecting";
     this._pending = new Map(); // uuid -> entry, sent and waiting for the reply
@@ -171,8 +214,10 @@ export class RouterSocket extends EventTarget {
     this._subscriptions = new Set();
     this._routeHandlers = new Map();
     this._pushHandlers = new Set();
-    this._attempt = 0; // reconnects since the last open
-    this._refusals = 0; // handshakes in a row that failed before open
+    this._attempt = 0; // reconnects since the last healthy connection
+    this._refusals = 0; // handshakes in a row refused
+    this._openedAt = 0;
+    this._replied = false; // the current connection answered a request: it is healthy
     this._everOpened = false;
     this._connect(true);
   }
@@ -263,10 +308,15 @@ export class RouterSocket extends EventTarget {
     }
     this._ws = ws;
     let opened = false;
+    let answer = null; // the handshake's HTTP answer, where the WebSocket tells it (not in browsers)
+    ws.once?.("unexpected-response", (request, response) => { // the `ws` package
+      answer = { status: response.statusCode, retryAfter: response.headers["retry-after"] };
+      ws.terminate(); // then error and close (1006), as without this listener
+    });
     ws.onopen = () => {
       opened = true;
       const reconnect = this._everOpened;
-      Object.assign(this, { state: "open", _attempt: 0, _refusals: 0, _everOpened: true });
+      Object.assign(this, { state: "open", _refusals: 0, _everOpened: true, _openedAt: Date.now(), _replied: false });
       this._startHeartbeat();
       for (const sub of this._subscriptions) if (!sub._sending) sub._send();
       for (const entry of this._queue.splice(0)) this._transmit(entry);
@@ -275,7 +325,7 @@ export class RouterSocket extends EventTarget {
     ws.onmessage = (event) => this._receive(event.data);
     ws.onerror = () => {}; // a close event follows
     ws.onclose = (event) => {
-      if (this._ws === ws) this._lost(event.code, event.reason, opened);
+      if (this._ws === ws) this._lost(event.code, event.reason, opened, answer);
     };
   }
 
@@ -294,23 +344,29 @@ export class RouterSocket extends EventTarget {
     else this._closed(code, reason, false);
   }
 
-  _lost(code, reason, opened) {
+  /** The connection closed (or never opened): reconnect as CLOSE_CODES and the handshake's answer say. */
+  _lost(code, reason, opened, answer = null) {
     this._ws = null;
-    if (!opened) this._refusals += 1;
+    let how = "backoff";
     let giveUp = null;
-    if (FINAL.has(code)) giveUp = `the server closed the connection with code ${code}`;
-    else if (this._refusals >= this.reconnect.maxRefusals) giveUp = `${this._refusals} connection attempts in a row failed`;
+    if (opened) {
+      if (this._replied || Date.now() - this._openedAt >= this.reconnect.healthyAfterMs) this._attempt = 0;
+      how = CLOSE_CODES[code] ?? "backoff";
+      if (how === "give-up") giveUp = `the server closed the connection with code ${code}`;
+    } else if (answer) { // no answer (a browser cannot see it, or no server): the backoff, forever
+      how = handshakeAnswer(answer.status);
+      if (how === "refused" && (this._refusals += 1) >= this.reconnect.maxRefusals) {
+        giveUp = `the handshake was refused ${this._refusals} times running (HTTP ${answer.status})`;
+      }
+    }
     if (giveUp) {
       this._closed(code, reason, false);
       this.dispatchEvent(new CustomEvent("give-up", { detail: { reason: giveUp } }));
       return;
     }
     this._closed(code, reason, true);
-    const { initialMs, maxMs, factor, jitter } = this.reconnect;
+    const delayMs = reconnectDelay(this.reconnect, this._attempt, how, how === "try-later" ? retryAfter(answer?.retryAfter) : null);
     const attempt = (this._attempt += 1);
-    const steps = TRY_LATER.has(code) ? attempt + 2 : attempt; // "try again later": start further up
-    const base = Math.min(maxMs, initialMs * factor ** (steps - 1));
-    const delayMs = RESTART.has(code) && attempt === 1 ? 0 : Math.round(base * (1 + jitter * (2 * Math.random() - 1)));
     this.dispatchEvent(new CustomEvent("reconnecting", { detail: { attempt, delayMs } }));
     this._reconnectTimer = setTimeout(() => this.state === "reconnecting" && this._connect(), delayMs);
   }
@@ -347,19 +403,21 @@ export class RouterSocket extends EventTarget {
   }
 
   _receive(data) {
-    let message;
+    let message = null;
     try {
-      message = JSON.parse(data);
-    } catch {
-      return; // not JSON (binary frames are not part of the protocol)
+      if (typeof data === "string") message = JSON.parse(data); // binary frames are not the protocol
+    } catch { /* not JSON */ }
+    if (message === null || typeof message !== "object" || Array.isArray(message)) {
+      console.warn("router-socket: ignored a frame that is not a JSON object:", String(data).slice(0, 200));
+      return;
     }
-    if (message === null || typeof message !== "object") return;
     const pong = message.route === "PONG";
     if (pong) {
       clearTimeout(this._pongTimer);
       this._pongTimer = null;
     }
-    const entry = this._pending.get(message.uuid);
+    const entry = typeof message.uuid === "string" ? this._pending.get(message.uuid) : undefined;
+    if (pong || entry) this._replied = true;
     if (entry) { // a reply (a PONG too, when the caller sent the PING: a latency probe)
       this._pending.delete(message.uuid);
       clearTimeout(entry.timer);
@@ -367,7 +425,8 @@ export class RouterSocket extends EventTarget {
       return;
     }
     if (pong || this._expired.delete(message.uuid)) return; // heartbeats; late replies of timed-out requests
-    const id = message.headers?.subscription;
+    const headers = message.headers;
+    const id = headers !== null && typeof headers === "object" && !Array.isArray(headers) ? headers.subscription : undefined;
     if (id !== undefined) {
       for (const sub of this._subscriptions) {
         if (sub.uuid !== id) continue;
