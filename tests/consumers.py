@@ -59,7 +59,6 @@ ROUTES = [
      "hydrate": lambda headers, payload: {"hydrated": payload}},
     {"route": "point", "handler": "on_validated", "request": POINT_SCHEMA},
     {"route": "closeWith"},
-    {"route": "big"},
     {"route": "timed"},
     {"route": "flood"},
     {"route": "slowWrite"},
@@ -184,7 +183,7 @@ class ProtocolHandlers:
         return {"status": 204}
 
     def on_big(self, payload, headers):
-        """A reply of ``payload`` characters (the refused-frame tests)."""
+        """A reply of ``payload`` characters (the refused-frame and client message-size tests)."""
         return {"payload": "x" * payload}
 
     def on_push_big(self, payload, headers):
@@ -212,10 +211,6 @@ class ProtocolHandlers:
 
         time.sleep(payload["seconds"])
         return {"status": 201, "payload": Article.objects.create(title=payload["title"]).pk}
-
-    def on_big(self, payload, headers):
-        """A reply of ``payload`` characters (the clients' message-size tests)."""
-        return {"payload": "x" * payload}
 
     def on_close_with(self, payload, headers):
         """Close this connection with the code asked for (the clients' close-code tests)."""
