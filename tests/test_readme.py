@@ -282,4 +282,4 @@ def test_readme_project_socketschema_documents_every_route(project):
     routing = readme_files()["myapp/routing.py"]
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {"/" + a for a in re.findall(r're_path\(r"([^"$]+)\$"', routing)}
-    assert "ws-drafts.draft" in document["operations"] and "ws-model-articles.subscribe" in document["operations"]
+    assert {"ws-drafts.draft.request", "ws-model-articles.subscribe.request"} <= set(document["operations"])
