@@ -93,11 +93,12 @@ def snippets():
 
 
 def user_env(project):
-    """The environment of a user in the project: none of this suite's settings."""
+    """The environment of a user in the project: none of this suite's settings. The package is
+    this checkout's (after the project), wherever else it is installed from."""
     env = {key: value for key, value in os.environ.items()
            if key not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "PYTHONPATH"}
            and not key.startswith("PYTEST_")}
-    return {**env, "PYTHONPATH": str(project)}
+    return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}"}
 
 
 def run(project, *args, check=True):
