@@ -69,6 +69,7 @@ class Names:
 
 
 def render_typescript(document: Mapping[str, Any], module: str = "./router-socket.js") -> str:
+    """The TypeScript module of ``document``, importing ``RouterSocket`` from ``module``."""
     info = document.get("info", {})
     names = Names()
     schemas = document.get("components", {}).get("schemas", {})
