@@ -240,6 +240,10 @@ def build_document(application: Any, *, title: str = "WebSocket API", version: s
 
 def _channel(channel_id: str, address: str, parameters: list[str], cls: type[RouterMixin],
              components: Components) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The channel and its operations. Keys are one-to-one with what they name, so no route hides
+    another: a message is ``<route name>.<kind>`` (the name as it is: ``a:b`` and ``a_b`` stay two),
+    the kind never contains a dot; an operation is ``<channel id>.<key of its first message>``
+    (channel ids have no dot). ``PING``/``PONG`` are reserved, never route names."""
     ref = {"$ref": f"#/channels/{channel_id}"}
     messages: dict[str, Any] = {"PING": {"$ref": "#/components/messages/PING"},
                                 "PONG": {"$ref": "#/components/messages/PONG"}}
@@ -249,27 +253,26 @@ def _channel(channel_id: str, address: str, parameters: list[str], cls: type[Rou
         "reply": {"channel": ref, "messages": [_message_ref(channel_id, "PONG")]}}}
     for route in sorted(cls.route_table.values(), key=lambda r: r.name):
         doc = cls.describe_route(route, components)
-        key = _key(route.name)
-        messages[f"{key}.request"] = _message(f"{route.name} request", _request_envelope(route.name, doc))
-        messages[f"{key}.reply"] = _message(f"{route.name} reply", _reply_envelope(route.name, doc))
-        messages[f"{key}.error"] = _message(f"{route.name} error", _error_envelope(route.name, doc))
+        request, reply, error = (f"{route.name}.{kind}" for kind in ("request", "reply", "error"))
+        messages[request] = _message(f"{route.name} request", _request_envelope(route.name, doc))
+        messages[reply] = _message(f"{route.name} reply", _reply_envelope(route.name, doc))
+        messages[error] = _message(f"{route.name} error", _error_envelope(route.name, doc))
         operation: dict[str, Any] = {
             "action": "receive", "channel": ref, "title": route.name,
-            "messages": [_message_ref(channel_id, f"{key}.request")],
-            "reply": {"channel": ref, "messages": [_message_ref(channel_id, f"{key}.reply"),
-                                                   _message_ref(channel_id, f"{key}.error")]},
+            "messages": [_message_ref(channel_id, request)],
+            "reply": {"channel": ref, "messages": [_message_ref(channel_id, reply), _message_ref(channel_id, error)]},
         }
         if doc.description:
             operation["summary"] = doc.description.splitlines()[0]
             operation["description"] = doc.description
-        operations[f"{channel_id}.{key}"] = operation
+        operations[f"{channel_id}.{request}"] = operation
     for name, (payload, headers) in sorted(cls.describe_pushes(components).items()):
-        key = _key(name)
-        messages[f"{key}.push"] = _message(f"{name} push", _push_envelope(name, payload, headers))
-        operations[f"{channel_id}.{key}.push"] = {
+        push = f"{name}.push"
+        messages[push] = _message(f"{name} push", _push_envelope(name, payload, headers))
+        operations[f"{channel_id}.{push}"] = {
             "action": "send", "channel": ref, "title": name,
             "summary": "Sent by the server unprompted, with a uuid of its own.",
-            "messages": [_message_ref(channel_id, f"{key}.push")]}
+            "messages": [_message_ref(channel_id, push)]}
     channel: dict[str, Any] = {"address": address, "title": cls.__name__, "messages": messages}
     description = _doc(cls)
     if description:
@@ -330,11 +333,6 @@ def _message(title: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def _message_ref(channel_id: str, key: str) -> dict[str, str]:
     return {"$ref": f"#/channels/{channel_id}/messages/{key}"}
-
-
-def _key(name: str) -> str:
-    """A route name as an AsyncAPI key (``[A-Za-z0-9_.-]``): ``:`` is the one character to swap."""
-    return name.replace(":", "_")
 
 
 def _slug(text: str) -> str:

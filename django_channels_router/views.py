@@ -8,6 +8,7 @@ document travels in a ``json_script`` element), so it works offline and under a 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,9 @@ from .asyncapi import project_document, render
 from .conf import docs_access
 
 __all__ = ["docs", "schema"]
+
+#: A host and port as a CSP source may name them (CSP 3 has no IPv6 literals); others are left out.
+CSP_HOST = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]+)?")
 
 
 def docs(request: HttpRequest) -> HttpResponse:
@@ -37,10 +41,24 @@ def docs(request: HttpRequest) -> HttpResponse:
 def content_security_policy() -> str:
     """The page needs nothing but its own static files and a WebSocket to its own host
     (``'self'`` covers ws:/wss: there); a project's own CSP header, set before, is kept."""
-    static = urlsplit(settings.STATIC_URL or "")
-    assets = " ".join(["'self'", *([f"{static.scheme}://{static.netloc}"] if static.netloc else [])])
+    assets = " ".join(["'self'", *static_source(settings.STATIC_URL or "")])
     return (f"default-src 'none'; script-src {assets}; style-src {assets}; img-src {assets}; "
             "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'")
+
+
+def static_source(static_url: str) -> list[str]:
+    """The CSP source of ``STATIC_URL`` when it is on another host: ``https://cdn.example.com``
+    for an absolute URL, ``cdn.example.com`` for a protocol-relative one (a source without a
+    scheme takes the page's, as the URL does), none for a path ('self' covers it). The host and
+    port only (a source's path would not cover assets reached through a redirect)."""
+    url = urlsplit(static_url)
+    try:
+        host = url.netloc.rpartition("@")[2].encode("idna").decode("ascii")  # no user@; IDNs as xn--
+    except UnicodeError:
+        return []
+    if not CSP_HOST.fullmatch(host):
+        return []
+    return [f"{url.scheme}://{host}" if url.scheme else host]
 
 
 def schema(request: HttpRequest, fmt: str) -> HttpResponse:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from django_channels_router.asyncapi import build_document, websocket_consumers
+from django_channels_router.consumers import SocketRouterConsumer
 from django_channels_router.testing import RouterCommunicator
 from tests.conftest import ROOT
 
@@ -19,8 +20,9 @@ COMMITTED = DEMO / "asyncapi.yaml"
 
 
 def socketschema(*args, cwd=DEMO):
-    """The command as a user runs it, in the demo project (its own settings, SQLite)."""
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:"}
+    """The command as a user runs it, in the demo project (its own settings, SQLite), on the code
+    of this checkout (PYTHONPATH first, ahead of wherever the package is installed from)."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "manage.py", "socketschema", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -166,3 +168,43 @@ def _application(sockets):
     from django.urls import path
 
     return URLRouter([path(address.lstrip("/"), cls.as_asgi()) for address, cls in sockets.items()])
+
+
+# -- every route keeps its own keys -------------------------------------------------------------
+
+def _echo(self, payload, headers):
+    return payload
+
+
+class LookalikeSocket(SocketRouterConsumer):
+    """Routes whose names differ only in punctuation, and a push named as a route's prefix."""
+
+    pushes = {"x": {"const": "push x"}}
+    routes = [{"route": name, "handler": _echo, "request": {"const": name}}
+              for name in ("a:b", "a_b", "a.b", "x", "x.push", "x.request")]
+
+
+def test_routes_whose_names_differ_only_in_punctuation_keep_their_own_messages_operations_docs_and_types():
+    from django_channels_router.typescript import render_typescript
+    from django_channels_router.views import _sockets
+
+    document = build_document(_application({"/ws/lookalike/": LookalikeSocket}))
+    assert_valid_asyncapi(document)
+    routes = [route for route in LookalikeSocket.route_table]
+    messages = document["channels"]["ws-lookalike"]["messages"]
+    for name in routes:  # each key holds its own route's schema
+        assert messages[f"{name}.request"]["payload"]["properties"]["payload"] == {"const": name}
+        assert messages[f"{name}.reply"]["payload"]["properties"]["route"] == {"const": name}
+    assert messages["x.push"]["payload"]["properties"]["payload"] == {"const": "push x"}
+    titles = sorted((op["action"], op["title"]) for op in document["operations"].values() if op["title"] != "PING")
+    assert titles == sorted([("receive", name) for name in routes] + [("send", "x")])
+
+    [socket] = _sockets(document)  # the docs page
+    assert sorted(route["name"] for route in socket["routes"]) == sorted(routes)
+    assert all(json.loads(route["request_json"])["properties"]["route"] == {"const": route["name"]}
+               for route in socket["routes"])
+    assert [push["name"] for push in socket["pushes"]] == ["x"]
+
+    typescript = render_typescript(document)
+    assert all(f"{json.dumps(name)}: (payload" in typescript for name in routes)
+    assert 'route: "x"; status: 200' in typescript

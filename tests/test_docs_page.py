@@ -7,19 +7,26 @@ script or style, an eval, or a request to anywhere else would show as a console 
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
+from django_channels_router.views import content_security_policy
 from tests.conftest import ROOT, free_port, reachable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DEMO = ROOT / "testproject"
+STATIC = ROOT / "django_channels_router" / "static"
 
 
 def manage(env, *command):
@@ -31,15 +38,29 @@ def manage(env, *command):
 def demo(tmp_path_factory):
     """The demo on 127.0.0.1 with an admin user: ``(http base URL, port)``."""
     tmp = tmp_path_factory.mktemp("docs-demo")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}", "DJANGO_SETTINGS_MODULE": "testproject.settings",
-           "ROUTER_LOG_LEVEL": "ERROR", "PYTHONPATH": os.pathsep.join([str(ROOT), str(DEMO)]),
-           "DJANGO_SUPERUSER_PASSWORD": "docs-pass-123"}
-    env.pop("REDIS_URL", None)
-    manage(env, "migrate", "--no-input")
+    env = demo_env(tmp, DJANGO_SUPERUSER_PASSWORD="docs-pass-123")
     manage(env, "seed_articles")
     manage(env, "createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com")
+    with runserver(env, tmp / "server.log") as port:
+        yield f"http://127.0.0.1:{port}", port
+
+
+def demo_env(tmp, **settings):
+    """The environment of a demo on SQLite in ``tmp`` and the in-memory layer, migrated."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'demo.sqlite3'}", "DJANGO_SETTINGS_MODULE": "testproject.settings",
+           "ROUTER_LOG_LEVEL": "ERROR", "PYTHONPATH": os.pathsep.join([str(ROOT), str(DEMO)])}
+    for name in ("REDIS_URL", "DJANGO_STATIC_URL"):
+        env.pop(name, None)
+    env.update(settings)
+    manage(env, "migrate", "--no-input")
+    return env
+
+
+@contextmanager
+def runserver(env, log_path):
+    """``manage.py runserver`` of the demo on a free port of 127.0.0.1, until the block ends."""
     port = free_port()
-    with open(tmp / "server.log", "w+") as log:
+    with open(log_path, "w+") as log:
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
                                   cwd=DEMO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -47,18 +68,17 @@ def demo(tmp_path_factory):
             while not reachable(port):
                 assert server.poll() is None and time.monotonic() < deadline, log.read()
                 time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}", port
+            yield port
         finally:
             server.terminate()
             server.wait(timeout=10)
 
 
 @pytest.fixture
-async def page(demo):
+async def page():
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
     playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
-    base, _ = demo
     async with playwright_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
@@ -136,6 +156,70 @@ async def test_the_console_shows_a_subscription_push(page, demo):
     [push] = await logged(page, "push", "created")
     assert created["status"] == 201
     assert (push["payload"]["title"], push["headers"]["subscription"]) == ("From the console", subscribed["uuid"])
+    assert page.console_errors == []
+
+
+# -- its Content-Security-Policy, wherever STATIC_URL points ---------------------------------------
+
+#: A CSP 3 source expression: a keyword, a scheme-source or a host-source (``://host`` is none).
+CSP_SOURCE = re.compile(r"'self'|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:(\d+|\*))?(/\S*)?",
+                        re.IGNORECASE)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("static_url, source", [
+    ("/static/", None),
+    ("static/", None),
+    ("https://cdn.example.com/static/", "https://cdn.example.com"),
+    ("//cdn.example.com/static/", "cdn.example.com"),  # the page's scheme, as the URL means
+    ("//cdn.example.com:8443/static/", "cdn.example.com:8443"),
+])
+def test_the_csp_lets_the_page_load_its_assets_from_static_url(static_url, source):
+    with override_settings(STATIC_URL=static_url, CHANNELS_ROUTER={"DOCS_ACCESS": "public"},
+                           ROOT_URLCONF="tests.docs_urls"):
+        policy = Client().get("/socket-docs/")["Content-Security-Policy"]
+        assert policy == content_security_policy()
+    directives = dict(directive.strip().split(" ", 1) for directive in policy.split(";"))
+    for name in ("script-src", "style-src", "img-src"):
+        sources = directives[name].split()
+        assert sources == ["'self'", *([source] if source else [])]
+        assert all(CSP_SOURCE.fullmatch(each) for each in sources), sources
+
+
+class CdnHandler(SimpleHTTPRequestHandler):
+    """A CDN's answer: the file, with CORS (the page's script is a module)."""
+
+    def end_headers(self):
+        self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def cdn(directory):
+    """An HTTP server of ``directory`` on 127.0.0.1 in a thread: its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(CdnHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_the_page_runs_with_its_assets_on_a_protocol_relative_static_url(page, tmp_path):
+    # The page on 127.0.0.1, its static files on another host (localhost): STATIC_URL //localhost:<port>/.
+    with cdn(STATIC) as cdn_port:
+        env = demo_env(tmp_path, DJANGO_STATIC_URL=f"//localhost:{cdn_port}/")
+        with runserver(env, tmp_path / "server.log") as port:
+            response = await page.goto(f"http://127.0.0.1:{port}/socket-docs/")
+            assert f"script-src 'self' localhost:{cdn_port};" in response.headers["content-security-policy"]
+            await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+            await send(page, "ws-app", "sayHello", {"name": "Ada"})
+            [reply] = await logged(page, "reply", "sayHello")
+    assert reply["payload"] == "Hello, Ada!"
     assert page.console_errors == []
 
 

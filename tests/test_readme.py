@@ -93,11 +93,12 @@ def snippets():
 
 
 def user_env(project):
-    """The environment of a user in the project: none of this suite's settings."""
+    """The environment of a user in the project: none of this suite's settings. The package is
+    this checkout's (after the project), wherever else it is installed from."""
     env = {key: value for key, value in os.environ.items()
            if key not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "PYTHONPATH"}
            and not key.startswith("PYTEST_")}
-    return {**env, "PYTHONPATH": str(project)}
+    return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}"}
 
 
 def run(project, *args, check=True):
@@ -282,4 +283,4 @@ def test_readme_project_socketschema_documents_every_route(project):
     routing = readme_files()["myapp/routing.py"]
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {"/" + a for a in re.findall(r're_path\(r"([^"$]+)\$"', routing)}
-    assert "ws-drafts.draft" in document["operations"] and "ws-model-articles.subscribe" in document["operations"]
+    assert {"ws-drafts.draft.request", "ws-model-articles.subscribe.request"} <= set(document["operations"])

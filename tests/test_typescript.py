@@ -1,12 +1,18 @@
 """manage.py socketschema --format typescript: the demo's types compile with tsc --strict over the
 shipped router-socket.d.ts, and a call with a wrong payload does not."""
 
+import json
 import shutil
 import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
+from django_channels_router.asyncapi import build_document
+from django_channels_router.protocol import RESERVED_ROUTES, ROUTE_NAME
+from django_channels_router.typescript import render_typescript
 from tests.conftest import ROOT
 
 JS = ROOT / "tests" / "js"
@@ -57,7 +63,7 @@ def typescript_project(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("typescript")
     run = subprocess.run([sys.executable, "manage.py", "socketschema", "--format", "typescript",
                           "--file", str(tmp / "sockets.ts")], cwd=ROOT / "testproject",
-                         env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:"},
+                         env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     shutil.copy(STATIC / "router-socket.d.ts", tmp / "router-socket.d.ts")
@@ -75,3 +81,121 @@ def test_a_call_that_breaks_the_contract_does_not_compile(typescript_project, mi
     run = tsc(typescript_project, USAGE + "\n" + MISTAKES[mistake] + "\n")
     assert run.returncode != 0, mistake
     assert "usage.ts(" in run.stdout and "sockets.ts(" not in run.stdout, run.stdout
+
+
+# -- any legal project: random URL patterns, route and push names, serializer names -------------
+
+WORDS = ["get", "Item", "item", "x", "push", "Push", "reply", "Reply", "request", "delete", "a", "b", "1", "z9"]
+SEPARATORS = ["", "", "_", ".", ":", "-"]
+SERIALIZER_WORDS = ["Reply", "RouterSocket", "Promise", "Array", "string", "delete", "WsA", "Ws", "APush", "Push",
+                    "Payload", "Item", "Ω", "é", "_", "1"]
+PATH_PARTS = ["ws/", "1/", "a*/", "x.y/", "é/", "-/", "_/", "~/", "*/", "<int:pk>/", "<slug:s>/"]
+REGEX_PARTS = ["ws/", "1", "a*/", r"\*/", "/*", r"\d+/", "(?P<pk>[0-9]+)/", "[a-z]+/", "(?:x|y)/", "é/", r"\.", "\n"]
+
+
+def joined(words):
+    return st.lists(st.sampled_from(words), min_size=1, max_size=3).flatmap(
+        lambda parts: st.lists(st.sampled_from(SEPARATORS), min_size=len(parts) - 1, max_size=len(parts) - 1)
+        .map(lambda seps: parts[0] + "".join(sep + part for sep, part in zip(seps, parts[1:], strict=True))))
+
+
+route_names = joined(WORDS).filter(lambda name: ROUTE_NAME.fullmatch(name) and name not in RESERVED_ROUTES)
+serializer_names = st.lists(st.sampled_from(SERIALIZER_WORDS), min_size=1, max_size=2).map("".join).flatmap(
+    lambda name: st.sampled_from([name, name + "Serializer"])).filter(str.isidentifier)
+
+
+def legal_path(parts):
+    return "".join(dict.fromkeys(parts))  # (a URL parameter may appear once)
+
+
+addresses = st.one_of(
+    st.lists(st.sampled_from(PATH_PARTS), min_size=1, max_size=4).map(lambda parts: ("path", legal_path(parts))),
+    st.tuples(st.booleans(), st.lists(st.sampled_from(REGEX_PARTS), min_size=1, max_size=4), st.booleans()).map(
+        lambda t: ("re_path", ("^" if t[0] else "") + legal_path(t[1]) + ("$" if t[2] else ""))),
+)
+
+
+@st.composite
+def projects(draw):
+    """``{"serializers": [names], "sockets": [(kind, pattern, {route: (request, response)}, {push: payload})]}``,
+    serializers named by index into ``serializers`` (or None)."""
+    serializers = draw(st.lists(serializer_names, max_size=4, unique=True))
+    declaration = st.none() | (st.integers(0, len(serializers) - 1) if serializers else st.none())
+    sockets = draw(st.lists(st.tuples(
+        addresses,
+        st.dictionaries(route_names, st.tuples(declaration, declaration), max_size=4),
+        st.dictionaries(route_names, declaration, max_size=2)), min_size=1, max_size=3))
+    return {"serializers": serializers,
+            "sockets": [(kind, pattern, routes, pushes) for (kind, pattern), routes, pushes in sockets]}
+
+
+def application(project):
+    """The project as Django code would declare it: serializer classes, consumers, a URLRouter."""
+    from channels.routing import URLRouter
+    from django.urls import path, re_path
+    from rest_framework import serializers
+
+    from django_channels_router.consumers import SocketRouterConsumer
+
+    classes = [type(name, (serializers.Serializer,), {"title": serializers.CharField(), "__module__": __name__})
+               for name in project["serializers"]]
+
+    def declared(index):
+        return None if index is None else classes[index]
+
+    def handler(self, payload, headers):
+        return payload
+
+    urls = []
+    for n, (kind, pattern, routes, pushes) in enumerate(project["sockets"]):
+        consumer = type(f"Socket{n}", (SocketRouterConsumer,), {
+            "__module__": __name__, "pushes": {name: declared(spec) for name, spec in pushes.items()},
+            "routes": [{"route": name, "handler": handler, "request": declared(request), "response": declared(response)}
+                       for name, (request, response) in routes.items()]})
+        urls.append((path if kind == "path" else re_path)(pattern, consumer.as_asgi()))
+    return URLRouter(urls)
+
+
+CORNERS = [
+    {"serializers": [], "sockets": [("re_path", r"^ws/a*/b/$", {"get": (None, None)}, {})]},  # */ in a comment
+    {"serializers": [], "sockets": [("path", "1ws/<int:pk>/", {"get": (None, None)}, {})]},
+    {"serializers": [], "sockets": [("path", "ws/", {"getItem": (None, None), "get_item": (None, None)}, {})]},
+    {"serializers": ["ReplySerializer", "RouterSocketSerializer", "PromiseSerializer", "ArraySerializer"],
+     "sockets": [("path", "ws/", {"get": (1, 0), "list": (None, 3)}, {"said": 2})]},
+    {"serializers": [], "sockets": [("path", "ws/", {"a:b": (None, None), "a_b": (None, None), "x.push": (None, None)},
+                                     {"x": None})]},
+    {"serializers": [], "sockets": [("path", "delete/", {"new": (None, None)}, {}), ("path", "ws/", {}, {}),
+                                    ("path", "ws/a/", {"push": (None, None)}, {}), ("path", "ws-a/", {}, {"push": None})]},
+]
+
+
+def test_the_typescript_of_any_legal_project_compiles_with_tsc_strict(typescript_project, tmp_path):
+    """Random projects and the corners above, one tsc run over all of their files (tsc takes
+    seconds to start). ``typescript_project`` installs tsc."""
+    generated = []
+
+    def generate(project):
+        source = render_typescript(build_document(application(project)))
+        for _, _, routes, pushes in project["sockets"]:  # every route and push has its own types
+            assert all(f"{json.dumps(route)}: (payload" in source for route in routes), source
+            assert all(f"route: {json.dumps(push)}; status: 200" in source for push in pushes), source
+        generated.append((project, source))
+
+    test = given(projects())(generate)
+    for corner in CORNERS:
+        test = example(corner)(test)
+    settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))(test)()
+    shutil.copy(STATIC / "router-socket.d.ts", tmp_path / "router-socket.d.ts")
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    for n, (_, source) in enumerate(generated):
+        (tmp_path / f"p{n}.ts").write_text(source)
+    run = subprocess.run([str(TSC), "--strict", "--noEmit", "--target", "es2022", "--module", "nodenext",
+                          "--moduleResolution", "nodenext", *(f"p{n}.ts" for n in range(len(generated)))],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    failing = sorted({int(line.partition(".ts(")[0][1:]) for line in run.stdout.splitlines() if line.startswith("p")})
+    if failing:
+        project, source = generated[failing[0]]
+        errors = [line for line in run.stdout.splitlines() if line.startswith(f"p{failing[0]}.ts(")]
+        pytest.fail(f"{len(failing)} of {len(generated)} projects do not compile; the first: {project!r}\n"
+                    + "\n".join(errors[:10]) + "\n\n" + source)
+    assert run.returncode == 0, run.stdout + run.stderr

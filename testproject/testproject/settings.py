@@ -2,7 +2,7 @@
 
 Development defaults throughout; every value that differs in a deployment comes from the
 environment: DJANGO_DEBUG, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL, REDIS_URL,
-ROUTER_LOG_LEVEL.
+ROUTER_LOG_LEVEL, DJANGO_STATIC_URL.
 """
 
 import os
@@ -99,8 +99,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# runserver serves these from each app's static/ folder while DEBUG is on.
-STATIC_URL = "static/"
+# runserver serves these from each app's static/ folder while DEBUG is on (and STATIC_URL is a
+# path; a CDN's URL, e.g. //cdn.example.com/static/, is for collectstatic's output).
+STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "static/")
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -56,8 +56,7 @@ function example(schema, direction, depth = 0) {
 }
 
 function requestSchema(channelId, route) {
-  const key = route.replace(/:/g, "_");
-  const message = channels[channelId].messages[`${key}.request`];
+  const message = channels[channelId].messages[`${route}.request`];  // keyed by the route's own name
   return message ? resolve(message.payload) : {};
 }
 
