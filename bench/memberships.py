@@ -31,14 +31,14 @@ from django_channels_router import groups  # noqa: E402
 
 
 class Connection:
-    """Stands for a consumer: the watcher needs its channel name and its recovery hook."""
+    """Stands for a consumer: the watcher needs its channel name and its recovery call."""
 
     recovered = 0
 
     def __init__(self, channel_name: str) -> None:
         self.channel_name = channel_name
 
-    async def layer_recovered(self) -> None:
+    async def recover_from_layer(self, since: float) -> None:
         Connection.recovered += 1
 
 

@@ -30,7 +30,7 @@ from .pipeline import (
     run_sync,
 )
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
-from .push import layer_call, push_body, push_frame, require_group_name
+from .push import push_body, push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
 from .workers import worker_owner
@@ -87,6 +87,7 @@ class RouterMixin:
     check_access: ClassVar[Callable[..., Any] | None] = None
     #: Set when the server is stopping: requests that arrive are answered 503, not run.
     restarting = False
+    _layer_recovered_at = 0.0
     #: Sync hydrates, handlers and dehydrates run on the router's worker pool, so slow ones of
     #: different connections run side by side. Set True to run them on the single thread Django
     #: and Channels share, for code that is not thread-safe (then they run one at a time).
@@ -215,7 +216,7 @@ class RouterMixin:
         self._layer_receive = receive
 
     async def _receive_from_layer(self) -> Any:
-        delay = 0.5
+        delay, failed_at = 0.5, None
         while True:
             try:
                 return await self._layer_receive()
@@ -225,21 +226,31 @@ class RouterMixin:
                 logger.warning("Channel layer unavailable (%s); pushes to this connection resume when it is back.%s",
                                exc or type(exc).__name__, f" The layer is misconfigured: {problem} (check "
                                "channels_router.E010)." if problem else "")
+                failed_at = failed_at or time.monotonic()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 if await self._rejoin_groups():
-                    await self.layer_recovered()
+                    await self.recover_from_layer(since=failed_at)
+                    failed_at = None
 
     async def _rejoin_groups(self) -> bool:
         """After an outage, join the groups again (a restarted Redis has forgotten them); whether
         the layer answered."""
         try:
-            for group in list(self.joined_groups):
-                await layer_call(self.channel_layer, "group_add", group, self.channel_name)
+            await groups.rejoin(self)
         except Exception as exc:
             _reraise_cancellation(exc)  # else still down: the next receive says so and waits longer
             return False
         return True
+
+    async def recover_from_layer(self, since: float) -> None:
+        """Call :meth:`layer_recovered` for a loss noticed at ``since`` (``time.monotonic()``),
+        unless a call after then covered it: the group watcher and a failed receive may both
+        notice one Redis restart."""
+        if self._layer_recovered_at > since:
+            return
+        self._layer_recovered_at = time.monotonic()
+        await self.layer_recovered()
 
     async def layer_recovered(self) -> None:
         """Called when the channel layer answers again after an outage, during which pushes to this

@@ -110,8 +110,10 @@ class Watcher:
 
     async def check(self) -> None:
         """One round: retry leaves, rejoin lost and ageing memberships, tell whom it concerns."""
+        started = time.monotonic()
         await self._retry_leaves()
         lost = await self._lost() if self.checks_redis else set()
+        lost = {pair for pair in lost if (member := self._member(*pair)) and member.joined < started}  # else rejoined
         now = time.monotonic()
         ageing = set() if self.renew_after is None else {
             (group, channel) for group, channels in self.members.items()
@@ -133,7 +135,7 @@ class Watcher:
                            "evicted or failed over); joined again, %d connections told to resync.",
                            len(lost), len(recovered))
         for consumer in recovered.values():
-            task = asyncio.ensure_future(consumer.layer_recovered())
+            task = asyncio.ensure_future(consumer.recover_from_layer(since=started))
             self._recovering.add(task)
             task.add_done_callback(self._recovering.discard)
 
@@ -217,6 +219,17 @@ async def leave(layer: Any, group: str, channel: str) -> None:
     except Exception as exc:
         logger.warning("Could not leave group %r (%s); trying again.", group, exc or type(exc).__name__)
         found.leave_later(group, channel)
+
+
+async def rejoin(consumer: Any) -> None:
+    """Join ``consumer``'s groups again after an outage (a restarted Redis forgot them); raises
+    what the layer raises."""
+    found = watcher(consumer.channel_layer)
+    for group in list(consumer.joined_groups):
+        await layer_call(consumer.channel_layer, "group_add", group, consumer.channel_name)
+        member = found._member(group, consumer.channel_name)
+        if member is not None:
+            member.joined = time.monotonic()
 
 
 def release(consumer: Any) -> None:
