@@ -10,6 +10,7 @@ from django.core import checks
 
 from .conf import check_all
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
+from .layers import receive_timeout_problem
 from .protocol import ROUTE_NAME
 from .routes import resolve_on_class
 from .validation import declaration_problem
@@ -57,6 +58,28 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``settings.CHANNELS_ROUTER`` is read when a connection opens; report mistakes at start-up."""
     return [checks.Error(problem, id="channels_router.E006") for problem in check_all()]
+
+
+@checks.register()
+def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A channels-redis layer whose idle receive times out (redis-py 8's default ``socket_timeout``
+    equals channels-redis' blocking receive) logs an outage and resyncs every few seconds."""
+    from channels.layers import channel_layers
+
+    errors: list[checks.CheckMessage] = []
+    for alias in getattr(settings, "CHANNEL_LAYERS", {}):
+        try:
+            problem = receive_timeout_problem(channel_layers[alias])
+        except Exception:  # a layer that cannot be made fails where it is used, with its own error
+            continue
+        if problem:
+            errors.append(checks.Error(
+                f"CHANNEL_LAYERS[{alias!r}]: {problem}: connections log \"Channel layer unavailable\" and "
+                "subscriptions get resync every few seconds, and a message Redis pops as a read gives up is lost.",
+                hint='Give each host a longer socket_timeout, e.g. "hosts": [{"address": "redis://...", '
+                     '"socket_timeout": 10}].',
+                id="channels_router.E010"))
+    return errors
 
 
 def _router_classes(base: type) -> set[type]:

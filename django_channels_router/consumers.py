@@ -7,8 +7,8 @@ import json
 import logging
 import math
 import time
-from functools import partial
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
@@ -17,8 +17,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
-from . import shutdown
+from . import groups, shutdown
 from .conf import Limits, TokenBucket
+from .layers import receive_timeout_problem
 from .outbox import Outbox, shared_frame
 from .pipeline import (
     call_sync,
@@ -30,7 +31,7 @@ from .pipeline import (
     run_sync,
 )
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
-from .push import group_add, push_frame, require_group_name
+from .push import push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
 from .workers import worker_owner
@@ -95,6 +96,7 @@ class RouterMixin:
     prepare_request: ClassVar[Callable[..., Any] | None] = None
     #: Set when the server is stopping: requests that arrive are answered 503, not run.
     restarting = False
+    _layer_recovered_at = 0.0
     #: Sync hydrates, handlers and dehydrates run on the router's worker pool, so slow ones of
     #: different connections run side by side. Set True to run them on the single thread Django
     #: and Channels share, for code that is not thread-safe (then they run one at a time).
@@ -146,27 +148,13 @@ class RouterMixin:
         worker_owner.set(self)
         self.outbox = Outbox(send, self.limits.pending_send_bytes, self.limits.slow_client_timeout, self._too_slow)
         self._loop = asyncio.get_running_loop()
-        self._refresh: asyncio.TimerHandle | None = None
         shutdown.watch(self)
         try:
             await super().__call__(scope, receive, self.outbox.send)  # type: ignore[misc]
         finally:
             shutdown.connections.discard(self)
             self.outbox.discard()
-            if self._refresh is not None:
-                self._refresh.cancel()
-
-    def _keep_joined(self) -> None:
-        """Keep the joined groups joined: the layer forgets a member after its ``group_expiry``
-        (a day by default), and a connection open longer than that would stop getting the
-        group's pushes without a word. Joining again before then renews the membership."""
-        expiry = getattr(self.channel_layer, "group_expiry", None)
-        if self._refresh is None and expiry:
-            self._refresh = self._loop.call_later(expiry / 2, self._renew_groups, expiry)
-
-    def _renew_groups(self, expiry: float) -> None:
-        self._renewing = asyncio.ensure_future(self._rejoin_groups())
-        self._refresh = self._loop.call_later(expiry / 2, self._renew_groups, expiry) if self.joined_groups else None
+            groups.release(self)
 
     async def restart(self, drain_for: float) -> None:
         """The server is stopping: refuse new requests, let those running finish (for up to
@@ -218,17 +206,14 @@ class RouterMixin:
         """Leave every joined group at once, from the event loop, without waiting for the
         disconnect (whose ``leave()`` calls the sync consumer runs in a worker thread)."""
         for group in list(self.joined_groups):
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception as exc:
-                self._left_on_close(group, exc)
+            await groups.leave(self.channel_layer, group, self.channel_name)
             self.joined_groups.discard(group)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = Limits.for_consumer(self)
         self.rate_bucket = TokenBucket(*self.limits.rate, time.monotonic) if self.limits.rate else None
-        #: Groups joined with ``join()``; left when the connection closes.
+        #: Groups joined with ``join()``; kept joined (see :mod:`.groups`), left when the connection closes.
         self.joined_groups: set[str] = set()
 
     def check_connect(self) -> bool:
@@ -279,36 +264,45 @@ class RouterMixin:
         self._layer_receive = receive
 
     async def _receive_from_layer(self) -> Any:
-        delay = 0.5
+        delay, failed_at = 0.5, None
         while True:
             try:
                 return await self._layer_receive()
             except Exception as exc:
                 _reraise_cancellation(exc)
-                logger.warning("Channel layer unavailable (%s); pushes to this connection resume when it is back.",
-                               exc or type(exc).__name__)
+                problem = receive_timeout_problem(self.channel_layer)
+                logger.warning("Channel layer unavailable (%s); pushes to this connection resume when it is back.%s",
+                               exc or type(exc).__name__, f" The layer is misconfigured: {problem} (check "
+                               "channels_router.E010)." if problem else "")
+                failed_at = failed_at or time.monotonic()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 if await self._rejoin_groups():
-                    await self.layer_recovered()
+                    await self.recover_from_layer(since=failed_at)
+                    failed_at = None
 
     async def _rejoin_groups(self) -> bool:
         """After an outage, join the groups again (a restarted Redis has forgotten them); whether
         the layer answered."""
         try:
-            for group in list(self.joined_groups):
-                await self.channel_layer.group_add(group, self.channel_name)
+            await groups.rejoin(self)
         except Exception as exc:
             _reraise_cancellation(exc)  # else still down: the next receive says so and waits longer
             return False
         return True
 
+    async def recover_from_layer(self, since: float) -> None:
+        """Call :meth:`layer_recovered` for a loss noticed at ``since`` (``time.monotonic()``),
+        unless a call after then covered it: the group watcher and a failed receive may both
+        notice one Redis restart."""
+        if self._layer_recovered_at > since:
+            return
+        self._layer_recovered_at = time.monotonic()
+        await self.layer_recovered()
+
     async def layer_recovered(self) -> None:
         """Called when the channel layer answers again after an outage, during which pushes to this
         connection were lost. Subscriptions tell their clients to re-read (``resync``)."""
-
-    def _left_on_close(self, group: str, error: Exception) -> None:
-        logger.warning("Could not leave group %r on disconnect (%s); the layer expires it.", group, error)
 
     def layer_for(self, group: str) -> Any:
         """The channel layer, once ``group`` is known to be a name it accepts."""
@@ -438,12 +432,12 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
     def join(self, group: str) -> None:
         """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
         503 ``channel_layer_unavailable`` when the layer cannot be reached."""
-        async_to_sync(group_add)(self.layer_for(group), group, self.channel_name)
+        async_to_sync(groups.join)(self.layer_for(group), group, self)
         self.joined_groups.add(group)
-        self._loop.call_soon_threadsafe(self._keep_joined)
 
     def leave(self, group: str) -> None:
-        async_to_sync(self.layer_for(group).group_discard)(group, self.channel_name)
+        """Stop receiving the group's broadcasts; a leave the layer fails is tried again later."""
+        async_to_sync(groups.leave)(self.layer_for(group), group, self.channel_name)
         self.joined_groups.discard(group)
 
     def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
@@ -457,10 +451,7 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
     def websocket_disconnect(self, message: dict[str, Any]) -> None:
         for group in list(self.joined_groups):
-            try:
-                self.leave(group)
-            except Exception as exc:
-                self._left_on_close(group, exc)
+            self.leave(group)
         super().websocket_disconnect(message)
 
 
@@ -534,12 +525,12 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
     async def join(self, group: str) -> None:
         """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
         503 ``channel_layer_unavailable`` when the layer cannot be reached."""
-        await group_add(self.layer_for(group), group, self.channel_name)
+        await groups.join(self.layer_for(group), group, self)
         self.joined_groups.add(group)
-        self._keep_joined()
 
     async def leave(self, group: str) -> None:
-        await self.layer_for(group).group_discard(group, self.channel_name)
+        """Stop receiving the group's broadcasts; a leave the layer fails is tried again later."""
+        await groups.leave(self.layer_for(group), group, self.channel_name)
         self.joined_groups.discard(group)
 
     async def push(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None) -> None:
@@ -556,8 +547,5 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         for task in list(self._pending):
             task.cancel()
         for group in list(self.joined_groups):
-            try:
-                await self.leave(group)
-            except Exception as exc:
-                self._left_on_close(group, exc)
+            await self.leave(group)
         await super().websocket_disconnect(message)

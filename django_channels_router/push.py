@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -23,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .errors import SocketError
+from .layers import call_limit
 from .protocol import RESERVED_ROUTES, ROUTE_NAME, encode_frame, new_uuid
 from .status import StatusCodes
 
@@ -90,27 +92,44 @@ async def broadcast(group: str, route: str, payload: Any = None, headers: Mappin
         raise BroadcastError(f"Could not broadcast {route!r} to group {group!r}: {reason}") from exc
 
 
-async def layer_call(method: Callable[..., Any], *args: Any, timeout: float = 5.0) -> Any:
-    """``await method(*args)`` of a channel layer within ``timeout``, tried twice: the first use
-    of a pooled connection after a Redis restart fails once before the pool reconnects."""
-    async with asyncio.timeout(timeout):
+#: One semaphore per channel layer and event loop (channels-redis' pools are per loop too).
+_slots: WeakKeyDictionary[Any, WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]] = WeakKeyDictionary()
+
+
+def call_slots(layer: Any) -> asyncio.Semaphore:
+    """What bounds the router's calls to ``layer`` in flight on this event loop (see
+    :func:`~django_channels_router.layers.call_limit`): a burst waits for a connection of the
+    pool instead of failing with ``Too many connections``."""
+    loop = asyncio.get_running_loop()
+    per_loop = _slots.setdefault(layer, WeakKeyDictionary())
+    slots = per_loop.get(loop)
+    if slots is None:
+        slots = per_loop[loop] = asyncio.Semaphore(call_limit(layer))
+    return slots
+
+
+async def layer_call(layer: Any, method: str, *args: Any, timeout: float = 5.0) -> Any:
+    """``await layer.<method>(*args)`` within ``timeout`` (its wait for a turn included, see
+    :func:`call_slots`), tried twice: the first use of a pooled connection after a Redis restart
+    fails once before the pool reconnects."""
+    async with asyncio.timeout(timeout), call_slots(layer):
         try:
-            return await method(*args)
+            return await getattr(layer, method)(*args)
         except Exception as exc:  # redis' ConnectionError is not the built-in one
-            logger.info("Retrying %s%r after %s", method.__name__, args[:1], exc or type(exc).__name__)
-            return await method(*args)
+            logger.info("Retrying %s%r after %s", method, args[:1], exc or type(exc).__name__)
+            return await getattr(layer, method)(*args)
 
 
 async def group_send(layer: Any, group: str, message: dict[str, Any], timeout: float = 5.0) -> None:
     """``layer.group_send``, as :func:`layer_call` makes it."""
-    await layer_call(layer.group_send, group, message, timeout=timeout)
+    await layer_call(layer, "group_send", group, message, timeout=timeout)
 
 
 async def group_add(layer: Any, group: str, channel: str) -> None:
     """``layer.group_add``, as :func:`layer_call` makes it; a layer that still fails is a 503
     ``channel_layer_unavailable`` for the request that wanted the group."""
     try:
-        await layer_call(layer.group_add, group, channel)
+        await layer_call(layer, "group_add", group, channel)
     except Exception as exc:
         logger.warning("Could not join group %r: the channel layer is unavailable (%s)", group,
                        exc or type(exc).__name__)

@@ -30,3 +30,17 @@ class CancelTurnsIntoErrorLayer(InMemoryChannelLayer):
                 raise
             type(self).converted += 1
             raise KeyError(channel) from None
+
+
+class FlakyDiscardLayer(InMemoryChannelLayer):
+    """Fails the first two ``group_discard`` calls, as a Redis that is briefly unreachable does."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.discards = 0
+
+    async def group_discard(self, group, channel):
+        self.discards += 1
+        if self.discards <= 2:
+            raise ConnectionError("the channel layer is down")
+        await super().group_discard(group, channel)

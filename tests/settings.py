@@ -53,7 +53,9 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "tests.b
                            "django.contrib.auth.backends.RemoteUserBackend"]  # for DRF's RemoteUserAuthentication
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": os.environ.get("CHANNELS_REDIS_PREFIX", "asgi")}}
+                # socket_timeout above channels-redis' 5 s blocking receive, as README.md says.
+                "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 10}],
+                           "prefix": os.environ.get("CHANNELS_REDIS_PREFIX", "asgi")}}
     if os.environ.get("REDIS_URL") else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -79,7 +79,8 @@ if "REDIS_URL" in os.environ:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+            # Reads may wait longer than channels-redis' 5 s blocking receive (redis-py 8 gives up after 5 s).
+            "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 10}]},
         }
     }
 else:
