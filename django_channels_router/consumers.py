@@ -208,6 +208,11 @@ class RouterMixin:
         """
         return not self.login_required or bool(getattr(self.user, "is_authenticated", False))
 
+    def _checks_connect_inline(self) -> bool:
+        """Whether ``check_connect`` runs no user code (the default reads two attributes), so
+        that a handshake needs no worker thread and never waits for one."""
+        return type(self).check_connect is RouterMixin.check_connect
+
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
         return resolve(self, route, route.handler)
@@ -408,6 +413,8 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
             allowed = False
         elif iscoroutinefunction(self.check_connect):
             allowed = await self.check_connect()
+        elif self._checks_connect_inline():
+            allowed = self.check_connect()
         else:
             allowed = await run_in_worker(self.check_connect, thread_sensitive=self.thread_sensitive)
         if allowed:

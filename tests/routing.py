@@ -8,6 +8,7 @@ from tests.consumers import (
     SerialSyncSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
+    TimedDefaultLimitsSocket,
 )
 from tests.drf import ArticleRouter
 from tests.security import HeadersRouter, TenantArticleRouter
@@ -20,6 +21,7 @@ websocket_urlpatterns = [
     path("ws/staff/", StaffOnlyAsyncSocket.as_asgi()),
     path("ws/limits/sync/", DefaultLimitsSocket.as_asgi()),
     path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
+    path("ws/limits/timed/", TimedDefaultLimitsSocket.as_asgi()),
     path("ws/headers/", HeadersRouter.as_asgi()),
     path("ws/articles/", ArticleRouter.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),
