@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "testproject")]
 
 # Neither import touches Django's settings, so no django.setup() is needed.
 from django_channels_router.protocol import FrameError, decode_frame  # noqa: E402
-from tests.test_hostile_frames import HOSTILE, LIMIT  # noqa: E402
+from tests.test_hostile_frames import HOSTILE, LIMIT, VALUES  # noqa: E402
 
 MIB = 1_048_576
 GOAL = 3.0
@@ -74,7 +74,7 @@ def best_ms(call: Callable[[], object], rounds: int) -> float:
 
 def decode(frame: str) -> object:
     try:
-        return decode_frame(frame, None, LIMIT)
+        return decode_frame(frame, None, LIMIT, VALUES)
     except FrameError as exc:
         return exc
 

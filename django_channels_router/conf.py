@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     "MAX_MESSAGE_BYTES": 1_048_576,
+    # JSON values (array items, object members) in one message, counted before it is parsed.
+    "MAX_MESSAGE_VALUES": 100_000,
     "MAX_RUNNING_REQUESTS": 16,
     "MAX_WAITING_REQUESTS": 256,
+    # Bytes the parsed requests not yet answered may hold, estimated (protocol.Frame.weight):
+    # those of one connection, and those of every connection of the process together.
+    "MAX_CONNECTION_REQUEST_BYTES": 16 * 1_048_576,
+    "MAX_PROCESS_REQUEST_BYTES": 256 * 1_048_576,
     "RATE_LIMIT": None,
     "REQUEST_TIMEOUT": None,
     # Seconds running requests get to finish on SIGTERM before their connections close (1012).
@@ -117,23 +124,29 @@ class Limits:
     """The limits in force for one connection."""
 
     message_bytes: int
+    message_values: int
     running: int
     waiting: int
     rate: tuple[int, float] | None
     timeout: float | None
     pending_send_bytes: int
     slow_client_timeout: float | None
+    connection_request_bytes: int
+    process_request_bytes: int
 
     @classmethod
     def for_consumer(cls, consumer: Any) -> Limits:
         return cls(
             message_bytes=limit("MAX_MESSAGE_BYTES", consumer.max_message_bytes),
+            message_values=limit("MAX_MESSAGE_VALUES", consumer.max_message_values),
             running=limit("MAX_RUNNING_REQUESTS", consumer.max_running_requests),
             waiting=limit("MAX_WAITING_REQUESTS", consumer.max_waiting_requests),
             rate=rate(consumer.rate_limit),
             timeout=timeout(consumer.request_timeout),
             pending_send_bytes=limit("MAX_PENDING_SEND_BYTES", consumer.max_pending_send_bytes),
             slow_client_timeout=timeout(consumer.slow_client_timeout, "SLOW_CLIENT_TIMEOUT"),
+            connection_request_bytes=limit("MAX_CONNECTION_REQUEST_BYTES", consumer.max_connection_request_bytes),
+            process_request_bytes=limit("MAX_PROCESS_REQUEST_BYTES", None),
         )
 
 
@@ -153,3 +166,34 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.per_second
+
+
+class HeldBytes:
+    """What parsed requests not yet answered hold, in bytes (``Frame.weight``), against a limit:
+    one per connection, and :data:`process_requests` for all of them together.
+
+    A request is admitted when it fits, or when nothing is held, so that one message of any
+    size ``MAX_MESSAGE_BYTES`` allows is always served in its turn. Thread-safe: sync consumers
+    parse in worker threads.
+    """
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, weight: int, limit: int) -> bool:
+        """Hold ``weight`` more bytes if that stays within ``limit``; whether it did."""
+        with self._lock:
+            if self.held and self.held + weight > limit:
+                return False
+            self.held += weight
+            return True
+
+    def give(self, weight: int) -> None:
+        """Release what :meth:`take` held, once the request is answered."""
+        with self._lock:
+            self.held -= weight
+
+
+#: The requests of every connection of this process.
+process_requests = HeldBytes()

@@ -18,10 +18,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from . import groups, shutdown
-from .conf import Limits, TokenBucket
+from .conf import HeldBytes, Limits, TokenBucket, process_requests
 from .layers import receive_timeout_problem
 from .outbox import Outbox, shared_frame
 from .pipeline import (
+    Steps,
     call_sync,
     current_uuid,
     resolve,
@@ -58,6 +59,7 @@ class Request(NamedTuple):
     route: RouteInfo
     headers: dict[str, Any]
     payload: Any
+    weight: int  # what it holds in memory, estimated (protocol.Frame.weight)
 
 
 class RouterMixin:
@@ -69,6 +71,7 @@ class RouterMixin:
     json_encoder: ClassVar[type[json.JSONEncoder]] = DjangoJSONEncoder
     #: Per-class limits; ``None`` takes ``settings.CHANNELS_ROUTER`` or the protocol's default.
     max_message_bytes: int | None = None
+    max_message_values: int | None = None
     max_running_requests: int | None = None
     max_waiting_requests: int | None = None
     #: A per-connection rate limit such as ``"100/min"`` (off by default); past it, requests are
@@ -83,6 +86,9 @@ class RouterMixin:
     #: Seconds frames may wait while the client reads none of them; then the connection is closed
     #: with 1013 (4013 on daphne): a slow client is one that makes no progress.
     slow_client_timeout: float | None = None
+    #: Bytes the requests of one connection not yet answered may hold once parsed (estimated:
+    #: a frame's length plus 80 bytes per JSON value); past it, 429 ``too_many_requests``.
+    max_connection_request_bytes: int | None = None
     #: Refuse the handshake (HTTP 403) to connections without an authenticated user.
     login_required: ClassVar[bool] = False
     #: Optional consumer-wide access rule, run for every route before the route's own ``access``:
@@ -215,6 +221,7 @@ class RouterMixin:
         self.rate_bucket = TokenBucket(*self.limits.rate, time.monotonic) if self.limits.rate else None
         #: Groups joined with ``join()``; kept joined (see :mod:`.groups`), left when the connection closes.
         self.joined_groups: set[str] = set()
+        self.held_requests = HeldBytes()
 
     def check_connect(self) -> bool:
         """Whether to accept this connection (sync or async; override for your own policy).
@@ -234,6 +241,11 @@ class RouterMixin:
             return [{"type": "websocket.http.response.start", "status": 503, "headers": headers},
                     {"type": "websocket.http.response.body", "body": b"The server is restarting; connect again."}]
         return [{"type": "websocket.accept"}, {"type": "websocket.close", "code": self.outbox.close_code(1013)}]
+
+    def _checks_connect_inline(self) -> bool:
+        """Whether ``check_connect`` runs no user code (the default reads two attributes), so
+        that a handshake needs no worker thread and never waits for one."""
+        return type(self).check_connect is RouterMixin.check_connect
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
@@ -359,7 +371,8 @@ class RouterMixin:
         if self.outbox.closing:
             return ""  # the connection is closing: nothing more is run, and nothing is sent
         try:
-            uuid, name, headers, payload = decode_frame(text_data, bytes_data, self.limits.message_bytes)
+            uuid, name, headers, payload, weight = decode_frame(text_data, bytes_data, self.limits.message_bytes,
+                                                                self.limits.message_values)
         except FrameError as exc:
             return exc.frame()
         if name == PING:
@@ -375,7 +388,28 @@ class RouterMixin:
         if self.restarting:
             return error_frame(uuid, name, StatusCodes.SERVICE_UNAVAILABLE, "server_restarting",
                                "The server is restarting; this request was not run: send it again once reconnected.")
-        return Request(uuid, route, headers, payload)
+        return self._refusal(uuid, name, weight) or Request(uuid, route, headers, payload, weight)
+
+    def _refusal(self, uuid: str | int, route: str, weight: int) -> str | None:
+        """The reply refusing a request the connection cannot hold now, or None once it holds it
+        (its ``weight`` counted on the connection and the process until :meth:`_answered`)."""
+        limits = self.limits
+        if not self.held_requests.take(weight, limits.connection_request_bytes):
+            return error_frame(uuid, route, StatusCodes.TOO_MANY_REQUESTS, "too_many_requests",
+                               f"The requests waiting on this connection hold more than "
+                               f"{limits.connection_request_bytes} bytes; retry once they are answered.")
+        if not process_requests.take(weight, limits.process_request_bytes):
+            self.held_requests.give(weight)
+            return error_frame(uuid, route, StatusCodes.SERVICE_UNAVAILABLE, "server_busy",
+                               "The server holds too many requests; retry shortly.", {"Retry-After": "1"})
+        return None
+
+    def _respond(self, request: Request) -> Steps:
+        return respond(self, request.uuid, request.route, request.headers, request.payload)
+
+    def _answered(self, request: Request) -> None:
+        self.held_requests.give(request.weight)
+        process_requests.give(request.weight)
 
 
 class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
@@ -425,9 +459,12 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
         request = self.parse_frame(text_data, bytes_data)
         if isinstance(request, str):
             self._loop.call_soon_threadsafe(self.outbox.send_frame, request)
-        else:
-            frame = run_sync(respond(self, *request))  # dispatch() handles the database connections
-            self._loop.call_soon_threadsafe(self._reply, request.uuid, request.route.name, frame)
+            return
+        try:
+            frame = run_sync(self._respond(request))  # dispatch() handles the database connections
+        finally:
+            self._answered(request)
+        self._loop.call_soon_threadsafe(self._reply, request.uuid, request.route.name, frame)
 
     def join(self, group: str) -> None:
         """Receive the group's broadcasts on this connection until ``leave()`` or disconnect;
@@ -490,6 +527,8 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
             return
         if iscoroutinefunction(self.check_connect):
             allowed = await self.check_connect()
+        elif self._checks_connect_inline():
+            allowed = self.check_connect()
         else:
             allowed = await run_in_worker(self.check_connect, thread_sensitive=self.thread_sensitive)
         if allowed:
@@ -501,20 +540,26 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         request = self.parse_frame(text_data, bytes_data)
         if isinstance(request, str):
             self.outbox.send_frame(request)
-        elif len(self._pending) >= self.limits.running + self.limits.waiting:
-            self.outbox.send_frame(error_frame(
-                request.uuid, request.route.name, StatusCodes.TOO_MANY_REQUESTS, "too_many_requests",
-                "Too many requests are waiting on this connection; retry later.",
-            ))
         else:
             task = asyncio.create_task(self._serve(request))
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+
+            def finished(task: asyncio.Task[None]) -> None:  # however it ends, even cancelled before it ran
+                self._pending.discard(task)
+                self._answered(request)
+
+            task.add_done_callback(finished)
+
+    def _refusal(self, uuid: str | int, route: str, weight: int) -> str | None:
+        if len(self._pending) >= self.limits.running + self.limits.waiting:
+            return error_frame(uuid, route, StatusCodes.TOO_MANY_REQUESTS, "too_many_requests",
+                               "Too many requests are waiting on this connection; retry later.")
+        return super()._refusal(uuid, route, weight)
 
     async def _serve(self, request: Request) -> None:
         try:
             async with asyncio.timeout(self.limits.timeout), self._slots:
-                frame = await run_async(respond(self, *request), request.route.sync_only, self.thread_sensitive)
+                frame = await run_async(self._respond(request), request.route.sync_only, self.thread_sensitive)
         except TimeoutError:
             logger.warning("Route %r (uuid %r) took longer than %s s on %s; answered 504", request.route.name,
                            request.uuid, self.limits.timeout, type(self).__name__)

@@ -13,7 +13,7 @@ import uuid as uuid_lib
 from array import array
 from collections.abc import Mapping
 from itertools import accumulate
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from .status import StatusCodes
 
@@ -24,6 +24,7 @@ __all__ = [
     "ROUTE_NAME",
     "Envelope",
     "SocketResult",
+    "Frame",
     "FrameError",
     "decode_frame",
     "encode_frame",
@@ -41,10 +42,16 @@ MAX_SAFE_INTEGER = 2**53 - 1
 #: every consumer, before they can exhaust the parser's recursion.
 MAX_NESTING = 128
 ROUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
+#: What Python holds for one parsed JSON value beyond its characters, about: an empty dict is 64
+#: bytes, a short string 50, a float 24, each plus its 8-byte slot in the list or dict holding it.
+VALUE_BYTES = 80
 
 #: Brackets as signed bytes: +1 opens, -1 closes (see _nesting).
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
+_NOT_BRACKETS = bytes(set(range(256)) - set(b'[]{}"'))
+#: For counting values: structure kept, whitespace dropped, any other byte (of a scalar) an "x".
+_VALUE_MARKS = bytes(c if c in b'[]{},"' else ord("x") for c in range(256))
+_WHITESPACE = b" \t\n\r"
 _TOO_DEEP = b"\x01" * (MAX_NESTING + 1)
 _LEAF = b"\x01\xff"
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -67,6 +74,18 @@ class Envelope(TypedDict):
     status: int
     headers: Mapping[str, Any] | None
     payload: Any
+
+
+class Frame(NamedTuple):
+    """A request frame that passed the protocol's checks."""
+
+    uuid: str | int
+    route: str
+    headers: dict[str, Any]
+    payload: Any
+    #: What the parsed frame holds in memory, estimated from its text: its length plus
+    #: ``VALUE_BYTES`` per JSON value (at most 24 times its length, for ``[{},{},...]``).
+    weight: int
 
 
 class FrameError(Exception):
@@ -101,13 +120,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _nesting(text: str) -> int:
-    """How deep arrays and objects nest in ``text`` (brackets inside strings ignored), or
-    ``MAX_NESTING + 1`` as soon as it is known to be deeper than allowed.
+def _outside_strings(text: str, table: bytes | None, drop: bytes, string: bytes = b"") -> bytes:
+    """``text`` as bytes, translated by ``table`` less the bytes in ``drop`` (which must keep
+    quotes), with every JSON string replaced by ``string``.
 
     Every step is a pass of C code over the bytes, so the time is linear whatever the client
     sends (a regular expression over strings backtracks on unterminated ones), and most passes
-    shrink what the next one reads. For valid JSON the figure is exact: once escaped backslashes
+    shrink what the next one reads. For valid JSON the result is exact: once escaped backslashes
     and quotes are gone, quotes alternate between opening and closing strings, and dropping two
     adjacent quotes keeps that so. For invalid JSON it may be off, which costs nothing:
     ``json.loads`` refuses such a frame anyway.
@@ -115,10 +134,17 @@ def _nesting(text: str) -> int:
     data = text.encode("utf-8", "surrogatepass")
     if b"\\" in data:
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    data = data.translate(None, _NOT_STRUCTURE)  # brackets and quotes only
+    data = data.translate(table, drop)
     if b'"' in data:
-        data = b"".join(data.replace(b'""', b"").split(b'"')[::2])  # what lies outside strings
-    steps = data.translate(_BRACKET_STEPS)
+        data = string.join(data.replace(b'""', string).split(b'"')[::2])
+    return data
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (brackets inside strings ignored), or
+    ``MAX_NESTING + 1`` as soon as it is known to be deeper than allowed; linear (see
+    :func:`_outside_strings`)."""
+    steps = _outside_strings(text, None, _NOT_BRACKETS).translate(_BRACKET_STEPS)
     if _TOO_DEEP in steps:
         return MAX_NESTING + 1
     # Dropping every "[]" (or "{}") lowers the deepest point by exactly one in balanced brackets.
@@ -128,17 +154,28 @@ def _nesting(text: str) -> int:
     return leaves + max(accumulate(array("b", steps)), default=0)
 
 
+def _values(text: str) -> int:
+    """How many JSON values ``text`` holds: the top one, and every array element and object
+    member, whatever its type; linear (see :func:`_outside_strings`). A non-empty array or
+    object of n values has n - 1 commas; an empty one is "[]" or "{}" once whitespace is gone
+    (a value in it would leave an "x")."""
+    marks = _outside_strings(text, _VALUE_MARKS, _WHITESPACE, b"x")
+    opened = marks.count(b"[") + marks.count(b"{") - marks.count(b"[]") - marks.count(b"{}")
+    return 1 + marks.count(b",") + opened
+
+
 def _valid_uuid(value: Any) -> bool:
     if isinstance(value, str):
         return 0 < len(value) <= MAX_UUID_LENGTH
     return type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
-def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[str | int, str, dict[str, Any], Any]:
-    """Check one incoming frame and return ``(uuid, route, headers, payload)``.
+def decode_frame(text: str | None, data: bytes | None, max_bytes: int, max_values: int) -> Frame:
+    """Check one incoming frame and return it parsed.
 
-    Raises :class:`FrameError` for every frame the protocol rejects; the size is checked
-    before parsing so an oversized frame costs no JSON work.
+    Raises :class:`FrameError` for every frame the protocol rejects; the size, nesting and
+    number of values are checked before parsing, so a frame refused for them costs no JSON
+    work, and one that passes holds at most ``max_values`` Python objects.
     """
     if text is None:
         raise FrameError(StatusCodes.UNSUPPORTED_MEDIA_TYPE, "unsupported_frame",
@@ -147,9 +184,14 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[
     if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes):
         raise FrameError(StatusCodes.PAYLOAD_TOO_LARGE, "message_too_large",
                          f"Messages are limited to {max_bytes} bytes.")
-    if text.count("[") + text.count("{") > MAX_NESTING and _nesting(text) > MAX_NESTING:
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_NESTING and _nesting(text) > MAX_NESTING:
         raise FrameError(StatusCodes.BAD_REQUEST, "malformed_json",
                          f"The message nests arrays and objects more than {MAX_NESTING} deep.")
+    values = 1 + brackets + text.count(",")  # at least as many as it holds: exact only if needed
+    if values > max_values and (values := _values(text)) > max_values:
+        raise FrameError(StatusCodes.PAYLOAD_TOO_LARGE, "too_many_values",
+                         f"Messages are limited to {max_values} JSON values (array items and object members).")
     try:
         message = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
@@ -171,7 +213,7 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int) -> tuple[
     elif not isinstance(headers, dict) and route != PING:
         raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope",
                          "Invalid envelope: headers must be an object or null.", uuid, route)
-    return uuid, route, headers, message.get("payload")  # type: ignore[return-value]
+    return Frame(uuid, route, headers, message.get("payload"), len(text) + VALUE_BYTES * values)
 
 
 def encode_frame(uuid: Any, route: str | None, status: int, headers: Mapping[str, Any] | None, payload: Any,

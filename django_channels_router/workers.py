@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
@@ -30,57 +30,104 @@ class WorkerPool(Executor):
     one warm thread serves requests that do not overlap, and more threads start only when
     requests do overlap, up to ``max_workers``.
 
-    Calls are grouped by :data:`worker_owner`. One connection never holds more than
-    ``max_workers - 1`` threads, so another connection's call finds a thread at once however
-    many slow calls the first one makes; calls beyond that wait, and a thread that frees up
-    serves the waiting connections in turn (round robin), not in the order calls came.
-    Calls made outside a connection (owner None) have no such share.
+    Calls are grouped by :data:`worker_owner`. A connection with no call running takes any
+    free thread; one thread is kept for such connections, and those that already run calls
+    hold at most :meth:`share` threads each, a share that leaves room for one more connection
+    and shrinks as more have work. So the first call of a connection that comes while others
+    flood the pool with slow calls starts at once, and as threads free up, the waiting
+    connections take turns (round robin), not the order calls came. A waiting call that is
+    cancelled (``REQUEST_TIMEOUT``, a closed connection) leaves the queue at once, with its
+    arguments: what waits is only what is still awaited, at most a call per running request.
+    Calls made outside a connection (owner None) take any free thread.
     """
 
     def __init__(self, max_workers: int, name: str = "channels-router") -> None:
         self.max_workers, self.name = max_workers, name
-        self.share = max(1, max_workers - 1)
         self._idle: list[SimpleQueue[Job | None]] = []  # a stack: the last thread to go idle is on top
-        self._waiting: dict[Hashable, deque[Job]] = {}  # per owner, in turn order
+        self._waiting: dict[Hashable, OrderedDict[Future[Any], Job]] = {}  # per owner, owners in turn order
         self._running: dict[Hashable, int] = {}
-        self._threads = 0
+        self._calls: dict[Hashable, int] = {}  # running and waiting, per owner (None is nobody's)
+        self._busy = self._threads = 0
         self._lock = threading.Lock()
+
+    def share(self) -> int:
+        """How many threads a connection may hold: all but the kept one, split between the
+        connections that have calls running or waiting and one more (rounded up); at least one."""
+        return max(1, -(-(self.max_workers - 1) // (len(self._calls) + 1)))
+
+    def queued(self) -> int:
+        """How many calls wait for a thread."""
+        with self._lock:
+            return sum(map(len, self._waiting.values()))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if kwargs:
             args, fn = (), functools.partial(fn, *args, **kwargs)
         owner = worker_owner.get()
-        job: Job = (owner, Future(), fn, args)
+        future: Future[Any] = Future()
+        job: Job = (owner, future, fn, args)
         with self._lock:
+            if owner is not None:
+                self._calls[owner] = self._calls.get(owner, 0) + 1
             inbox: SimpleQueue[Job | None] | None = None
             if self._may_start(owner):
                 if self._idle:
                     inbox = self._idle.pop()
-                elif self._threads < self.max_workers:
+                else:
                     inbox = SimpleQueue()
-                    threading.Thread(target=self._work, args=(inbox,), name=f"{self.name}-{self._threads + 1}",
-                                     daemon=True).start()  # raises for the caller if no thread can start
+                    try:
+                        threading.Thread(target=self._work, args=(inbox,), name=f"{self.name}-{self._threads + 1}",
+                                         daemon=True).start()
+                    except BaseException:  # the caller gets it; nothing of this call stays
+                        self._forget_call(owner)
+                        raise
                     self._threads += 1
-            if inbox is None:
-                self._waiting.setdefault(owner, deque()).append(job)
-                return job[1]
-            self._running[owner] = self._running.get(owner, 0) + 1
-        inbox.put(job)
-        return job[1]
+                self._start(owner)
+            else:
+                self._waiting.setdefault(owner, OrderedDict())[future] = job
+        if inbox is None:
+            future.add_done_callback(functools.partial(self._cancelled, owner))
+        else:
+            inbox.put(job)
+        return future
 
     def _may_start(self, owner: Hashable) -> bool:
-        return owner is None or self._running.get(owner, 0) < self.share
+        """Under the lock: whether a call of ``owner`` may take a thread now."""
+        if self._busy >= self.max_workers:
+            return False
+        running = self._running.get(owner, 0)
+        return owner is None or not running or (running < self.share() and self._busy < self.max_workers - 1)
+
+    def _start(self, owner: Hashable) -> None:
+        self._running[owner] = self._running.get(owner, 0) + 1
+        self._busy += 1
+
+    def _forget_call(self, owner: Hashable) -> None:
+        if owner is not None:
+            left = self._calls[owner] = self._calls[owner] - 1
+            if not left:
+                del self._calls[owner]
+
+    def _cancelled(self, owner: Hashable, future: Future[Any]) -> None:
+        """A waiting call's future is done: if it was cancelled before a thread took it, it
+        leaves the queue now, with its arguments."""
+        with self._lock:
+            jobs = self._waiting.get(owner)
+            if jobs is not None and jobs.pop(future, None) is not None:
+                if not jobs:
+                    del self._waiting[owner]
+                self._forget_call(owner)
 
     def _next_job(self) -> Job | None:
-        """The next waiting call, under the lock: the first owner in turn that is within its
-        share goes, and moves to the back of the turn."""
+        """The next waiting call, under the lock: the first owner in turn that may start goes,
+        and moves to the back of the turn."""
         for owner in list(self._waiting):
             if self._may_start(owner):
                 jobs = self._waiting.pop(owner)
-                job = jobs.popleft()
+                _, job = jobs.popitem(last=False)
                 if jobs:
                     self._waiting[owner] = jobs
-                self._running[owner] = self._running.get(owner, 0) + 1
+                self._start(owner)
                 return job
         return None
 
@@ -100,6 +147,8 @@ class WorkerPool(Executor):
                 left = self._running[owner] = self._running[owner] - 1
                 if not left:
                     del self._running[owner]
+                self._busy -= 1
+                self._forget_call(owner)
                 job = self._next_job()
                 if job is None:
                     self._idle.append(inbox)

@@ -167,6 +167,10 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         with acting_as(request):
             return all(permission().has_permission(request, self) for permission in self.connect_permission_classes)
 
+    def _checks_connect_inline(self) -> bool:
+        """Without ``connect_permission_classes`` the check runs no user code: no worker thread."""
+        return type(self).check_connect is GenericSocketRouter.check_connect and not self.connect_permission_classes
+
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """Handlers of routes that write (any method but GET) run in a transaction on the
         database the model is written to, and so does their hydrate (the object's load), so that

@@ -20,6 +20,7 @@ from django_channels_router import (
     broadcast_sync,
 )
 from django_channels_router.access import is_authenticated, is_staff
+from django_channels_router.workers import worker_pool
 from tests.drf import StrictArticleSerializer
 
 POINT_SCHEMA = {
@@ -64,6 +65,8 @@ ROUTES = [
     {"route": "slowWrite"},
     {"route": "big"},
     {"route": "pushBig"},
+    {"route": "hold"},
+    {"route": "poolQueued"},
 ]
 
 class BrokenAPIException(exceptions.APIException):
@@ -212,6 +215,15 @@ class ProtocolHandlers:
         time.sleep(payload["seconds"])
         return {"status": 201, "payload": Article.objects.create(title=payload["title"]).pk}
 
+    def on_hold(self, payload, headers):
+        """Take ``seconds``, holding the rest of the payload meanwhile (the memory bound tests)."""
+        time.sleep(payload["seconds"])
+        return {"status": 204}
+
+    def on_pool_queued(self, payload, headers):
+        """How many calls wait in the process's worker pool."""
+        return {"payload": worker_pool().queued()}
+
     def on_close_with(self, payload, headers):
         """Close this connection with the code asked for (the clients' close-code tests)."""
         self.close(code=payload)
@@ -259,6 +271,13 @@ class AsyncProtocolSocket(ProtocolHandlers, AsyncSocketRouterConsumer):
     async def on_close_with(self, payload, headers):
         await self.close(code=payload)
         return {"status": 204}
+
+    async def on_hold(self, payload, headers):
+        await asyncio.sleep(payload["seconds"])
+        return {"status": 204}
+
+    async def on_pool_queued(self, payload, headers):  # on the event loop: answered however busy the pool
+        return {"payload": worker_pool().queued()}
 
     async def on_slow(self, payload, headers):
         cls = type(self)
@@ -356,3 +375,5 @@ class BusyFirst:
         else:
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 4013})
+class TimedDefaultLimitsSocket(DefaultLimits, AsyncProtocolSocket):
+    request_timeout = 0.2

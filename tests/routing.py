@@ -11,6 +11,7 @@ from tests.consumers import (
     SerialSyncSocket,
     StaffOnlyAsyncSocket,
     SyncProtocolSocket,
+    TimedDefaultLimitsSocket,
     close_at_once,
 )
 from tests.drf import ArticleRouter, LargeArticleRouter
@@ -24,6 +25,7 @@ websocket_urlpatterns = [
     path("ws/staff/", StaffOnlyAsyncSocket.as_asgi()),
     path("ws/limits/sync/", DefaultLimitsSocket.as_asgi()),
     path("ws/limits/async/", AsyncDefaultLimitsSocket.as_asgi()),
+    path("ws/limits/timed/", TimedDefaultLimitsSocket.as_asgi()),
     path("ws/headers/", HeadersRouter.as_asgi()),
     path("ws/articles/", ArticleRouter.as_asgi()),
     path("ws/articles/large/", LargeArticleRouter.as_asgi()),

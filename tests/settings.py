@@ -5,6 +5,7 @@ reachable, else SQLite in memory. Channel layer: channels-redis on REDIS_URL if 
 in-memory layer (the tests that need Redis, across processes, use 127.0.0.1:6379 themselves).
 """
 
+import json
 import os
 import socket
 
@@ -66,3 +67,5 @@ LOGGING = {
 }
 # tests.consumers declares a route without a handler on purpose (to test the 501 reply).
 SILENCED_SYSTEM_CHECKS = ["channels_router.E001"]
+# A server process a test starts may get limits of its own (JSON), e.g. the memory bound tests.
+CHANNELS_ROUTER = json.loads(os.environ.get("TESTS_CHANNELS_ROUTER", "{}"))

@@ -8,7 +8,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from django_channels_router.testing import RouterCommunicator
-from tests.consumers import PrivateSocket, StaffOnlyAsyncSocket
+from tests.consumers import AsyncProtocolSocket, PrivateSocket, StaffOnlyAsyncSocket
 from tests.drf import ArticleRouter
 
 
@@ -48,3 +48,37 @@ async def test_drf_permission_classes_at_connect():
     accepted = RouterCommunicator(router.as_asgi(), "/ws/", user=User(username="ada"))
     assert (await accepted.connect())[0] is True
     await accepted.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_check_connect_that_runs_no_user_code_needs_no_worker_thread():
+    import asyncio
+    import threading
+
+    from django_channels_router.workers import worker_owner, worker_pool
+
+    pool, release = worker_pool(), threading.Event()
+    blocked = []
+    for n in range(pool.max_workers):  # every thread busy, each for a connection of its own
+        token = worker_owner.set(f"busy-{n}")
+        blocked.append(pool.submit(release.wait, 10))
+        worker_owner.reset(token)
+    try:
+        members = type("Members", (ArticleRouter,), {"connect_permission_classes": [permissions.IsAuthenticated]})
+        private = type("PrivateAsync", (AsyncProtocolSocket,), {"login_required": True})
+        for consumer in (private, ArticleRouter):  # the core's check, and the bridge's without permission classes
+            comm = RouterCommunicator(consumer.as_asgi(), "/ws/", user=User(username="ada"))
+            assert (await comm.connect(timeout=0.5))[0] is True, consumer
+            await comm.disconnect()
+        # Permission classes are user code: they wait for a thread, and get one as it frees up.
+        comm = RouterCommunicator(members.as_asgi(), "/ws/", user=User(username="ada"))
+        connecting = asyncio.ensure_future(comm.connect(timeout=5))
+        await asyncio.sleep(0.3)
+        assert not connecting.done()
+        release.set()
+        assert (await connecting)[0] is True
+        await comm.disconnect()
+    finally:
+        release.set()
+        for future in blocked:
+            future.result(5)

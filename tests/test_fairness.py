@@ -29,38 +29,113 @@ def submit_as(pool, owner, fn, *args):
         worker_owner.reset(token)
 
 
-def test_one_connection_never_holds_every_thread_and_waiting_connections_take_turns():
-    pool, order, gates = WorkerPool(3), [], defaultdict(threading.Event)
+class Calls:
+    """Calls that each block until released by name, and the order they started in."""
 
-    def job(name):
-        order.append(name)
-        gates[name].wait(5)
-        return name
+    def __init__(self, pool):
+        self.pool, self.order, self.gates, self.all = pool, [], defaultdict(threading.Event), threading.Event()
 
-    def started(count):
+    def submit(self, owner, name):
+        def job():
+            self.order.append(name)
+            deadline = time.monotonic() + 5
+            while not (self.gates[name].is_set() or self.all.is_set()) and time.monotonic() < deadline:
+                time.sleep(0.002)
+            return name
+
+        return submit_as(self.pool, owner, job)
+
+    def started(self, count):
+        """Once ``count`` calls started (and no more started within 50 ms): their names."""
         deadline = time.monotonic() + 5
-        while len(order) < count and time.monotonic() < deadline:
+        while len(self.order) < count and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(0.05)  # and no more than that
-        return order
+        time.sleep(0.05)
+        return list(self.order)
 
-    def finish(name, then_started):
-        gates[name].set()
-        return started(then_started)[-1]
+    def finish(self, name, then_started):
+        """Release ``name``; the call that started in its place."""
+        self.gates[name].set()
+        return self.started(then_started)[-1]
 
-    hog = [submit_as(pool, "a", job, f"a{n}") for n in range(6)]
-    assert sorted(started(2)) == ["a0", "a1"]  # two of three threads: the third is kept for someone else
-    other = submit_as(pool, "b", job, "b0")
-    assert started(3)[2] == "b0"  # at once, though six of a's calls came first
-    later = [submit_as(pool, "b", job, "b1"), submit_as(pool, "c", job, "c0")]
-    assert len(started(3)) == 3
-    # As threads free up, the waiting connections take turns: c does not wait behind all of a.
-    assert [finish("a0", 4), finish("a1", 5), finish("b0", 6)] == ["a2", "b1", "c0"]
-    for name in gates.copy():
-        gates[name].set()
-    for n in range(3, 6):
-        gates[f"a{n}"].set()
-    assert [f.result(5) for f in [*hog, other, *later]] == [*(f"a{n}" for n in range(6)), "b0", "b1", "c0"]
+    def release_all(self, futures):
+        self.all.set()
+        return [future.result(5) for future in futures]
+
+
+def test_shares_shrink_as_more_connections_have_work():
+    pool = WorkerPool(6)
+    assert pool.share() == 5  # nobody has work
+    calls, futures = Calls(pool), []
+    for n, owner in enumerate("abcd", 1):
+        futures.append(calls.submit(owner, f"{owner}0"))
+        # five threads (one is kept), split between the owners with work and one more, rounded up
+        assert pool.share() == [3, 2, 2, 1][n - 1], owner
+    calls.release_all(futures)
+    time.sleep(0.05)
+    assert pool.share() == 5
+
+
+def test_a_connection_that_comes_while_two_flood_the_pool_starts_at_once():
+    pool = WorkerPool(6)
+    calls = Calls(pool)
+    a = [calls.submit("a", f"a{n}") for n in range(16)]
+    assert sorted(calls.started(3)) == ["a0", "a1", "a2"]  # half the pool: room is left for others
+    b = [calls.submit("b", f"b{n}") for n in range(16)]
+    assert sorted(calls.started(5)[3:]) == ["b0", "b1"]  # b's share; the sixth thread is kept
+    c = calls.submit("c", "c0")
+    assert calls.started(6)[5] == "c0"  # at once, though 29 calls of a and b wait
+    d = calls.submit("d", "d0")
+    assert len(calls.started(6)) == 6  # no thread is free
+    # The first thread to free up goes to d, which has nothing running, not to a or b.
+    assert calls.finish("a0", 7) == "d0"
+    # a and b hold two each, their share now that three connections have work; the last
+    # thread stays kept for a connection with nothing running.
+    calls.gates["c0"].set()
+    assert len(calls.started(7)) == 7
+    assert calls.release_all([*a, *b, c, d]) == [*(f"a{n}" for n in range(16)), *(f"b{n}" for n in range(16)),
+                                                 "c0", "d0"]
+
+
+def test_waiting_connections_take_turns():
+    pool = WorkerPool(3)  # a share of one thread each once two connections have work
+    calls = Calls(pool)
+    a = [calls.submit("a", f"a{n}") for n in range(4)]
+    assert calls.started(1) == ["a0"]
+    b = [calls.submit("b", f"b{n}") for n in range(4)]
+    c = [calls.submit("c", f"c{n}") for n in range(4)]
+    assert calls.started(3) == ["a0", "b0", "c0"]
+    # Each thread that frees up serves the next connection in turn, not the one that came first.
+    assert [calls.finish(name, n) for n, name in enumerate(["a0", "b0", "c0", "a1", "b1", "c1"], 4)] == \
+        ["a1", "b1", "c1", "a2", "b2", "c2"]
+    calls.release_all([*a, *b, *c])
+
+
+def test_a_cancelled_waiting_call_leaves_the_queue_at_once_with_its_arguments():
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    pool = WorkerPool(1)
+    calls = Calls(pool)
+    running = calls.submit("a", "busy")
+    assert calls.started(1) == ["busy"]
+    payloads = [Payload() for _ in range(100)]
+    alive = [weakref.ref(p) for p in payloads]
+    waiting = [submit_as(pool, "a", id, p) for p in payloads]
+    assert pool.queued() == 100
+    del payloads
+    for future in waiting:
+        assert future.cancel()
+    assert pool.queued() == 0  # before any thread frees up
+    gc.collect()
+    assert not any(ref() for ref in alive)
+    later = submit_as(pool, "b", lambda: "served")
+    calls.release_all([running])
+    assert later.result(5) == "served"
+    assert not any(future.running() or future.done() and not future.cancelled() for future in waiting)
 
 
 @pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
@@ -103,3 +178,73 @@ async def test_a_request_past_its_timeout_is_504_and_frees_its_place(route):
 def test_request_timeout_must_be_a_positive_number(value):
     with override_settings(CHANNELS_ROUTER={"REQUEST_TIMEOUT": value}), pytest.raises(ImproperlyConfigured):
         timeout(None)
+
+
+@pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
+async def test_two_connections_flooding_the_pool_do_not_hold_up_a_third(request, server):
+    url = f"{request.getfixturevalue(server)}/ws/limits/async/"
+    floods = [await connect(url) for _ in range(2)]
+    try:
+        for n, ws in enumerate(floods):
+            for i in range(16):  # as many as a connection may run, each holding a pool thread for 3 s
+                await ws.send(json.dumps({"uuid": n * 100 + i, "route": "slowSync", "payload": 3}))
+            await asyncio.sleep(0.2)
+        started = time.monotonic()
+        async with connect(url) as newcomer:
+            handshake = time.monotonic() - started
+            await newcomer.send(json.dumps({"uuid": "first", "route": "slowSync", "payload": 0}))
+            reply = json.loads(await asyncio.wait_for(newcomer.recv(), 30))
+            first = time.monotonic() - started
+        assert reply["status"] == 200
+        # Both before any slow call ended (2.6 s from now): the handshake needs no thread, and a
+        # thread was left for a connection with nothing running.
+        assert handshake < 1.0 and first < 1.0, f"handshake {handshake:.2f} s, first reply {first:.2f} s"
+    finally:
+        for ws in floods:  # their waiting calls leave the pool with them
+            await ws.close()
+
+
+@pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
+async def test_requests_past_their_timeout_do_not_pile_up_in_the_pool(request, server):
+    base = request.getfixturevalue(server)
+    async with connect(f"{base}/ws/limits/timed/") as flood, connect(f"{base}/ws/limits/async/") as monitor:
+        queued, sent, answered = [], 0, 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            while sent - answered < 16:  # as many as may run; each is answered 504 after 0.2 s
+                await flood.send(json.dumps({"uuid": sent, "route": "slowSync", "payload": 2}))
+                sent += 1
+            reply = json.loads(await asyncio.wait_for(flood.recv(), 10))
+            assert (reply["status"], reply["payload"]["code"]) == (504, "request_timeout")
+            answered += 1
+            if answered % 16 == 0:
+                await monitor.send(json.dumps({"uuid": answered, "route": "poolQueued"}))
+                queued.append(json.loads(await asyncio.wait_for(monitor.recv(), 10))["payload"])
+    assert answered > 100 and queued
+    # What waits is what the connection's running requests (16 at most) still await; before,
+    # every request that timed out left its call queued, a hundred more every second.
+    assert max(queued) <= 16, queued
+
+
+@pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
+async def test_a_handshake_needs_no_thread_even_when_every_thread_is_busy(request, server):
+    url = f"{request.getfixturevalue(server)}/ws/limits/async/"
+    floods = [await connect(url) for _ in range(3)]  # 3 + 2 + 1 threads: all of a 6-thread pool
+    try:
+        for n, ws in enumerate(floods):
+            for i in range(16):
+                await ws.send(json.dumps({"uuid": n * 100 + i, "route": "slowSync", "payload": 2}))
+            await asyncio.sleep(0.2)
+        started = time.monotonic()
+        async with connect(url) as newcomer:
+            handshake = time.monotonic() - started
+            await newcomer.send(json.dumps({"uuid": "first", "route": "slowSync", "payload": 0}))
+            reply = json.loads(await asyncio.wait_for(newcomer.recv(), 30))
+            first = time.monotonic() - started
+        # The default check_connect runs on the event loop; the first request takes the first
+        # thread to free up (the first slow call ends 1.4 s from now), ahead of the floods'.
+        assert handshake < 0.5, f"handshake {handshake:.2f} s"
+        assert reply["status"] == 200 and first < 2.5, f"first reply {first:.2f} s"
+    finally:
+        for ws in floods:
+            await ws.close()

@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
-from django_channels_router.protocol import MAX_NESTING, FrameError, _nesting, decode_frame
+from django_channels_router.conf import DEFAULTS
+from django_channels_router.protocol import MAX_NESTING, FrameError, _nesting, _values, decode_frame
 
 LIMIT = 1_048_576  # the default frame limit the hostile sockets keep
+VALUES = DEFAULTS["MAX_MESSAGE_VALUES"]
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,6 +38,11 @@ HOSTILE = {
     "many tiny strings": (fill("[" * 129, '"",'), 400, "malformed_json"),
     "run of backslashes in a string": (fill('{"uuid":"b","route":"nope","payload":"', "\\\\", '"}'), 404,
                                        "route_not_found"),
+    # ~24 MiB of Python objects once parsed: refused before parsing.
+    "many empty objects": (fill('{"uuid":"o","route":"echo","payload":[', "{},", "{}]}"), 413, "too_many_values"),
+    "commas in a string": (fill('{"uuid":"c","route":"nope","payload":"', ",", '"}'), 404, "route_not_found"),
+    "commas and escapes in a string": (
+        fill('{"uuid":"q","route":"nope","payload":"', '\\",[{', '"}'), 404, "route_not_found"),
 }
 
 
@@ -57,6 +64,17 @@ def test_nesting_is_exact_for_valid_json(value):
     assert _nesting(json.dumps(value)) == depth(value)
 
 
+def count(value):
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return 1 + sum(map(count, children))
+
+
+@given(json_values)
+def test_values_are_counted_exactly_for_valid_json(value):
+    assert _values(json.dumps(value)) == count(value)
+    assert _values(json.dumps(value, indent=1)) == count(value)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.text(alphabet='[]{}"\\a, ', min_size=1, max_size=64), st.integers(256, 4096))
 def test_checking_a_frame_takes_linear_time_whatever_it_holds(unit, repeat):
@@ -65,7 +83,7 @@ def test_checking_a_frame_takes_linear_time_whatever_it_holds(unit, repeat):
     text = "[" * (MAX_NESTING + 1) + unit * repeat
     started = time.process_time()
     try:
-        decode_frame(text, None, LIMIT)
+        decode_frame(text, None, LIMIT, VALUES)
     except FrameError:
         pass
     assert time.process_time() - started < 0.25 * len(text) / 262_144 + 0.05
@@ -76,7 +94,7 @@ def test_each_hostile_frame_gets_its_error(name):
     frame, status, code = HOSTILE[name]
     assert len(frame.encode()) <= LIMIT
     try:
-        decode_frame(frame, None, LIMIT)
+        decode_frame(frame, None, LIMIT, VALUES)
     except FrameError as exc:
         assert (exc.status, exc.code) == (status, code)
     else:
