@@ -274,8 +274,9 @@ class SubscribeModelMixin:
     objects this connection may ``get`` (with an id) or ``list`` (without; the payload holds the
     same query parameters as ``list``). Each push carries ``headers.subscription``, the uuid of
     the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription.
-    When pushes were lost (a change event that never arrived, a channel layer outage), the
-    subscription gets a ``resync`` push: the client re-reads with ``list``/``get``.
+    When pushes were lost (a change event that never arrived, a change that could not be worked
+    out, a channel layer outage), the subscription gets a ``resync`` push: the client re-reads
+    with ``list``/``get``.
     """
 
     @classmethod
@@ -482,16 +483,26 @@ class SubscribeModelMixin:
             await self._resync(label, "the channel layer was unavailable")
 
     async def _resync(self, label: str, reason: str) -> None:
-        """Tell each subscription to ``label`` to re-read; what it has seen is read anew too."""
+        """Tell each subscription to ``label`` to re-read."""
         async with self._subscriptions_lock:
-            for subscription in [s for s in self.subscriptions.values() if s.label == label]:
-                try:
-                    subscription.known = await run_in_worker(self.visible_pks, subscription)
-                except Exception:
-                    logger.exception("Could not read subscription %r anew for a resync", subscription.id)
-                logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, label, reason)
-                headers = self._numbered({"subscription": subscription.id, "model": label})
+            await self._send_resyncs([s for s in self.subscriptions.values() if s.label == label], reason)
+
+    async def _send_resyncs(self, subscriptions: list[Subscription], reason: str) -> None:
+        """Under the lock: tell each of ``subscriptions`` still open to re-read; what it has seen
+        is read anew too. Never raises: it is what is left to say when something failed."""
+        for subscription in subscriptions:
+            if self.subscriptions.get(subscription.id) is not subscription:
+                continue  # ended meanwhile: nothing more is pushed to it
+            try:
+                subscription.known = await run_in_worker(self.visible_pks, subscription)
+            except Exception:
+                logger.exception("Could not read subscription %r anew for a resync", subscription.id)
+            logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, subscription.label, reason)
+            try:
+                headers = self._numbered({"subscription": subscription.id, "model": subscription.label})
                 await self.push(RESYNC, {"reason": reason}, headers)  # type: ignore[attr-defined]
+            except Exception:
+                logger.exception("Could not send resync to subscription %r", subscription.id)
 
     def _numbered(self, headers: dict[str, Any]) -> dict[str, Any]:
         """``headers`` with the subscription's next ``seq``."""
@@ -516,8 +527,9 @@ class SubscribeModelMixin:
                             self._ended(self.subscriptions.pop(headers["subscription"], None))
                         await self.push(route, payload, headers)  # type: ignore[attr-defined]
                     await self._leave_unused_groups(subscriptions)
-                except Exception:  # a failing change must not end the connection's pushes
+                except Exception:  # a failing change must not end the connection's pushes, nor go unsaid
                     logger.exception("Could not push change %s of %s", event.get("event"), event.get("model"))
+                    await self._send_resyncs(subscriptions, "a change could not be pushed")
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if self._change_worker is not None:

@@ -12,6 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
+from django.db import OperationalError
 from django.test import override_settings
 from websockets.asyncio.client import connect
 
@@ -123,3 +124,33 @@ async def test_a_lost_event_between_two_processes_over_redis_is_a_resync(tmp_pat
             assert (message["route"], message["headers"]) == (
                 "resync", {"subscription": reply["uuid"], "model": "demo.article", "seq": 1})
     await layer.flush()
+
+
+class FlakyArticleRouter(ArticleRouter):
+    """Articles on a database that fails now and then (SQLite's "database is locked", a
+    PostgreSQL failover): the next ``failures`` reads of the queryset raise."""
+
+    failures = 0
+
+    def filter_queryset(self, queryset):
+        if type(self).failures:
+            type(self).failures -= 1
+            raise OperationalError("database is locked")
+        return super().filter_queryset(queryset)
+
+
+async def test_a_change_that_cannot_be_worked_out_is_a_resync():
+    comm, subscription = await subscribed(FlakyArticleRouter)
+    FlakyArticleRouter.failures = 1
+    try:
+        await db(ArticleFactory)(title="lost to a locked database")
+        push = await comm.receive_message(timeout=5)
+    finally:
+        FlakyArticleRouter.failures = 0
+    assert (push["route"], push["headers"], push["payload"]) == (
+        "resync", {"subscription": subscription, "model": "demo.article", "seq": 1},
+        {"reason": "a change could not be pushed"})
+    article = await db(ArticleFactory)(title="once the database is back")
+    push = await comm.receive_message()
+    assert (push["route"], push["headers"]["seq"], push["payload"]["id"]) == ("created", 2, article.pk)
+    await comm.disconnect()
