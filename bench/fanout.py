@@ -69,7 +69,8 @@ async def server_row(base, pid, article, who, n):
         elapsed = time.perf_counter() - started
         await asyncio.sleep(1)
         cpu = cpu_seconds(pid) - cpu
-        wrong = [p for p in map(json.loads, pushes) if (p["route"], p["payload"].get("title")) != ("updated", article.title)]
+        expected = ("updated", article.title)
+        wrong = [p for p in map(json.loads, pushes) if (p["route"], p["payload"].get("title")) != expected]
         assert not wrong, f"{len(wrong)} unexpected pushes, such as {wrong[0]}"
         report(who, n, elapsed, cpu)
     finally:

@@ -191,15 +191,22 @@ class WorkerSends:
 worker_sends: ContextVar[WorkerSends | None] = ContextVar("django_channels_router_sends", default=None)
 
 
-def group_send_from_sync(layer: Any, group: str, message: dict[str, Any],
-                         on_error: Callable[[BaseException], None]) -> None:
+def group_send_from_sync(layer: Any, group: str, message: dict[str, Any], on_error: Callable[[BaseException], None],
+                         then: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> None:
     """:func:`group_send` from sync code that must not fail on the layer's account.
 
     In an async consumer's worker thread the send is started by the consumer's event loop
     (:class:`WorkerSends`), not waited for; elsewhere (a view, a shell, a task) it is
-    waited for. A failure is passed to ``on_error`` either way.
+    waited for. A failure is passed to ``on_error`` either way; ``then``, if given, is called
+    on the event loop that made the send once it is over, sent or not.
     """
-    send = partial(group_send, layer, group, message)
+    async def send() -> None:
+        try:
+            await group_send(layer, group, message)
+        finally:
+            if then is not None:
+                then(asyncio.get_running_loop())
+
     sends = worker_sends.get()
     if sends is not None and sends.loop.is_running():
         sends.add(send, on_error)
