@@ -15,8 +15,9 @@ its own), the clients are WebSockets in this process, and the change is committe
 process, as a task worker would. Its CPU is read from /proc from the commit until one second
 after the last push (so the sender's trailing "last number" marker counts too).
 ``in-process`` runs the consumers in this process on the in-memory layer (RouterCommunicator)
-and counts the SQL queries; its cost is dominated by the in-memory layer's scan of every
-channel on each receive, which a deployment does not have. Bounded: a row gives up after 120 s.
+and counts the SQL queries and the timers set on the event loop; its cost is dominated by the
+in-memory layer's scan of every channel on each receive, which a deployment does not have.
+Bounded: a row gives up after 120 s.
 """
 
 import argparse
@@ -99,7 +100,15 @@ async def in_process_row(article, who, n):
         await comm.connect()
         assert (await comm.request("subscribe"))["status"] == 201
         comms.append(comm)
-    utils.CursorWrapper.execute = counting_execute
+    loop, timers = asyncio.get_running_loop(), 0
+    call_later = loop.call_later
+
+    def counting_call_later(*args, **kwargs):
+        nonlocal timers
+        timers += 1
+        return call_later(*args, **kwargs)
+
+    utils.CursorWrapper.execute, loop.call_later = counting_execute, counting_call_later
     try:
         article.title = f"Changed for {n} {who}"
         cpu, started = time.process_time(), time.perf_counter()
@@ -107,9 +116,9 @@ async def in_process_row(article, who, n):
         pushes = await asyncio.wait_for(asyncio.gather(*(c.receive_message(timeout=TIMEOUT) for c in comms)), TIMEOUT)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
-        utils.CursorWrapper.execute = execute
+        utils.CursorWrapper.execute, loop.call_later = execute, call_later
     assert all(p["route"] == "updated" and p["payload"]["title"] == article.title for p in pushes)
-    report(who, n, elapsed, cpu, f"  {queries} SQL queries (1 for the UPDATE)")
+    report(who, n, elapsed, cpu, f"  {queries} SQL queries (1 for the UPDATE), {timers} timers set on the loop")
     for comm in comms:
         await comm.disconnect()
 
