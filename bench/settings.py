@@ -1,4 +1,5 @@
-"""Settings for the benchmarks: SQLite in a temporary file (or BENCH_DATABASE_URL), in-memory channel layer."""
+"""Settings for the benchmarks: SQLite in a temporary file (or BENCH_DATABASE_URL), in-memory channel layer
+(or channels-redis on BENCH_REDIS_URL)."""
 
 import os
 
@@ -24,6 +25,9 @@ else:
                              "NAME": os.environ.get("BENCH_DATABASE", ":memory:"), "CONN_MAX_AGE": 600,
                              "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
+if os.environ.get("BENCH_REDIS_URL"):  # several processes (fanout.py --server): channels-redis, as deployed
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
+        "hosts": [os.environ["BENCH_REDIS_URL"]], "prefix": os.environ.get("BENCH_REDIS_PREFIX", "bench")}}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 ROOT_URLCONF = "bench.urls"

@@ -136,13 +136,13 @@ def _handler_failure(exc: BaseException) -> Exception:
 
 async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
     """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
-    sends = WorkerSends(asyncio.get_running_loop())
+    sends = WorkerSends.of(asyncio.get_running_loop())
     token = worker_sends.set(sends)
     try:
         return await _hop(thread_sensitive)(fn, *args)
     finally:
         worker_sends.reset(token)
-        sends.close()
+        sends.flush()  # what the call asked to send goes now, not at the next tick
 
 
 def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:

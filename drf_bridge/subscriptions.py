@@ -10,10 +10,13 @@ own user, what that means to it: ``created``, ``updated`` or ``deleted``, or not
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import json
 import logging
+import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -22,7 +25,7 @@ from functools import partial
 from importlib import import_module
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.apps import apps
 from django.conf import settings
 from django.contrib import auth
@@ -38,7 +41,7 @@ from rest_framework import exceptions
 from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
 from django_channels_router.conf import limit
 from django_channels_router.errors import reply_for_exception
-from django_channels_router.push import group_send_from_sync, push_frame
+from django_channels_router.push import WorkerSends, group_send, group_send_from_sync, push_frame
 
 from .decorators import socket_route
 from .generics import acting_as, anonymous_user
@@ -58,6 +61,9 @@ _numbers_lock = threading.Lock()
 #: its absence counts as a lost push; and the most a gap may span before resync is immediate.
 GAP_WAIT = 2.0
 MAX_GAP = 1000
+#: Seconds after a model's last change event at which its sender repeats that event's number
+#: (see ``_Marks``), so that the lost tail of a burst is a gap too.
+MARK_AFTER = (0.5, 5.0)
 RESYNC = "resync"
 #: Labels of the (concrete) models some router lets clients subscribe to.
 subscribed_models: set[str] = set()
@@ -124,9 +130,11 @@ class _Changes:
     def send(self) -> None:
         layer = get_channel_layer()
         for label, pks in self.pks.items():
+            number = _next_number(label)
             message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex,
-                       "sender": SENDER, "number": _next_number(label)}
-            group_send_from_sync(layer, model_group(label), message, partial(_not_sent, label, len(pks)))
+                       "sender": SENDER, "number": number}
+            group_send_from_sync(layer, model_group(label), message, partial(_not_sent, label, len(pks)),
+                                 partial(_sent, label, number))
 
 
 def _next_number(label: str) -> int:
@@ -138,6 +146,114 @@ def _next_number(label: str) -> int:
 def _not_sent(label: str, count: int, exc: BaseException) -> None:
     """The write is committed: report, never fail the writer."""
     logger.error("Could not notify subscribers of %d change(s) to %s", count, label, exc_info=exc)
+
+
+def _sent(label: str, number: int, loop: asyncio.AbstractEventLoop) -> None:
+    _marks.after(label, number, loop)
+
+
+@dataclass
+class _Mark:
+    """A model's last event so far: when it went, its number, the loop that sent it, and how
+    many of its markers went since."""
+
+    at: float
+    number: int
+    loop: asyncio.AbstractEventLoop | None
+    sent: int = 0
+
+
+class _Marks:
+    """The tail of a burst. A channel over its capacity drops change events without a word, and
+    a receiver sees that one was lost by the number of one that follows: the last events of a
+    burst would go unnoticed until the model's next change. So once a model's events stop, its
+    sender sends the number of the last one again, in an event without objects (a marker),
+    ``MARK_AFTER`` seconds later, twice (the second for receivers still behind at the first);
+    a receiver that never saw that number resyncs.
+
+    A marker goes from the event loop that sent the events (where the in-memory layer's
+    channels are), or, when that loop has ended (sync code's ``async_to_sync``), from a thread
+    of its own through a loop of its own."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Condition()
+        self.pending: dict[str, _Mark] = {}
+        self.thread: threading.Thread | None = None
+
+    def after(self, label: str, number: int, loop: asyncio.AbstractEventLoop | None) -> None:
+        """An event of ``label`` numbered ``number`` was sent (or failed to go) on ``loop``."""
+        with self.wake:
+            before = self.pending.get(label)
+            self.pending[label] = _Mark(time.monotonic(), max(number, before.number if before else 0), loop)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="drf_bridge-marks", daemon=True)
+                self.thread.start()
+            self.wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            for label, mark in self._due():
+                _send_mark(label, mark)
+
+    def _due(self) -> list[tuple[str, _Mark]]:
+        """Waits for the markers due, and takes them."""
+        with self.wake:
+            while True:
+                now = time.monotonic()
+                due = [(label, mark) for label, mark in self.pending.items() if mark.at + MARK_AFTER[mark.sent] <= now]
+                for label, mark in due:
+                    mark.sent += 1
+                    if mark.sent == len(MARK_AFTER):
+                        del self.pending[label]
+                if due:
+                    return due
+                soonest = min((m.at + MARK_AFTER[m.sent] for m in self.pending.values()), default=None)
+                self.wake.wait(None if soonest is None else soonest - now)
+
+    def at_exit(self) -> None:
+        """A process that ends (a management command, a script) sends its markers first, once,
+        when the first is due."""
+        with self.wake:
+            pending, self.pending = self.pending, {}
+        if pending and not isinstance(get_channel_layer(), InMemoryChannelLayer):
+            time.sleep(max(0.0, max(m.at for m in pending.values()) + MARK_AFTER[0] - time.monotonic()))
+            for label, mark in pending.items():
+                _send_mark(label, mark)
+
+
+def _send_mark(label: str, mark: _Mark) -> None:
+    layer, group = get_channel_layer(), model_group(label)
+    message = {"type": CHANGE_TYPE, "model": label, "pks": [], "event": uuid.uuid4().hex, "sender": SENDER,
+               "number": mark.number}
+    on_error = partial(_mark_not_sent, label)
+    if mark.loop is not None and mark.loop.is_running():
+        WorkerSends.of(mark.loop).add(partial(group_send, layer, group, message), on_error)
+    elif not isinstance(layer, InMemoryChannelLayer):  # whose channels ended with their loop
+        try:
+            asyncio.run(group_send(layer, group, message))
+        except Exception as exc:
+            on_error(exc)
+
+
+def _mark_not_sent(label: str, exc: BaseException) -> None:
+    logger.warning("Could not tell subscribers of %s the number of its last change event", label, exc_info=exc)
+
+
+_marks = _Marks()
+atexit.register(lambda: _marks.at_exit())
+
+
+def _after_fork() -> None:
+    """A forked process (a prefork task worker, gunicorn's ``--preload``) is a sender of its own:
+    two processes numbering one sender's events would hide each other's losses."""
+    global SENDER, _numbers_lock, _marks
+    SENDER = uuid.uuid4().hex
+    _numbers.clear()
+    _numbers_lock = threading.Lock()
+    _marks = _Marks()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _on_save(sender: type[Model], instance: Model, raw: bool = False, using: str | None = None,
@@ -274,8 +390,9 @@ class SubscribeModelMixin:
     objects this connection may ``get`` (with an id) or ``list`` (without; the payload holds the
     same query parameters as ``list``). Each push carries ``headers.subscription``, the uuid of
     the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription.
-    When pushes were lost (a change event that never arrived, a channel layer outage), the
-    subscription gets a ``resync`` push: the client re-reads with ``list``/``get``.
+    When pushes were lost (a change event that never arrived, a change that could not be worked
+    out, a channel layer outage), the subscription gets a ``resync`` push: the client re-reads
+    with ``list``/``get``.
     """
 
     @classmethod
@@ -442,11 +559,13 @@ class SubscribeModelMixin:
         """A change to a model this connection subscribes to: queued, so that working it out
         never holds up this connection's requests (or its PINGs)."""
         self._note_number(event)
-        self._changes.put_nowait(event)
+        if event.get("pks"):  # a sender's marker has none: only its number counts
+            self._changes.put_nowait(event)
 
     def _note_number(self, event: dict[str, Any]) -> None:
-        """Gap detection: a sender's events are numbered per model. A number that skips ahead
-        leaves the ones between missing; still missing ``GAP_WAIT`` seconds later, they were lost."""
+        """Gap detection: a sender's events are numbered per model, and its marker repeats the
+        last number once the events stop. A number that skips ahead leaves the ones between
+        missing; still missing ``GAP_WAIT`` seconds later, they were lost."""
         sender, number, label = event.get("sender"), event.get("number"), event.get("model")
         if not isinstance(sender, str) or type(number) is not int or not isinstance(label, str):
             return  # from an older sender: nothing to compare
@@ -492,16 +611,26 @@ class SubscribeModelMixin:
         return push_frame(RESYNC, {"reason": "a push was too large to send"}, headers)
 
     async def _resync(self, label: str, reason: str) -> None:
-        """Tell each subscription to ``label`` to re-read; what it has seen is read anew too."""
+        """Tell each subscription to ``label`` to re-read."""
         async with self._subscriptions_lock:
-            for subscription in [s for s in self.subscriptions.values() if s.label == label]:
-                try:
-                    subscription.known = await run_in_worker(self.visible_pks, subscription)
-                except Exception:
-                    logger.exception("Could not read subscription %r anew for a resync", subscription.id)
-                logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, label, reason)
-                headers = self._numbered({"subscription": subscription.id, "model": label})
+            await self._send_resyncs([s for s in self.subscriptions.values() if s.label == label], reason)
+
+    async def _send_resyncs(self, subscriptions: list[Subscription], reason: str) -> None:
+        """Under the lock: tell each of ``subscriptions`` still open to re-read; what it has seen
+        is read anew too. Never raises: it is what is left to say when something failed."""
+        for subscription in subscriptions:
+            if self.subscriptions.get(subscription.id) is not subscription:
+                continue  # ended meanwhile: nothing more is pushed to it
+            try:
+                subscription.known = await run_in_worker(self.visible_pks, subscription)
+            except Exception:
+                logger.exception("Could not read subscription %r anew for a resync", subscription.id)
+            logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, subscription.label, reason)
+            try:
+                headers = self._numbered({"subscription": subscription.id, "model": subscription.label})
                 await self.push(RESYNC, {"reason": reason}, headers)  # type: ignore[attr-defined]
+            except Exception:
+                logger.exception("Could not send resync to subscription %r", subscription.id)
 
     def _numbered(self, headers: dict[str, Any]) -> dict[str, Any]:
         """``headers`` with the subscription's next ``seq``."""
@@ -526,8 +655,9 @@ class SubscribeModelMixin:
                             self._ended(self.subscriptions.pop(headers["subscription"], None))
                         await self.push(route, payload, headers)  # type: ignore[attr-defined]
                     await self._leave_unused_groups(subscriptions)
-                except Exception:  # a failing change must not end the connection's pushes
+                except Exception:  # a failing change must not end the connection's pushes, nor go unsaid
                     logger.exception("Could not push change %s of %s", event.get("event"), event.get("model"))
+                    await self._send_resyncs(subscriptions, "a change could not be pushed")
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if self._change_worker is not None:

@@ -118,3 +118,26 @@ def test_bad_worker_thread_counts_are_reported(value):
     with override_settings(CHANNELS_ROUTER={"WORKER_THREADS": value}):
         errors = check_settings()
     assert [e.id for e in errors] == ["channels_router.E006"] and "WORKER_THREADS" in errors[0].msg
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_waiting_worker_calls_cost_the_event_loop_no_timers(monkeypatch):
+    # 40 calls queued behind the pool's threads (a change fanned out to many subscribers): none
+    # of them sends anything, so none may keep a timer of its own ticking on the loop while it
+    # waits (one each, every 50 ms, made the loop's work grow with the square of the calls).
+    import asyncio
+
+    from django_channels_router import run_in_worker
+
+    loop = asyncio.get_running_loop()
+    timers = 0
+    call_later = loop.call_later
+
+    def counting(*args, **kwargs):
+        nonlocal timers
+        timers += 1
+        return call_later(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_later", counting)
+    await asyncio.gather(*(run_in_worker(time.sleep, 0.05) for _ in range(40)))
+    assert timers < 5
