@@ -83,7 +83,8 @@ async def main():
     for consumer in (AsyncSlow, SyncSlow):
         elapsed = await measure_connections(consumer, args.requests, args.seconds)
         print(f"{consumer.__name__:10} {args.requests} connections x one {args.seconds:.3f} s handler each: "
-              f"{elapsed:.3f} s ({elapsed / args.seconds:.1f} delays; WORKER_THREADS={setting('WORKER_THREADS', None)})")
+              f"{elapsed:.3f} s ({elapsed / args.seconds:.1f} delays; "
+              f"WORKER_THREADS={setting('WORKER_THREADS', None)})")
 
 
 if __name__ == "__main__":

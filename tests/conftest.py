@@ -123,6 +123,20 @@ SERVERS = {
 }
 
 
+#: The environment of a server process a test starts: this checkout's packages and test settings.
+SERVER_ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}",
+              "DJANGO_SETTINGS_MODULE": "tests.settings"}
+
+
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory):
+    """An SQLite database file with every table, for servers a test starts (copy it for each)."""
+    path = tmp_path_factory.mktemp("migrated") / "migrated.sqlite3"
+    subprocess.run([sys.executable, "-m", "django", "migrate", "--no-input"], cwd=ROOT, check=True, timeout=120,
+                   capture_output=True, env={**SERVER_ENV, "DATABASE_URL": f"sqlite:///{path}"})
+    return path
+
+
 @contextlib.contextmanager
 def server_process(args, port, log_path, cwd=ROOT, env=None, group=False):
     """Run ``python -m <args>`` until it listens on 127.0.0.1:``port``; yields the process, stopped after.

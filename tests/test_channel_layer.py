@@ -28,17 +28,6 @@ needs_redis = pytest.mark.skipif(not reachable(6379), reason="Redis is not reach
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory):
-    """A migrated SQLite database for the servers (subscriptions read articles)."""
-    path = tmp_path_factory.mktemp("layer") / "migrated.sqlite3"
-    subprocess.run([sys.executable, "-m", "django", "migrate", "--no-input"], cwd=ROOT, check=True, timeout=120,
-                   capture_output=True, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-                                             "DATABASE_URL": f"sqlite:///{path}",
-                                             "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}"})
-    return path
-
-
 def server_env(redis_url, database):
     return {"REDIS_URL": redis_url, "CHANNELS_REDIS_PREFIX": f"dcr-test-{uuid.uuid4().hex[:8]}",
             "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": f"sqlite:///{database}"}

@@ -11,34 +11,22 @@ slow; one that reads nothing is, after ``SLOW_CLIENT_TIMEOUT``.
 
 import asyncio
 import json
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ROOT, SERVERS, free_port, server_process
+from tests.conftest import SERVER_ENV, SERVERS, free_port, server_process
 
 LARGE = 1_100_000  # over daphne's default 1 MiB per message
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", "DJANGO_SETTINGS_MODULE": "tests.settings"}
 APPLICATIONS = {
     "daphne": ("daphne", "tests.asgi:application"),
     "daphne-hidden": ("daphne", "tests.asgi:hidden_send_application"),  # a middleware hides daphne's send
     "uvicorn": ("uvicorn", "tests.asgi:application"),
 }
 OPTIONS = {"max_size": None, "ping_interval": None, "compression": None}
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory):
-    path = tmp_path_factory.mktemp("refused") / "migrated.sqlite3"
-    subprocess.run([sys.executable, "-m", "django", "migrate", "--no-input"], cwd=ROOT, check=True, timeout=120,
-                   capture_output=True, env={**ENV, "DATABASE_URL": f"sqlite:///{path}"})
-    return path
 
 
 @pytest.fixture(scope="module", params=list(APPLICATIONS))
@@ -48,7 +36,7 @@ def served(request, migrated, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     database, port, log = folder / "db.sqlite3", free_port(), folder / "server.log"
     shutil.copy(migrated, database)
-    env = {**ENV, "DATABASE_URL": f"sqlite:///{database}"}
+    env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{database}"}
     with server_process(SERVERS[server](port, application), port, log, env=env):
         yield request.param, f"ws://127.0.0.1:{port}", log
 

@@ -13,8 +13,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
@@ -23,12 +21,11 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatu
 
 from django_channels_router import shutdown
 from django_channels_router.testing import RouterCommunicator
-from tests.conftest import CONSUMERS, ROOT, SERVERS, free_port, reachable, server_process
+from tests.conftest import CONSUMERS, SERVER_ENV, SERVERS, free_port, reachable, server_process
 
 RESTART_CODE = {"daphne": 4012, "uvicorn": 1012}
 SLOW_CODE = {"daphne": 4013, "uvicorn": 1013}
 CONNECTIONS = 3
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}", "DJANGO_SETTINGS_MODULE": "tests.settings"}
 APP = "tests.asgi:application"
 #: Servers run as a service manager runs them: a master and two workers where they have workers.
 GROUPS = {
@@ -37,15 +34,6 @@ GROUPS = {
     "gunicorn UvicornWorker": lambda port, app: ["gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "2",
                                                  "-b", f"127.0.0.1:{port}", app],
 }
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory):
-    """An SQLite database file with the tables, copied for every server."""
-    path = tmp_path_factory.mktemp("restart") / "migrated.sqlite3"
-    subprocess.run([sys.executable, "-m", "django", "migrate", "--no-input"], cwd=ROOT, check=True, timeout=120,
-                   capture_output=True, env={**ENV, "DATABASE_URL": f"sqlite:///{path}"})
-    return path
 
 
 @pytest.fixture
@@ -57,7 +45,7 @@ def serve(migrated, tmp_path):
     def start(args, group=False):
         database, port = tmp_path / f"db{len(started)}.sqlite3", free_port()
         shutil.copy(migrated, database)
-        env = {**ENV, "DATABASE_URL": f"sqlite:///{database}"}
+        env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{database}"}
         running = server_process(args(port, APP), port, tmp_path / "server.log", env=env, group=group)
         proc = running.__enter__()
         started.append(running)
