@@ -144,15 +144,15 @@ class Watcher:
 
     async def _lost(self) -> set[tuple[str, str]]:
         """The memberships channels-redis' Redis no longer holds."""
-        layer, by_host = self.layer, {}
-        for group, channels in self.members.items():
-            by_host.setdefault(layer.consistent_hash(group), []).append((group, list(channels)))
+        layer, by_host = self.layer, dict[Any, list[tuple[str, list[str]]]]()
+        for group, members in self.members.items():
+            by_host.setdefault(layer.consistent_hash(group), []).append((group, list(members)))
         lost: set[tuple[str, str]] = set()
-        for index, groups in by_host.items():
+        for index, pairs in by_host.items():
             try:
                 async with asyncio.timeout(CHECK_TIMEOUT), call_slots(layer):
                     async with layer.connection(index).pipeline(transaction=False) as pipe:
-                        for group, channels in groups:
+                        for group, channels in pairs:
                             pipe.zmscore(layer._group_key(group), channels)
                         answers = await pipe.execute()
             except ResponseError as exc:  # a Redis before 6.2: no ZMSCORE
@@ -162,7 +162,7 @@ class Watcher:
             except Exception as exc:  # unreachable: the consumers' receive reports the outage
                 logger.debug("Could not check group memberships: %s", exc or type(exc).__name__)
                 continue
-            for (group, channels), scores in zip(groups, answers, strict=True):
+            for (group, channels), scores in zip(pairs, answers, strict=True):
                 lost.update((group, channel) for channel, score in zip(channels, scores, strict=True) if score is None)
         return lost
 

@@ -213,7 +213,8 @@ def decode_frame(text: str | None, data: bytes | None, max_bytes: int, max_value
     elif not isinstance(headers, dict) and route != PING:
         raise FrameError(StatusCodes.BAD_REQUEST, "invalid_envelope",
                          "Invalid envelope: headers must be an object or null.", uuid, route)
-    return Frame(uuid, route, headers, message.get("payload"), len(text) + VALUE_BYTES * values)
+    return Frame(uuid, route, headers, message.get("payload"),  # type: ignore[arg-type]  # both checked above
+                 len(text) + VALUE_BYTES * values)
 
 
 def encode_frame(uuid: Any, route: str | None, status: int, headers: Mapping[str, Any] | None, payload: Any,

@@ -148,7 +148,7 @@ class WorkerSends:
     subscribers tens of thousands of timer callbacks a second)."""
 
     FLUSH_EVERY = 0.05
-    _running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+    _running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
     _of_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerSends] = WeakKeyDictionary()
 
     @classmethod
@@ -189,7 +189,7 @@ class WorkerSends:
             self._timer = None
         while self.waiting:
             send, on_error = self.waiting.popleft()
-            task = self.loop.create_task(send())  # type: ignore[arg-type]
+            task: asyncio.Future[None] = asyncio.ensure_future(send(), loop=self.loop)
             self._running.add(task)
             task.add_done_callback(partial(self._done, on_error))
 

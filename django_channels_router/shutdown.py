@@ -72,7 +72,7 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
         return
     if not callable(signal.getsignal(signal.SIGTERM)):
         return
-    servers = {signum: handler for signum in (signal.SIGTERM, signal.SIGINT)
+    servers: dict[int, Handler] = {signum: handler for signum in (signal.SIGTERM, signal.SIGINT)
                if callable(handler := signal.getsignal(signum))}
     stop = Stop(loop, drain_for, servers)
     for signum in servers:

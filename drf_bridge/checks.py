@@ -38,6 +38,7 @@ def check_request_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 def _subclasses(base: type) -> set[type]:
     found: set[type] = set()
+    sub: type
     for sub in base.__subclasses__():
         found |= {sub} | _subclasses(sub)
     return found

@@ -603,7 +603,8 @@ class SubscribeModelMixin:
     def push_not_sent(self, route: str, headers: Any, error: Exception) -> str | None:
         """A subscription's push the server refused to send (too large for daphne) becomes a
         ``resync`` with the same ``seq``: the client re-reads instead of missing a change."""
-        subscription = self.subscriptions.get(headers.get("subscription")) if isinstance(headers, dict) else None
+        key = headers.get("subscription") if isinstance(headers, dict) else None
+        subscription = self.subscriptions.get(key) if isinstance(key, (str, int)) else None
         if subscription is None or route == RESYNC:
             return super().push_not_sent(route, headers, error)  # type: ignore[misc,no-any-return]
         logger.warning("Subscription %r to %s: the server refused to send a %r push (%s); sent resync",

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,6 +135,14 @@ def migrated(tmp_path_factory):
     path = tmp_path_factory.mktemp("migrated") / "migrated.sqlite3"
     subprocess.run([sys.executable, "-m", "django", "migrate", "--no-input"], cwd=ROOT, check=True, timeout=120,
                    capture_output=True, env={**SERVER_ENV, "DATABASE_URL": f"sqlite:///{path}"})
+    return path
+
+
+@pytest.fixture
+def database(migrated, tmp_path):
+    """A copy of the migrated database for the servers of one test."""
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(migrated, path)
     return path
 
 

@@ -46,10 +46,10 @@ def create_article(env, title):
 
 
 @needs_redis
-async def test_an_idle_subscription_gets_no_resync_and_no_outage_is_logged(migrated, tmp_path):
+async def test_an_idle_subscription_gets_no_resync_and_no_outage_is_logged(database, tmp_path):
     # redis-py 8 gives up on a socket read after 5 s by default, exactly as long as channels-redis'
     # receive blocks in Redis: with the host configured as README.md says, idling is not an outage.
-    env = server_env(SHARED_REDIS, migrated)
+    env = server_env(SHARED_REDIS, database)
     with daphne("tests.asgi:application", tmp_path, **env) as server:
         async with connect(f"{server}/ws/articles/") as ws:
             client = CallingClient(ws)
@@ -83,10 +83,10 @@ async def joined(url, group):
 
 @needs_redis
 @pytest.mark.parametrize("server", ["daphne", "uvicorn"])
-async def test_a_burst_of_joins_and_disconnects_waits_for_redis_connections(server, tmp_path, migrated):
+async def test_a_burst_of_joins_and_disconnects_waits_for_redis_connections(server, tmp_path, database):
     # 300 connections (three times redis-py's pool of 100) join one group at once, hear one
     # broadcast, and close at once: every join succeeds and every member leaves Redis.
-    env = server_env(SHARED_REDIS, migrated)
+    env = server_env(SHARED_REDIS, database)
     key = f"{env['CHANNELS_REDIS_PREFIX']}:group:burst"
     store = redis.Redis.from_url(SHARED_REDIS)
     with daphne("tests.asgi:application", tmp_path, server=server, **env) as url:
@@ -140,12 +140,12 @@ async def watch_for_resync(ws, subscription):
             return message
 
 
-async def test_memberships_redis_loses_are_joined_again_with_a_resync(private_redis, migrated, tmp_path):  # noqa: F811
+async def test_memberships_redis_loses_are_joined_again_with_a_resync(private_redis, database, tmp_path):  # noqa: F811
     # FLUSHALL (as eviction or a failover to a replica that missed the writes) loses every group
     # membership while every connection stays open: within seconds, subscriptions get resync and
     # pushes flow again, to subscriptions and to plain group members.
     port, _, _ = private_redis
-    env = server_env(f"redis://127.0.0.1:{port}/0", migrated)
+    env = server_env(f"redis://127.0.0.1:{port}/0", database)
     store = redis.Redis(port=port)
     with daphne("tests.asgi:application", tmp_path, **env) as server:
         async with connect(f"{server}/ws/articles/") as subscriber, connect(f"{server}/ws/async/") as plain:
