@@ -136,7 +136,7 @@ class RouterMixin:
     def describe_route(cls, route: RouteInfo, components: Any) -> Any:
         """What ``manage.py socketschema`` says of ``route`` (an ``asyncapi.RouteSchema``): its
         ``request``/``response`` declarations and the statuses this class can answer it with."""
-        from .asyncapi import default_route_schema
+        from .contract.asyncapi import default_route_schema
 
         return default_route_schema(cls, route, components)
 
@@ -144,7 +144,7 @@ class RouterMixin:
     def describe_pushes(cls, components: Any) -> dict[str, tuple[Any, Any]]:
         """``{route: (payload schema, headers schema)}`` of the pushes this class sends, from
         ``pushes = {"said": <serializer or JSON Schema>}`` (a class attribute, for the schema)."""
-        from .asyncapi import default_push_schemas
+        from .contract.asyncapi import default_push_schemas
 
         return default_push_schemas(cls, components)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from .contract import views
 
 app_name = "django_channels_router"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_channels_router import RouteInfo
-from django_channels_router.asyncapi import UUID, Components, RouteSchema, default_route_schema
+from django_channels_router.contract.asyncapi import UUID, Components, RouteSchema, default_route_schema
 
 #: Statuses every bridge route can answer: DRF authentication, permissions and throttles, and errors.
 COMMON = {401, 403, 429, 500, 503}

@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from django_channels_router.asyncapi import build_document, websocket_consumers
 from django_channels_router.consumers import SocketRouterConsumer
+from django_channels_router.contract.asyncapi import build_document, websocket_consumers
 from django_channels_router.testing import RouterCommunicator
 from tests.conftest import ROOT
 
@@ -185,8 +185,8 @@ class LookalikeSocket(SocketRouterConsumer):
 
 
 def test_routes_whose_names_differ_only_in_punctuation_keep_their_own_messages_operations_docs_and_types():
-    from django_channels_router.typescript import render_typescript
-    from django_channels_router.views import _sockets
+    from django_channels_router.contract.typescript import render_typescript
+    from django_channels_router.contract.views import _sockets
 
     document = build_document(_application({"/ws/lookalike/": LookalikeSocket}))
     assert_valid_asyncapi(document)

@@ -21,7 +21,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
-from django_channels_router.views import content_security_policy
+from django_channels_router.contract.views import content_security_policy
 from tests.conftest import ROOT, free_port, reachable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from django_channels_router.asyncapi import build_document
+from django_channels_router.contract.asyncapi import build_document
+from django_channels_router.contract.typescript import render_typescript
 from django_channels_router.protocol import RESERVED_ROUTES, ROUTE_NAME
-from django_channels_router.typescript import render_typescript
 from tests.conftest import ROOT
 
 JS = ROOT / "tests" / "js"

@@ -92,7 +92,7 @@ async def test_a_misdeclared_request_answers_500_and_never_reaches_the_handler()
 
 
 async def test_a_model_routers_socket_route_checks_and_documents_its_declared_request():
-    from django_channels_router.asyncapi import Components
+    from django_channels_router.contract.asyncapi import Components
     from django_channels_router.testing import RouterCommunicator
     from drf_bridge import ModelSocketRouter, socket_route
     from tests.drf import ArticleRouter

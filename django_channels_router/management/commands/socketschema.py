@@ -9,8 +9,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_channels_router.asyncapi import project_document, render
-from django_channels_router.typescript import render_typescript
+from django_channels_router.contract.asyncapi import project_document, render
+from django_channels_router.contract.typescript import render_typescript
 
 
 class Command(BaseCommand):

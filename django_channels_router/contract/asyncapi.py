@@ -21,9 +21,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .consumers import AsyncSocketRouterConsumer, RouterMixin
-from .routes import RouteInfo, resolve_on_class
-from .validation import is_serializer_class
+from ..consumers import AsyncSocketRouterConsumer, RouterMixin
+from ..routes import RouteInfo, resolve_on_class
+from ..validation import is_serializer_class
 
 __all__ = ["Components", "RouteSchema", "build_document", "project_document", "render", "websocket_consumers"]
 
@@ -358,7 +358,7 @@ def _is_serializer_instance(spec: Any) -> bool:
 
 def project_document(asgi: str | None = None, *, title: str | None = None, version: str = "1.0.0") -> dict[str, Any]:
     """The document of ``ASGI_APPLICATION`` (or of the application at the dotted path ``asgi``)."""
-    from . import __version__
+    from .. import __version__
 
     path = asgi or getattr(settings, "ASGI_APPLICATION", None)
     if not path:

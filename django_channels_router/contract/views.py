@@ -18,8 +18,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render as render_page
 
+from ..conf import docs_access
 from .asyncapi import project_document, render
-from .conf import docs_access
 
 __all__ = ["docs", "schema"]
 
