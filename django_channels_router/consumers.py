@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from . import groups, shutdown
-from .conf import HeldBytes, Limits, TokenBucket, process_requests
+from .conf import HeldBytes, Limits, TokenBucket, process_requests, rate, timeout
 from .layers import receive_timeout_problem
 from .outbox import Outbox, shared_frame
 from .pipeline import (
@@ -33,7 +33,7 @@ from .pipeline import (
 )
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .push import push_frame, require_group_name
-from .routes import RouteInfo, build_route_table, declared_routes
+from .routes import RouteInfo, build_route_table, declared_routes, resolve_on_class
 from .status import StatusCodes
 from .workers import worker_owner
 
@@ -133,20 +133,19 @@ class RouterMixin:
         return declared_routes(cls, RouterMixin.__dict__["routes"]) or []
 
     @classmethod
-    def describe_route(cls, route: RouteInfo, components: Any) -> Any:
-        """What ``manage.py socketschema`` says of ``route`` (an ``asyncapi.RouteSchema``): its
-        ``request``/``response`` declarations and the statuses this class can answer it with."""
-        from .contract.asyncapi import default_route_schema
-
-        return default_route_schema(cls, route, components)
-
-    @classmethod
-    def describe_pushes(cls, components: Any) -> dict[str, tuple[Any, Any]]:
-        """``{route: (payload schema, headers schema)}`` of the pushes this class sends, from
-        ``pushes = {"said": <serializer or JSON Schema>}`` (a class attribute, for the schema)."""
-        from .contract.asyncapi import default_push_schemas
-
-        return default_push_schemas(cls, components)
+    def route_errors(cls, route: RouteInfo) -> set[int]:
+        """The error statuses this class can answer ``route`` with (the schema lists them); an
+        override adds those of its own steps to ``super()``'s."""
+        errors = {500, 503}  # a handler that fails; server_restarting and server_busy (parse_frame)
+        if route.validate is not None:
+            errors.add(400)  # the declared "request" (pipeline)
+        if route.access is not None or cls.check_access is not None:
+            errors |= {401, 403}  # the access rules (pipeline)
+        if not callable(resolve_on_class(cls, route.handler)):
+            errors.add(501)  # not_implemented (pipeline.resolve)
+        if rate(cls.rate_limit):
+            errors.add(429)  # throttled (parse_frame)
+        return errors
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Serve the connection; every call it makes on the worker pool is counted as its own,
@@ -549,6 +548,11 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
                 self._answered(request)
 
             task.add_done_callback(finished)
+
+    @classmethod
+    def route_errors(cls, route: RouteInfo) -> set[int]:
+        """Also 429 too_many_requests (``_refusal``), and 504 with a request timeout (``_serve``)."""
+        return super().route_errors(route) | {429} | ({504} if timeout(cls.request_timeout) else set())
 
     def _refusal(self, uuid: str | int, route: str, weight: int) -> str | None:
         if len(self._pending) >= self.limits.running + self.limits.waiting:

@@ -76,9 +76,25 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     #: DRF's encoder, so replies hold what DRF's JSON renderer would send.
     json_encoder = JSONEncoder
 
+    #: ``{handler name: statuses}`` its own steps answer (hydrate, handler), set by the mixins
+    #: beside their handlers; :meth:`route_errors` reads them along the MRO.
+    handler_errors: ClassVar[dict[str, set[int]]] = {}
+
     @classmethod
-    def describe_route(cls, route: RouteInfo, components: Any) -> Any:
-        """As drf-spectacular describes a ViewSet's actions (see ``drf_bridge.schema``)."""
+    def route_errors(cls, route: RouteInfo) -> set[int]:
+        """Also DRF's authentication, permissions and throttles (:meth:`initial`), the object's
+        lookup on detail routes (404), and what the mixins' handlers answer."""
+        errors = super().route_errors(route) | {401, 403, 429}
+        if route.options.get("detail"):
+            errors.add(404)
+        for klass in cls.__mro__:
+            errors |= vars(klass).get("handler_errors", {}).get(route.handler, set())
+        return errors
+
+    @classmethod
+    def describe_route(cls, route: RouteInfo, components: Any) -> dict[str, Any]:
+        """For the schema generator: as drf-spectacular describes a ViewSet's actions (see
+        ``drf_bridge.schema``)."""
         from .schema import route_schema
 
         return route_schema(cls, route, components)

@@ -7,7 +7,7 @@ serializer as ``payload`` gets it serialised.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.serializers import BaseSerializer
 
@@ -21,6 +21,8 @@ __all__ = ["GetModelMixin", "ListModelMixin", "CreateModelMixin", "UpdateModelMi
 class GetModelMixin:
     """``get``: one object by id (DRF's retrieve)."""
 
+    handler_errors: ClassVar[dict[str, set[int]]] = {"on_get": {404}}
+
     @socket_route("get", detail=True, method="GET")
     def on_get(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
         """``instance`` is the object named by the id, already permission-checked."""
@@ -29,6 +31,9 @@ class GetModelMixin:
 
 class ListModelMixin:
     """``list``: the filtered, paginated queryset; the payload holds the query parameters."""
+
+    #: 400: query parameters a filter refuses; 404: a page past the last.
+    handler_errors: ClassVar[dict[str, set[int]]] = {"on_list": {400, 404}}
 
     @socket_route("list", method="GET", hydrate="hydrate_list", dehydrate="dehydrate_list")
     def on_list(self, objects: Any, headers: dict[str, Any]) -> SocketResult:
@@ -48,6 +53,8 @@ class ListModelMixin:
 class CreateModelMixin:
     """``create``: validate the payload and save it (DRF's create); 201."""
 
+    handler_errors: ClassVar[dict[str, set[int]]] = {"on_create": {400}}  # the serializer's validation
+
     @socket_route("create", method="POST", hydrate="hydrate_create")
     def on_create(self, serializer: BaseSerializer[Any], headers: dict[str, Any]) -> SocketResult:
         """``serializer`` holds the validated data (handlers of writes run in a transaction)."""
@@ -65,6 +72,8 @@ class CreateModelMixin:
 
 class UpdateModelMixin:
     """``update`` (all fields, PUT) and ``patch`` (some fields, PATCH) of one object by id."""
+
+    handler_errors: ClassVar[dict[str, set[int]]] = {"on_update": {400, 404}, "on_patch": {400, 404}}
 
     @socket_route("update", detail=True, method="PUT")
     def on_update(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
@@ -89,6 +98,8 @@ class UpdateModelMixin:
 
 class DeleteModelMixin:
     """``delete``: one object by id (DRF's destroy); 204 with a null payload."""
+
+    handler_errors: ClassVar[dict[str, set[int]]] = {"on_delete": {404}}
 
     @socket_route("delete", detail=True, method="DELETE", dehydrate=None)
     def on_delete(self, instance: Any, headers: dict[str, Any]) -> SocketResult:

@@ -1,52 +1,59 @@
-"""What ``manage.py socketschema`` says of a model router's routes: as drf-spectacular says of a ViewSet.
+"""How a model router's routes are documented: as drf-spectacular documents a ViewSet.
 
 The serializer's request and response variants (read-only fields only in replies, write-only
 ones only in requests), partial for ``patch``; ``list`` and ``subscribe`` take the query parameters
-of the ``filter_backends`` and the paginator, and ``list`` replies in the paginator's shape; the
-statuses each route can answer. Subscriptions add their pushes.
+of the ``filter_backends`` and the paginator, and ``list`` replies in the paginator's shape.
+Subscriptions add their pushes. The statuses are the router's ``route_errors()``.
+
+The routers' ``describe_route``/``describe_pushes`` class methods call this module for the schema
+generator (``django_channels_router.contract``), which passes its ``components``: it returns
+plain JSON Schema and ``RouteSchema`` fields, as DRF's paginators and filter backends describe
+themselves, and imports none of the generator.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from django_channels_router import RouteInfo
-from django_channels_router.contract.asyncapi import UUID, Components, RouteSchema, default_route_schema
 
-#: Statuses every bridge route can answer: DRF authentication, permissions and throttles, and errors.
-COMMON = {401, 403, 429, 500, 503}
+
+class Components(Protocol):
+    """What this module uses of the generator's ``Components``."""
+
+    UUID: dict[str, Any]
+
+    def serializer(self, serializer: Any, direction: str) -> Any: ...
+
+
 STANDARD = {
-    # route: (success status, request, response, extra error statuses)
-    "get": (200, None, "response", {404}),
-    "list": (200, "query", "list", {400, 404}),
-    "create": (201, "request", "response", {400}),
-    "update": (200, "request", "response", {400, 404}),
-    "patch": (200, "partial", "response", {400, 404}),
-    "delete": (204, "null", "null", {404}),
-    "subscribe": (201, "query", "subscribed", {400, 409, 413}),
-    "unsubscribe": (204, "unsubscribe", "null", {400}),
+    # route: (success status, request, response)
+    "get": (200, None, "response"),
+    "list": (200, "query", "list"),
+    "create": (201, "request", "response"),
+    "update": (200, "request", "response"),
+    "patch": (200, "partial", "response"),
+    "delete": (204, "null", "null"),
+    "subscribe": (201, "query", "subscribed"),
+    "unsubscribe": (204, "unsubscribe", "null"),
 }
 
 
-def route_schema(router: Any, route: RouteInfo, components: Components) -> RouteSchema:
-    """The schema of one route of ``router`` (a ``GenericSocketRouter``)."""
-    plain = default_route_schema(router, route, components)
-    serializer = _serializer_class(router)
+def route_schema(router: Any, route: RouteInfo, components: Components) -> dict[str, Any]:
+    """What the document says of one route of ``router`` (a ``GenericSocketRouter``), beyond its
+    declarations and statuses: ``RouteSchema`` fields."""
     if route.name in STANDARD and route.handler == f"on_{route.name}":
-        status, request_kind, response_kind, errors = STANDARD[route.name]
-        return RouteSchema(
-            request=_payload(request_kind, router, serializer, components, "request"),
-            response=_payload(response_kind, router, serializer, components, "response"),
-            headers=_detail_headers(router) if route.options.get("detail") or route.name == "subscribe"
+        status, request_kind, response_kind = STANDARD[route.name]
+        serializer = _serializer_class(router)
+        return {
+            "request": _payload(request_kind, router, serializer, components, "request"),
+            "response": _payload(response_kind, router, serializer, components, "response"),
+            "headers": _detail_headers(router) if route.options.get("detail") or route.name == "subscribe"
             else {"type": ["object", "null"]},
-            status=status, errors=COMMON | errors, errors_exhaustive=True,
-            validation_errors=request_kind in ("request", "partial"), description=plain.description)
+            "status": status, "errors_exhaustive": True, "validation_errors": request_kind in ("request", "partial")}
     # A custom route (@socket_route): what it declares; its handler may reply with anything else.
-    return RouteSchema(
-        request=plain.request, response=plain.response,
-        headers=_detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
-        errors=COMMON | plain.errors | ({404} if route.options.get("detail") else set()),
-        validation_errors=True, description=plain.description)
+    return {"headers": _detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
+            "validation_errors": True}
 
 
 def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, Any]]:
@@ -55,7 +62,7 @@ def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, An
     serializer = _serializer_class(router)
     model = getattr(getattr(serializer, "Meta", None), "model", None)
     headers = {"type": "object", "required": ["subscription", "model", "seq"], "properties": {
-        "subscription": {**UUID, "description": "The uuid of the subscribe request."},
+        "subscription": {**components.UUID, "description": "The uuid of the subscribe request."},
         "model": {"const": model._meta.label_lower} if model is not None else {"type": "string"},
         "seq": {"type": "integer", "minimum": 1,
                 "description": "1, 2, 3... per subscription: a gap means lost pushes."}}}
@@ -76,11 +83,11 @@ def _payload(kind: str | None, router: Any, serializer: Any, components: Compone
     if kind == "query":
         return _query_parameters(router)
     if kind == "unsubscribe":
-        return {"oneOf": [{"type": "null"}, {"type": "object", "properties": {"subscription": UUID}}],
+        return {"oneOf": [{"type": "null"}, {"type": "object", "properties": {"subscription": components.UUID}}],
                 "description": "One subscription by the uuid of its subscribe, or all of them (null)."}
     if kind == "subscribed":
         return {"type": "object", "required": ["subscription", "model"],
-                "properties": {"subscription": UUID, "model": {"type": "string"}}}
+                "properties": {"subscription": components.UUID, "model": {"type": "string"}}}
     if serializer is None:
         return {"type": "object"}
     if kind == "partial":

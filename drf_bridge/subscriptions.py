@@ -23,7 +23,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import import_module
-from typing import Any
+from typing import Any, ClassVar
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.apps import apps
@@ -395,11 +395,16 @@ class SubscribeModelMixin:
     with ``list``/``get``.
     """
 
+    #: 400: a subscribe's query parameters or an unsubscribe's payload; 409: a uuid in use;
+    #: 413: more objects than ``max_subscribed_objects``.
+    handler_errors: ClassVar[dict[str, set[int]]] = {"on_subscribe": {400, 409, 413}, "on_unsubscribe": {400}}
+
     @classmethod
     def describe_pushes(cls, components: Any) -> dict[str, tuple[Any, Any]]:
+        """For the schema generator: ``created``, ``updated``, ``deleted``, ``unsubscribed``, ``resync``."""
         from .schema import push_schemas
 
-        return {**super().describe_pushes(components), **push_schemas(cls, components)}  # type: ignore[misc]
+        return push_schemas(cls, components)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

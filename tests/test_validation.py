@@ -92,7 +92,7 @@ async def test_a_misdeclared_request_answers_500_and_never_reaches_the_handler()
 
 
 async def test_a_model_routers_socket_route_checks_and_documents_its_declared_request():
-    from django_channels_router.contract.asyncapi import Components
+    from django_channels_router.contract.asyncapi import Components, describe_route
     from django_channels_router.testing import RouterCommunicator
     from drf_bridge import ModelSocketRouter, socket_route
     from tests.drf import ArticleRouter
@@ -112,5 +112,5 @@ async def test_a_model_routers_socket_route_checks_and_documents_its_declared_re
         {"path": "", "message": "'y' is a required property"}]
     assert (await comm.request("move", {"x": 1, "y": 2}))["payload"] == {"x": 1, "y": 2}
     await comm.disconnect()
-    documented = Moves.describe_route(Moves.route_table["move"], Components())
+    documented = describe_route(Moves, Moves.route_table["move"], Components())
     assert (documented.request, documented.response) == (POINT_SCHEMA, {"type": "object"})

@@ -4,8 +4,15 @@ One channel per URL pattern, one ``receive`` operation per route (its request en
 reply and error envelopes as the operation's ``reply``), one ``send`` operation per push. Payload
 schemas come from the routes' ``"request"``/``"response"`` declarations; DRF serializers are
 mapped to JSON Schema by drf-spectacular (OpenAPI 3.1 mode, so nullable fields are valid JSON
-Schema) and land in ``components.schemas``. Router classes describe their routes through
-``RouterMixin.describe_route()`` and ``describe_pushes()``, which the DRF bridge overrides.
+Schema) and land in ``components.schemas``.
+
+Routers are found by their ``route_table``; the statuses of a route's error reply are what the
+router's ``route_errors(route)`` says, next to the code that answers them. A router class may
+describe more through optional class methods, which this module looks for (the runtime never
+imports it): ``describe_route(route, components)`` returns ``RouteSchema`` fields that replace the
+defaults (the DRF bridge's routes: their serializer's variants, their query parameters), and
+``describe_pushes(components)`` returns ``{push: (payload schema, headers schema)}`` beside those
+of the ``pushes`` attribute. ``components`` is a :class:`Components`.
 """
 
 from __future__ import annotations
@@ -14,18 +21,18 @@ import inspect
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from ..consumers import AsyncSocketRouterConsumer, RouterMixin
 from ..routes import RouteInfo, resolve_on_class
 from ..validation import is_serializer_class
 
-__all__ = ["Components", "RouteSchema", "build_document", "project_document", "render", "websocket_consumers"]
+__all__ = ["Components", "RouteSchema", "build_document", "describe_pushes", "describe_route", "project_document",
+           "render", "websocket_consumers"]
 
 ASYNCAPI_VERSION = "3.0.0"
 ANY_JSON: dict[str, Any] = {"description": "Any JSON value (the route declares no schema)."}
@@ -69,6 +76,9 @@ class RouteSchema:
 
 class Components:
     """Schemas shared by every socket: ours, and DRF serializers as drf-spectacular maps them."""
+
+    #: The schema of a request's uuid, for describers that name one (a subscription's).
+    UUID: dict[str, Any] = UUID
 
     def __init__(self) -> None:
         self._auto: Any = None
@@ -122,38 +132,34 @@ def spectacular_settings() -> Any:
     return patched_settings({"OAS_VERSION": "3.1.0", "COMPONENT_SPLIT_REQUEST": True})
 
 
-def default_route_schema(cls: type[RouterMixin], route: RouteInfo, components: Components) -> RouteSchema:
-    """A plain route: its declarations, and the statuses its consumer can answer it with."""
-    errors = {500, 503}  # 503 server_restarting: any request that arrives while the server stops
-    if route.validate is not None:
-        errors.add(400)
-    if route.access is not None or getattr(cls, "check_access", None) is not None:
-        errors |= {401, 403}
-    if not callable(resolve_on_class(cls, route.handler)):
-        errors.add(501)
-    if getattr(cls, "rate_limit", None) or issubclass(cls, AsyncSocketRouterConsumer):
-        errors.add(429)
-    if getattr(cls, "request_timeout", None):
-        errors.add(504)
-    return RouteSchema(
+def describe_route(cls: type[Any], route: RouteInfo, components: Components) -> RouteSchema:
+    """A route: its declarations, the statuses ``cls.route_errors()`` gives, its handler's
+    docstring, and what the class's optional ``describe_route()`` says instead."""
+    handler = resolve_on_class(cls, route.handler)
+    schema = RouteSchema(
         request=components.for_declaration(route.options.get("request"), "request"),
         response=components.for_declaration(route.options.get("response"), "response"),
-        errors=errors,
+        errors=set(cls.route_errors(route)) if hasattr(cls, "route_errors") else {500},
         validation_errors=is_serializer_class(route.options.get("request")),
-        description=_doc(resolve_on_class(cls, route.handler)),
+        description=_doc(handler),
     )
+    describe = getattr(cls, "describe_route", None)
+    return schema if describe is None else replace(schema, **describe(route, components))
 
 
-def default_push_schemas(cls: type[RouterMixin], components: Components) -> dict[str, tuple[Any, Any]]:
-    """``{route: (payload schema, headers schema)}`` of what ``cls.pushes`` says it pushes."""
+def describe_pushes(cls: type[Any], components: Components) -> dict[str, tuple[Any, Any]]:
+    """``{route: (payload schema, headers schema)}`` of what ``cls.pushes`` says it pushes, and of
+    what the class's optional ``describe_pushes()`` adds."""
     declared = getattr(cls, "pushes", None) or {}
-    return {name: (components.for_declaration(spec, "response"), {"type": ["object", "null"]})
-            for name, spec in declared.items()}
+    pushes = {name: (components.for_declaration(spec, "response"), {"type": ["object", "null"]})
+              for name, spec in declared.items()}
+    describe = getattr(cls, "describe_pushes", None)
+    return pushes if describe is None else {**pushes, **describe(components)}
 
 
 # -- the ASGI application's WebSocket routes ------------------------------------------------
 
-def websocket_consumers(application: Any) -> Iterator[tuple[str, list[str], type[RouterMixin]]]:
+def websocket_consumers(application: Any) -> Iterator[tuple[str, list[str], type[Any]]]:
     """``(address, URL parameter names, consumer class)`` for every router consumer it routes to.
 
     Walks ``ProtocolTypeRouter``'s ``"websocket"`` entry, middleware (``.inner``), validators
@@ -165,13 +171,13 @@ def websocket_consumers(application: Any) -> Iterator[tuple[str, list[str], type
     yield from _walk(application, "")
 
 
-def _walk(app: Any, prefix: str) -> Iterator[tuple[str, list[str], type[RouterMixin]]]:
+def _walk(app: Any, prefix: str) -> Iterator[tuple[str, list[str], type[Any]]]:
     seen = 0
     while app is not None and seen < 100:  # middleware wraps; a cycle would be a bug, not a loop
         seen += 1
         consumer = getattr(app, "consumer_class", None)
         if consumer is not None:
-            if isinstance(consumer, type) and issubclass(consumer, RouterMixin):
+            if isinstance(consumer, type) and isinstance(getattr(consumer, "route_table", None), Mapping):
                 address = "/" + prefix.lstrip("/")
                 yield address, re.findall(r"\{(\w+)\}", address), consumer
             return
@@ -238,7 +244,7 @@ def build_document(application: Any, *, title: str = "WebSocket API", version: s
     }
 
 
-def _channel(channel_id: str, address: str, parameters: list[str], cls: type[RouterMixin],
+def _channel(channel_id: str, address: str, parameters: list[str], cls: type[Any],
              components: Components) -> tuple[dict[str, Any], dict[str, Any]]:
     """The channel and its operations. Keys are one-to-one with what they name, so no route hides
     another: a message is ``<route name>.<kind>`` (the name as it is: ``a:b`` and ``a_b`` stay two),
@@ -252,7 +258,7 @@ def _channel(channel_id: str, address: str, parameters: list[str], cls: type[Rou
         "messages": [_message_ref(channel_id, "PING")],
         "reply": {"channel": ref, "messages": [_message_ref(channel_id, "PONG")]}}}
     for route in sorted(cls.route_table.values(), key=lambda r: r.name):
-        doc = cls.describe_route(route, components)
+        doc = describe_route(cls, route, components)
         request, reply, error = (f"{route.name}.{kind}" for kind in ("request", "reply", "error"))
         messages[request] = _message(f"{route.name} request", _request_envelope(route.name, doc))
         messages[reply] = _message(f"{route.name} reply", _reply_envelope(route.name, doc))
@@ -266,7 +272,7 @@ def _channel(channel_id: str, address: str, parameters: list[str], cls: type[Rou
             operation["summary"] = doc.description.splitlines()[0]
             operation["description"] = doc.description
         operations[f"{channel_id}.{request}"] = operation
-    for name, (payload, headers) in sorted(cls.describe_pushes(components).items()):
+    for name, (payload, headers) in sorted(describe_pushes(cls, components).items()):
         push = f"{name}.push"
         messages[push] = _message(f"{name} push", _push_envelope(name, payload, headers))
         operations[f"{channel_id}.{push}"] = {
