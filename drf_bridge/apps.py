@@ -11,8 +11,8 @@ class DrfBridgeConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from .changes import connect_signals
         from .checks import check_request_steps
-        from .subscriptions import connect_signals
 
         connect_signals()
         checks.register(check_request_steps)

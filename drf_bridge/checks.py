@@ -9,8 +9,8 @@ from typing import Any
 
 from django.core import checks
 
+from .changes import discover_subscribed_models
 from .generics import GenericSocketRouter
-from .subscriptions import discover_subscribed_models
 
 __all__ = ["check_request_steps"]
 
