@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import import_module
 from typing import Any
 
@@ -35,6 +34,7 @@ from django_channels_router.push import push_frame
 from . import changes
 from .changes import Gap, GapTracker, model_group, notify_change, register_model
 from .decorators import socket_route
+from .evaluations import Evaluation, evaluations
 from .generics import acting_as, anonymous_user
 from .request import HANDSHAKE_REQUEST, build_request
 
@@ -63,54 +63,6 @@ class Subscription:
     sent: int = 0
 
 
-@dataclass
-class Evaluation:
-    """What one change looks like to one view: ``{pk: data}`` for the changed objects it may see
-    (None where object permissions refuse one), or ``ended``, the error reply of a subscriber
-    whose credentials no longer authenticate."""
-
-    seen: dict[str, Any] = field(default_factory=dict)
-    ended: dict[str, Any] | None = None
-
-
-class _View:
-    """One evaluation, computed once while the others who need it wait."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Evaluation | None = None
-
-
-class _Views:
-    """What one change looks like to one view of the model (see ``get_subscription_key``),
-    shared by every subscriber of this process with that view: one query per change, not one
-    per subscriber. Kept only for recent changes."""
-
-    def __init__(self, size: int = 256) -> None:
-        self.lock = threading.Lock()
-        self.views: OrderedDict[Hashable, _View] = OrderedDict()
-        self.size = size
-
-    def get(self, key: Hashable, compute: Any) -> Evaluation:
-        with self.lock:
-            view = self.views.get(key)
-            first = view is None
-            if view is None:
-                view = self.views[key] = _View()
-                while len(self.views) > self.size:
-                    self.views.popitem(last=False)
-        if first:
-            try:
-                view.result = compute()
-            finally:
-                view.done.set()
-        view.done.wait()
-        if view.result is None:  # the first evaluation failed (and was logged there)
-            raise RuntimeError("the evaluation of this change failed")
-        return view.result
-
-
-views = _Views()
 Push = tuple[str, Any, dict[str, Any]]
 REFUSALS = (SocketError, exceptions.APIException, PermissionDenied, Http404)
 #: The push that ends a subscription: its payload is ``{"detail", "code"}`` saying why.
@@ -407,12 +359,12 @@ class SubscribeModelMixin:
             if not pks:
                 continue
             key = (event["event"], type(self), self.get_subscription_key(subscription), subscription.pk)
-            view = views.get(key, lambda s=subscription, p=pks: self.view_of(s, p))  # type: ignore[misc]
+            evaluation = evaluations.get(key, partial(self.evaluate, subscription, pks))
             headers = {"subscription": subscription.id, "model": subscription.label}
-            if view.ended is not None:
-                pushes.append((ENDED, view.ended, headers))
+            if evaluation.ended is not None:
+                pushes.append((ENDED, evaluation.ended, headers))
                 continue
-            seen, room = view.seen, self.subscribed_objects_room()
+            seen, room = evaluation.seen, self.subscribed_objects_room()
             for pk in pks:
                 if seen.get(pk) is not None:
                     if pk not in subscription.known and subscription.pk is None and room <= 0:
@@ -426,7 +378,7 @@ class SubscribeModelMixin:
                     subscription.known.discard(pk)
         return pushes
 
-    def view_of(self, subscription: Subscription, pks: list[str]) -> Evaluation:
+    def evaluate(self, subscription: Subscription, pks: list[str]) -> Evaluation:
         """The changed objects in the subscriber's queryset now, as :class:`Evaluation`, after
         authenticating the subscribing request anew. Nothing is seen when ``has_permission``
         refuses."""
