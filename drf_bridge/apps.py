@@ -12,7 +12,8 @@ class DrfBridgeConfig(AppConfig):
         from django.core import checks
 
         from .changes import connect_signals
-        from .checks import check_request_steps
+        from .checks import check_request_steps, check_subscriptions
 
         connect_signals()
         checks.register(check_request_steps)
+        checks.register(check_subscriptions)

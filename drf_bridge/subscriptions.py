@@ -33,6 +33,7 @@ from django_channels_router.push import push_frame
 
 from . import changes
 from .changes import Gap, GapTracker, model_group, notify_change, register_model
+from .checks import check_subscriptions
 from .decorators import socket_route
 from .evaluations import Evaluation, evaluations
 from .generics import acting_as, anonymous_user
@@ -109,6 +110,7 @@ class SubscribeModelMixin:
         model = cls.subscribed_model()
         if model is not None:
             register_model(model)
+            checks.register(check_subscriptions)  # without drf_bridge installed, no ready() registers it
 
     @classmethod
     def subscribed_model(cls) -> type[Model] | None:
@@ -446,21 +448,3 @@ class _SessionHolder:
     """What ``django.contrib.auth.get_user`` reads of a request."""
 
     session: Any
-
-
-@checks.register()
-def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Subscriptions hear of changes through the app's signal receivers and the channel layer."""
-    changes.discover_subscribed_models()
-    if not changes.subscribed_models:
-        return []
-    if not apps.is_installed("drf_bridge"):
-        return [checks.Error("Model subscriptions are served, but 'drf_bridge' is not in INSTALLED_APPS, "
-                             "so no change is ever pushed.", hint="Add 'drf_bridge' to INSTALLED_APPS.",
-                             id="drf_bridge.E001")]
-    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
-    if backend.endswith("InMemoryChannelLayer"):
-        return [checks.Warning("Model subscriptions run on the in-memory channel layer: changes made by other "
-                               "processes (other servers, manage.py shell, task workers) are not pushed.",
-                               hint="Use channels_redis.core.RedisChannelLayer in production.", id="drf_bridge.W001")]
-    return []
