@@ -49,7 +49,7 @@ RESYNC = "resync"
 # -- the subscriber's side ----------------------------------------------------------------------
 
 @dataclass
-class Subscription:
+class ModelSubscription:
     """One ``subscribe`` request: what it watches, as whom, and which objects it has seen."""
 
     id: str | int
@@ -93,7 +93,7 @@ class SubscribeModelMixin:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.subscriptions: dict[str | int, Subscription] = {}
+        self.subscriptions: dict[str | int, ModelSubscription] = {}
         self._subscriptions_lock = asyncio.Lock()
         self._changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._change_worker: asyncio.Task[None] | None = None
@@ -121,7 +121,7 @@ class SubscribeModelMixin:
         return getattr(getattr(serializer, "Meta", None), "model", None)
 
     @socket_route("subscribe", method="GET", hydrate="hydrate_subscription", dehydrate=None)
-    async def on_subscribe(self, subscription: Subscription, headers: dict[str, Any]) -> SocketResult:
+    async def on_subscribe(self, subscription: ModelSubscription, headers: dict[str, Any]) -> SocketResult:
         """Start pushing changes; 201 with ``{"subscription": <this request's uuid>}``.
 
         The group is joined before the objects seen now are read, so no change falls between.
@@ -170,24 +170,24 @@ class SubscribeModelMixin:
             await self._leave_unused_groups(removed)
         return {"status": StatusCodes.NO_CONTENT}
 
-    async def _leave_unused_groups(self, removed: Iterable[Subscription]) -> None:
+    async def _leave_unused_groups(self, removed: Iterable[ModelSubscription]) -> None:
         still = {s.label for s in self.subscriptions.values()}
         for label in {s.label for s in removed} - still:
             await self.leave(model_group(label))  # type: ignore[attr-defined]
 
-    def hydrate_subscription(self, headers: dict[str, Any], payload: Any) -> Subscription:
+    def hydrate_subscription(self, headers: dict[str, Any], payload: Any) -> ModelSubscription:
         """Check the subscriber may ``get`` the object (with an id) or ``list``, and note as whom."""
         request = self.request  # type: ignore[attr-defined]
         key = self.lookup_url_kwarg  # type: ignore[attr-defined]
         model = self.get_queryset().model  # type: ignore[attr-defined]
-        subscription = Subscription(self.request_uuid, model._meta.concrete_model._meta.label_lower,  # type: ignore[attr-defined]
+        subscription = ModelSubscription(self.request_uuid, model._meta.concrete_model._meta.label_lower,  # type: ignore[attr-defined]
                                     dict(headers), request.query_params.copy(), request.user, request.auth)
         if headers.get(key) is not None or (isinstance(payload, dict) and payload.get(key) is not None):
             subscription.pk = str(self.hydrate_object(headers, payload).pk)  # type: ignore[attr-defined]
             subscription.query = QueryDict()
         return subscription
 
-    def visible_pks(self, subscription: Subscription) -> set[str]:
+    def visible_pks(self, subscription: ModelSubscription) -> set[str]:
         """The objects the subscription sees now (ids only), at most what the connection may
         still follow (``MAX_SUBSCRIBED_OBJECTS``): past that, 413 ``subscription_too_large``."""
         with self.acting_for(subscription):
@@ -211,7 +211,7 @@ class SubscribeModelMixin:
                            "list with its query parameters, or subscribe to single objects.",
                            "subscription_too_large")
 
-    def get_subscription_key(self, subscription: Subscription) -> Hashable:
+    def get_subscription_key(self, subscription: ModelSubscription) -> Hashable:
         """Subscriptions with the same key see a change the same way and share its evaluation.
 
         The default key holds everything of the subscribing request a queryset, a permission or
@@ -295,7 +295,7 @@ class SubscribeModelMixin:
         async with self._subscriptions_lock:
             await self._send_resyncs([s for s in self.subscriptions.values() if s.label == label], reason)
 
-    async def _send_resyncs(self, subscriptions: list[Subscription], reason: str) -> None:
+    async def _send_resyncs(self, subscriptions: list[ModelSubscription], reason: str) -> None:
         """Under the lock: tell each of ``subscriptions`` still open to re-read; what it has seen
         is read anew too. Never raises: it is what is left to say when something failed."""
         for subscription in subscriptions:
@@ -347,11 +347,11 @@ class SubscribeModelMixin:
             task.cancel()
         await super().websocket_disconnect(message)  # type: ignore[misc]
 
-    def _ended(self, subscription: Subscription | None) -> None:
+    def _ended(self, subscription: ModelSubscription | None) -> None:
         if subscription is not None:
             logger.info("Subscription %r to %s ended by the server", subscription.id, subscription.label)
 
-    def subscription_pushes(self, subscriptions: list[Subscription], event: dict[str, Any]) -> list[Push]:
+    def subscription_pushes(self, subscriptions: list[ModelSubscription], event: dict[str, Any]) -> list[Push]:
         """What ``event`` means to each subscription, worked out as its own user: ``created``,
         ``updated``, ``deleted``, or :data:`ENDED` when the subscription may not go on."""
         pushes: list[Push] = []
@@ -380,7 +380,7 @@ class SubscribeModelMixin:
                     subscription.known.discard(pk)
         return pushes
 
-    def evaluate(self, subscription: Subscription, pks: list[str]) -> Evaluation:
+    def evaluate(self, subscription: ModelSubscription, pks: list[str]) -> Evaluation:
         """The changed objects in the subscriber's queryset now, as :class:`Evaluation`, after
         authenticating the subscribing request anew. Nothing is seen when ``has_permission``
         refuses."""
@@ -402,7 +402,7 @@ class SubscribeModelMixin:
                     seen[str(obj.pk)] = None
             return Evaluation(seen)
 
-    def authenticate_again(self, subscription: Subscription, request: Any) -> None:
+    def authenticate_again(self, subscription: ModelSubscription, request: Any) -> None:
         """Authenticate a push's request as a new request with the subscription's credentials
         would be, so that a deleted token, a closed session, or a user who may no longer log in
         ends the subscription (an exception: 401) instead of receiving pushes as before."""
@@ -427,7 +427,7 @@ class SubscribeModelMixin:
         again = user.__class__._default_manager.filter(pk=user.pk).first()  # __class__: lazy users too
         return again if again is not None and getattr(again, "is_active", True) else anonymous_user()
 
-    def acting_for(self, subscription: Subscription) -> Any:
+    def acting_for(self, subscription: ModelSubscription) -> Any:
         """A context in which ``self.request`` is the subscribing request, as it was."""
         request = build_request(self.scope, "GET", subscription.headers, {}, subscription.query,  # type: ignore[attr-defined]
                                 self.route_table["subscribe"])  # type: ignore[attr-defined]
