@@ -15,18 +15,19 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib import auth
 from django.core import checks
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import Http404, QueryDict
 from rest_framework import exceptions
+from rest_framework.serializers import BaseSerializer
 
-from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
+from django_channels_router import AsyncSocketRouterConsumer, SocketError, SocketResult, StatusCodes, run_in_worker
 from django_channels_router.conf import limit
 from django_channels_router.errors import reply_for_exception
 from django_channels_router.push import push_frame
@@ -37,7 +38,7 @@ from .checks import check_subscriptions
 from .decorators import socket_route
 from .evaluations import Evaluation, evaluations
 from .generics import acting_as, anonymous_user
-from .request import HANDSHAKE_REQUEST, build_request
+from .request import HANDSHAKE_REQUEST, SocketRequest, build_request
 
 __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 
@@ -75,7 +76,39 @@ SCOPE_KEYS = frozenset({"type", "asgi", "http_version", "scheme", "server", "cli
                         "session", "user", "url_route", "path_remaining", HANDSHAKE_REQUEST})
 
 
-class SubscribeModelMixin:
+class SubscriptionHost(Protocol):
+    """What :class:`SubscribeModelMixin` needs of its router beyond an async router consumer (the
+    connection, groups, pushes): the request being served and DRF's queryset, permission and
+    serializer steps, as :class:`~drf_bridge.GenericSocketRouter` has them."""
+
+    lookup_url_kwarg: ClassVar[str]
+
+    @property
+    def request(self) -> SocketRequest: ...
+
+    def get_queryset(self) -> QuerySet[Any]: ...
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]: ...
+
+    def hydrate_object(self, headers: dict[str, Any], payload: Any) -> Any: ...
+
+    def perform_authentication(self, request: SocketRequest) -> None: ...
+
+    def check_permissions(self, request: SocketRequest) -> None: ...
+
+    def check_object_permissions(self, request: SocketRequest, obj: Any) -> None: ...
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]: ...
+
+
+if TYPE_CHECKING:
+    class _Host(SubscriptionHost, AsyncSocketRouterConsumer):
+        """For the type checker: the mixin extends an async router consumer that has the rest."""
+else:
+    _Host = object
+
+
+class SubscribeModelMixin(_Host):
     """``subscribe`` and ``unsubscribe``: pushes ``created``, ``updated`` and ``deleted`` for the
     objects this connection may ``get`` (with an id) or ``list`` (without; the payload holds the
     same query parameters as ``list``). Each push carries ``headers.subscription``, the uuid of
@@ -89,7 +122,7 @@ class SubscribeModelMixin:
     def describe_pushes(cls, components: Any) -> dict[str, tuple[Any, Any]]:
         from .schema import push_schemas
 
-        return {**super().describe_pushes(components), **push_schemas(cls, components)}  # type: ignore[misc]
+        return {**super().describe_pushes(components), **push_schemas(cls, components)}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,12 +168,12 @@ class SubscribeModelMixin:
             if len(self.subscriptions) >= most:
                 raise SocketError(429, f"This connection has {most} subscriptions, the most it may have; "
                                   "unsubscribe from one first.", "too_many_subscriptions")
-            await self.join(group)  # type: ignore[attr-defined]
+            await self.join(group)
             try:
                 subscription.known = await run_in_worker(self.visible_pks, subscription)
             except BaseException:
                 if not any(s.label == subscription.label for s in self.subscriptions.values()):
-                    await self.leave(group)  # type: ignore[attr-defined]
+                    await self.leave(group)
                 raise
             self.subscriptions[subscription.id] = subscription
         if self._change_worker is None:
@@ -173,17 +206,17 @@ class SubscribeModelMixin:
     async def _leave_unused_groups(self, removed: Iterable[ModelSubscription]) -> None:
         still = {s.label for s in self.subscriptions.values()}
         for label in {s.label for s in removed} - still:
-            await self.leave(model_group(label))  # type: ignore[attr-defined]
+            await self.leave(model_group(label))
 
     def hydrate_subscription(self, headers: dict[str, Any], payload: Any) -> ModelSubscription:
         """Check the subscriber may ``get`` the object (with an id) or ``list``, and note as whom."""
-        request = self.request  # type: ignore[attr-defined]
-        key = self.lookup_url_kwarg  # type: ignore[attr-defined]
-        model = self.get_queryset().model  # type: ignore[attr-defined]
-        subscription = ModelSubscription(self.request_uuid, model._meta.concrete_model._meta.label_lower,  # type: ignore[attr-defined]
+        request = self.request
+        key = self.lookup_url_kwarg
+        model = self.get_queryset().model
+        subscription = ModelSubscription(self.request_uuid, model._meta.concrete_model._meta.label_lower,
                                     dict(headers), request.query_params.copy(), request.user, request.auth)
         if headers.get(key) is not None or (isinstance(payload, dict) and payload.get(key) is not None):
-            subscription.pk = str(self.hydrate_object(headers, payload).pk)  # type: ignore[attr-defined]
+            subscription.pk = str(self.hydrate_object(headers, payload).pk)
             subscription.query = QueryDict()
         return subscription
 
@@ -194,7 +227,7 @@ class SubscribeModelMixin:
             if subscription.pk is not None:
                 return {subscription.pk}
             room = self.subscribed_objects_room()
-            queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
+            queryset = self.filter_queryset(self.get_queryset())
             pks = {str(pk) for pk in queryset.values_list("pk", flat=True)[:room + 1]}
             if len(pks) > room:
                 raise self.too_large()
@@ -229,9 +262,9 @@ class SubscribeModelMixin:
         """The connection's part of the default subscription key (off the event loop: it may
         load the session). What cannot change is read once; the scope's keys, its user and the
         session's contents are read each time, as a login on the socket changes them."""
-        scope = self.scope  # type: ignore[attr-defined]
+        scope = self.scope
         if scope.keys() - SCOPE_KEYS:
-            return ("connection", self.channel_name)  # type: ignore[attr-defined]
+            return ("connection", self.channel_name)
         if self._handshake_key is None:
             self._handshake_key = (
                 tuple(sorted((k, v) for k, v in scope.get("headers", ()) if k.lower() != b"sec-websocket-key")),
@@ -285,7 +318,7 @@ class SubscribeModelMixin:
         key = headers.get("subscription") if isinstance(headers, dict) else None
         subscription = self.subscriptions.get(key) if isinstance(key, (str, int)) else None
         if subscription is None or route == RESYNC:
-            return super().push_not_sent(route, headers, error)  # type: ignore[misc,no-any-return]
+            return super().push_not_sent(route, headers, error)
         logger.warning("Subscription %r to %s: the server refused to send a %r push (%s); sent resync",
                        subscription.id, subscription.label, route, error)
         return push_frame(RESYNC, {"reason": "a push was too large to send"}, headers)
@@ -308,7 +341,7 @@ class SubscribeModelMixin:
             logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, subscription.label, reason)
             try:
                 headers = self._numbered({"subscription": subscription.id, "model": subscription.label})
-                await self.push(RESYNC, {"reason": reason}, headers)  # type: ignore[attr-defined]
+                await self.push(RESYNC, {"reason": reason}, headers)
             except Exception:
                 logger.exception("Could not send resync to subscription %r", subscription.id)
 
@@ -333,7 +366,7 @@ class SubscribeModelMixin:
                         headers = self._numbered(headers)
                         if route == ENDED:  # gone first: a push that fails to go does not keep it
                             self._ended(self.subscriptions.pop(headers["subscription"], None))
-                        await self.push(route, payload, headers)  # type: ignore[attr-defined]
+                        await self.push(route, payload, headers)
                     await self._leave_unused_groups(subscriptions)
                 except Exception:  # a failing change must not end the connection's pushes, nor go unsaid
                     logger.exception("Could not push change %s of %s", event.get("event"), event.get("model"))
@@ -345,7 +378,7 @@ class SubscribeModelMixin:
         self._gaps.clear()  # gap checks still scheduled find nothing to resync
         for task in list(self._background):
             task.cancel()
-        await super().websocket_disconnect(message)  # type: ignore[misc]
+        await super().websocket_disconnect(message)
 
     def _ended(self, subscription: ModelSubscription | None) -> None:
         if subscription is not None:
@@ -390,14 +423,14 @@ class SubscribeModelMixin:
             except REFUSALS as exc:
                 return Evaluation(ended=ending(exc))
             try:
-                self.check_permissions(request)  # type: ignore[attr-defined]
+                self.check_permissions(request)
             except REFUSALS:
                 return Evaluation()
             seen: dict[str, Any] = {}
-            for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):  # type: ignore[attr-defined]
+            for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):
                 try:
-                    self.check_object_permissions(request, obj)  # type: ignore[attr-defined]
-                    seen[str(obj.pk)] = self.get_serializer(obj).data  # type: ignore[attr-defined]
+                    self.check_object_permissions(request, obj)
+                    seen[str(obj.pk)] = self.get_serializer(obj).data
                 except REFUSALS:
                     seen[str(obj.pk)] = None
             return Evaluation(seen)
@@ -406,7 +439,7 @@ class SubscribeModelMixin:
         """Authenticate a push's request as a new request with the subscription's credentials
         would be, so that a deleted token, a closed session, or a user who may no longer log in
         ends the subscription (an exception: 401) instead of receiving pushes as before."""
-        self.perform_authentication(request)  # type: ignore[attr-defined]  # the message's credentials
+        self.perform_authentication(request)  # the message's credentials
         if request._authenticator is None:  # none: the connection's user, as its session has it now
             request.settle_user(self.connection_user_now())
         before, now = subscription.user, request.user
@@ -417,10 +450,10 @@ class SubscribeModelMixin:
     def connection_user_now(self) -> Any:
         """The connection's user read again: from its session (as ``AuthMiddlewareStack`` reads
         it, with the session's auth hash checked), else from the database by primary key."""
-        user = self.scope.get("user")  # type: ignore[attr-defined]
+        user: Any = self.scope.get("user")
         if not getattr(user, "is_authenticated", False):
             return user or anonymous_user()
-        session = self.scope.get("session")  # type: ignore[attr-defined]
+        session = self.scope.get("session")
         if session is not None and session.session_key:
             fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
             return auth.get_user(_SessionHolder(fresh))
@@ -429,8 +462,8 @@ class SubscribeModelMixin:
 
     def acting_for(self, subscription: ModelSubscription) -> Any:
         """A context in which ``self.request`` is the subscribing request, as it was."""
-        request = build_request(self.scope, "GET", subscription.headers, {}, subscription.query,  # type: ignore[attr-defined]
-                                self.route_table["subscribe"])  # type: ignore[attr-defined]
+        request = build_request(self.scope, "GET", subscription.headers, {}, subscription.query,
+                                self.route_table["subscribe"])
         request.settle_user(subscription.user, subscription.auth)
         return acting_as(request)
 
