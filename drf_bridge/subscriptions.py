@@ -44,10 +44,6 @@ __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 
 logger = logging.getLogger("drf_bridge")
 
-RESYNC = "resync"
-
-
-# -- the subscriber's side ----------------------------------------------------------------------
 
 @dataclass
 class ModelSubscription:
@@ -69,6 +65,8 @@ Push = tuple[str, Any, dict[str, Any]]
 REFUSALS = (SocketError, exceptions.APIException, PermissionDenied, Http404)
 #: The push that ends a subscription: its payload is ``{"detail", "code"}`` saying why.
 ENDED = "unsubscribed"
+#: The push that tells a subscription pushes were lost: the client re-reads.
+RESYNC = "resync"
 #: Scope keys the default subscription key accounts for. Middleware that adds others (a tenant,
 #: a token's claims) may have put there what a queryset reads, so then nothing is shared.
 SCOPE_KEYS = frozenset({"type", "asgi", "http_version", "scheme", "server", "client", "path", "raw_path",
@@ -296,7 +294,7 @@ class SubscribeModelMixin(_Host):
         if gap.lost:
             self._start(self._resync(label, "change events were lost"))
         else:
-            asyncio.get_running_loop().call_later(changes.GAP_WAIT, self._check_gap, gap)
+            asyncio.get_running_loop().call_later(changes.GAP_WAIT, self._check_gap, gap)  # read now: tests shorten it
 
     def _check_gap(self, gap: Gap) -> None:
         if self._gaps.lost(gap):
