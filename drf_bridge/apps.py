@@ -11,8 +11,9 @@ class DrfBridgeConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from .checks import check_request_steps
-        from .subscriptions import connect_signals
+        from .changes import connect_signals
+        from .checks import check_request_steps, check_subscriptions
 
         connect_signals()
         checks.register(check_request_steps)
+        checks.register(check_subscriptions)

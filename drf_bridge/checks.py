@@ -1,4 +1,5 @@
-"""``manage.py check`` for model routers: overrides that would skip DRF's checks."""
+"""``manage.py check`` for the bridge: subscriptions that cannot hear of changes, and model
+routers whose overrides would skip DRF's checks."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from collections.abc import Iterator
 from types import CodeType
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.core import checks
 
+from .changes import discover_subscribed_models, subscribed_models
 from .generics import GenericSocketRouter
-from .subscriptions import discover_subscribed_models
 
-__all__ = ["check_request_steps"]
+__all__ = ["check_request_steps", "check_subscriptions"]
 
 #: The bridge's steps that every request runs before ``check_access``: an override that does not
 #: call the bridge's own runs no DRF authentication, permission or throttle check.
@@ -34,6 +37,23 @@ def check_request_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                          "or before or after the call); silence drf_bridge.E002 only if it runs them itself.",
                     obj=cls, id="drf_bridge.E002"))
     return errors
+
+
+def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Subscriptions hear of changes through the app's signal receivers and the channel layer."""
+    discover_subscribed_models()
+    if not subscribed_models:
+        return []
+    if not apps.is_installed("drf_bridge"):
+        return [checks.Error("Model subscriptions are served, but 'drf_bridge' is not in INSTALLED_APPS, "
+                             "so no change is ever pushed.", hint="Add 'drf_bridge' to INSTALLED_APPS.",
+                             id="drf_bridge.E001")]
+    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
+    if backend.endswith("InMemoryChannelLayer"):
+        return [checks.Warning("Model subscriptions run on the in-memory channel layer: changes made by other "
+                               "processes (other servers, manage.py shell, task workers) are not pushed.",
+                               hint="Use channels_redis.core.RedisChannelLayer in production.", id="drf_bridge.W001")]
+    return []
 
 
 def _subclasses(base: type) -> set[type]:

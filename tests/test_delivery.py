@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from demo.models import Article
 from django_channels_router import AsyncSocketRouterConsumer
 from django_channels_router.testing import RouterCommunicator
-from drf_bridge import notify_change, subscriptions
+from drf_bridge import changes, notify_change
 from drf_bridge.subscriptions import model_group
 from tests.conftest import ROOT, SERVERS, CallingClient, daphne, free_port, reachable, server_process
 from tests.drf import ArticleRouter
@@ -67,7 +67,7 @@ async def test_every_push_of_a_subscription_is_numbered_from_one():
 
 
 async def test_an_event_that_never_arrives_is_a_resync_and_a_late_one_is_not(monkeypatch):
-    monkeypatch.setattr(subscriptions, "GAP_WAIT", 0.3)
+    monkeypatch.setattr(changes, "GAP_WAIT", 0.3)
     comm, subscription = await subscribed()
     layer = get_channel_layer()
     for number in (1, 2, 4, 3):  # 3 comes late, within GAP_WAIT: nothing was lost
@@ -245,7 +245,7 @@ async def test_the_lost_tail_of_a_burst_over_redis_is_a_resync_within_seconds(tm
 
 
 def _sender_and_number():
-    return subscriptions.SENDER, subscriptions._next_number("demo.article")
+    return changes.SENDER, changes._next_number("demo.article")
 
 
 def test_a_forked_process_numbers_its_events_as_a_sender_of_its_own():
@@ -253,7 +253,7 @@ def test_a_forked_process_numbers_its_events_as_a_sender_of_its_own():
     # would take each other's numbers for late ones, and hide their losses.
     import multiprocessing
 
-    subscriptions._next_number("demo.article")
+    changes._next_number("demo.article")
     with multiprocessing.get_context("fork").Pool(1) as pool:
         sender, number = pool.apply(_sender_and_number)
-    assert sender != subscriptions.SENDER and number == 1
+    assert sender != changes.SENDER and number == 1

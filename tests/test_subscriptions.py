@@ -297,10 +297,12 @@ async def test_a_write_through_a_router_succeeds_and_logs_when_the_channel_layer
 
 
 def test_checks_warn_when_subscriptions_cannot_hear_other_processes():
+    from django.core.checks import registry
     from django.test import modify_settings, override_settings
 
-    from drf_bridge.subscriptions import check_subscriptions
+    from drf_bridge.checks import check_subscriptions
 
+    assert check_subscriptions in registry.registry.get_checks()  # by the app's ready()
     assert [e.id for e in check_subscriptions()] == ["drf_bridge.W001"]  # the tests' in-memory layer
     redis = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]}}}
     with override_settings(CHANNEL_LAYERS=redis):
