@@ -21,21 +21,12 @@ from . import groups, shutdown
 from .conf import HeldBytes, Limits, TokenBucket, process_requests
 from .layers import receive_timeout_problem
 from .outbox import Outbox, shared_frame
-from .pipeline import (
-    Steps,
-    call_sync,
-    current_uuid,
-    resolve,
-    respond,
-    run_async,
-    run_in_worker,
-    run_sync,
-)
+from .pipeline import Steps, current_uuid, resolve, respond, run_async, run_sync
 from .protocol import PING, PONG, FrameError, decode_frame, encode_frame, error_frame
 from .push import push_frame, require_group_name
 from .routes import RouteInfo, build_route_table, declared_routes
 from .status import StatusCodes
-from .workers import worker_owner
+from .workers import call_sync, run_in_worker, worker_owner
 
 __all__ = ["RouterMixin", "SocketRouterConsumer", "AsyncSocketRouterConsumer"]
 

@@ -9,23 +9,19 @@ call them, so both consumers follow exactly the same steps and error mapping.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
-from django.db import close_old_connections
+from asgiref.sync import iscoroutinefunction
 
 from .errors import InvalidResult, SocketError, not_authenticated, permission_denied, reply_for_exception
 from .protocol import encode_frame, error_frame
-from .push import WorkerSends, worker_sends
 from .routes import Callback, RouteInfo
 from .status import is_success
-from .workers import worker_pool
+from .workers import call_sync, run_in_worker
 
 if TYPE_CHECKING:
     from .consumers import RouterMixin
@@ -132,49 +128,6 @@ def _handler_failure(exc: BaseException) -> Exception:
         error.__cause__ = exc
         return error
     raise exc
-
-
-async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
-    """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
-    sends = WorkerSends.of(asyncio.get_running_loop())
-    token = worker_sends.set(sends)
-    try:
-        return await _hop(thread_sensitive)(fn, *args)
-    finally:
-        worker_sends.reset(token)
-        sends.flush()  # what the call asked to send goes now, not at the next tick
-
-
-def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn`` in a worker thread the way Django serves a request: stale database
-    connections are closed before and after. (Done here, inside the call, because the
-    thread's connections are only visible from within the call's context.)"""
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
-        close_old_connections()
-
-
-@functools.cache
-def _hop(thread_sensitive: bool) -> Callable[..., Awaitable[Any]]:
-    """Made once: a ``SyncToAsync`` costs more to build than the rest of a request's bookkeeping.
-    Thread-sensitive calls go to the thread Django and Channels share; others to the worker pool."""
-    if thread_sensitive:
-        return sync_to_async(with_fresh_connections, thread_sensitive=True)
-    # asgiref annotates ``executor`` as a ThreadPoolExecutor; it only hands it to run_in_executor().
-    return sync_to_async(with_fresh_connections, thread_sensitive=False,
-                         executor=worker_pool())  # type: ignore[call-overload]
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """Call ``fn`` from sync code, whether it is sync or async."""
-    result = fn(*args)
-    return async_to_sync(_await)(result) if inspect.isawaitable(result) else result
 
 
 def _resume(steps: Steps, value: Any, error: Exception | None) -> Step | str:

@@ -25,7 +25,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError
 from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
-from django_channels_router.pipeline import run_in_worker
+from django_channels_router.workers import run_in_worker
 
 from .fields import use_prebuilt_fields
 from .request import SocketRequest, build_request, query_params_from

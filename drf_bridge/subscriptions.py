@@ -41,7 +41,8 @@ from rest_framework import exceptions
 from django_channels_router import SocketError, SocketResult, StatusCodes, run_in_worker
 from django_channels_router.conf import limit
 from django_channels_router.errors import reply_for_exception
-from django_channels_router.push import WorkerSends, group_send, group_send_from_sync, push_frame
+from django_channels_router.push import group_send, group_send_from_sync, push_frame
+from django_channels_router.workers import WorkerSends
 
 from .decorators import socket_route
 from .generics import acting_as, anonymous_user
