@@ -9,22 +9,20 @@ call them, so both consumers follow exactly the same steps and error mapping.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from asgiref.sync import iscoroutinefunction
 
-from .errors import InvalidResult, SocketError, not_authenticated, permission_denied, reply_for_exception
+from .errors import InvalidResult, SocketError, access_refused, reply_for_exception
 from .protocol import encode_frame, error_frame
 from .routes import Callback, RouteInfo
 from .status import is_success
 from .workers import call_sync, run_in_worker
-
-if TYPE_CHECKING:
-    from .consumers import RouterMixin
 
 logger = logging.getLogger("django_channels_router")
 
@@ -33,11 +31,35 @@ Steps = Generator[Step, Any, str]
 RESULT_KEYS = frozenset({"status", "payload", "headers"})
 
 
+class RouterHost(Protocol):
+    """The seams :func:`respond` calls on the consumer serving a request: ``RouterMixin`` has
+    them, and extensions (the DRF bridge) override them. Route callbacks named by a string are
+    looked up on it as well (:func:`resolve`)."""
+
+    @property
+    def prepare_request(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def check_access(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def user(self) -> Any: ...
+
+    @property
+    def json_encoder(self) -> type[json.JSONEncoder]: ...
+
+    def get_validate(self, route: RouteInfo) -> Callable[..., Any] | None: ...
+
+    def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None: ...
+
+    def get_handler(self, route: RouteInfo) -> Callable[..., Any]: ...
+
+
 #: The uuid of the request being served, for code that needs it (``RouterMixin.request_uuid``).
 current_uuid: ContextVar[str | int] = ContextVar("django_channels_router_uuid")
 
 
-def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
+def respond(consumer: RouterHost, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
     """Serve one parsed request: prepare -> access -> validate -> hydrate -> handler -> dehydrate -> reply frame."""
     started = time.perf_counter()
     current_uuid.set(uuid)
@@ -46,10 +68,10 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
             yield consumer.prepare_request, (route, headers, payload)
         if consumer.check_access is not None:
             if not (yield consumer.check_access, (route, headers, payload)):
-                raise _refusal(consumer.user)
+                raise access_refused(consumer.user)
         if route.access is not None:
             if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
-                raise _refusal(consumer.user)
+                raise access_refused(consumer.user)
         hydrate = consumer.get_hydrate(route)
         validate = consumer.get_validate(route)
         if validate is not None:  # the declared "request": 400 before hydrate when it does not match
@@ -76,7 +98,7 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
     return frame
 
 
-def _error_reply(consumer: RouterMixin, uuid: Any, route: RouteInfo, exc: Exception) -> tuple[int, str]:
+def _error_reply(consumer: RouterHost, uuid: Any, route: RouteInfo, exc: Exception) -> tuple[int, str]:
     """The reply for a failed request; never raises, so every request gets exactly one reply."""
     try:
         status, body, headers = reply_for_exception(exc, route.name, uuid)
@@ -86,7 +108,7 @@ def _error_reply(consumer: RouterMixin, uuid: Any, route: RouteInfo, exc: Except
         return 500, error_frame(uuid, route.name, 500, "handler_error", "A server error occurred.")
 
 
-def resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
+def resolve(consumer: object, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
     """The callable a route's callback names on ``consumer``; 501 when there is none."""
     if not isinstance(callback, str):
         return callback
@@ -94,10 +116,6 @@ def resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Call
     if not callable(method):
         raise SocketError(501, f"Route {route.name!r} is not implemented.", "not_implemented")
     return method
-
-
-def _refusal(user: Any) -> SocketError:
-    return permission_denied() if getattr(user, "is_authenticated", False) else not_authenticated()
 
 
 def _normalise(result: Any) -> tuple[int, dict[str, Any] | None, Any]:
