@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .consumers import AsyncSocketRouterConsumer, RouterMixin
+from .protocol import MAX_SAFE_INTEGER
 from .routes import RouteInfo, resolve_on_class
 from .validation import is_serializer_class
 
@@ -30,7 +31,6 @@ __all__ = ["Components", "RouteSchema", "build_document", "project_document", "r
 ASYNCAPI_VERSION = "3.0.0"
 ANY_JSON: dict[str, Any] = {"description": "Any JSON value (the route declares no schema)."}
 UUID = {"$ref": "#/components/schemas/Uuid"}
-MAX_SAFE_INTEGER = 2**53 - 1
 #: What a status means on a route, for the error reply's description.
 STATUS_TEXT = {
     400: "invalid payload", 401: "not authenticated", 403: "permission denied", 404: "not found",
