@@ -4,11 +4,11 @@ __version__ = "2.0.0.dev0"  # the one place the version is set: pyproject.toml r
 
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .errors import SocketError
-from .pipeline import run_in_worker
 from .protocol import Envelope, SocketResult
 from .push import BroadcastError, broadcast, broadcast_sync
 from .routes import RouteInfo
 from .status import StatusCodes
+from .workers import run_in_worker
 
 __all__ = [
     "__version__",

@@ -7,7 +7,7 @@ protocol's error table is decided here and nowhere else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -66,13 +66,16 @@ class InvalidResult(SocketError):
         self.reason = reason
 
 
-def not_authenticated() -> SocketError:
-    return SocketError(StatusCodes.UNAUTHORIZED, NOT_AUTHENTICATED_DETAIL, "not_authenticated")
-
-
-def permission_denied() -> SocketError:
-    return SocketError(StatusCodes.FORBIDDEN, PERMISSION_DENIED_DETAIL, "permission_denied")
-
+def access_refused(user: Any, denied: str = PERMISSION_DENIED_DETAIL,
+                   challenge: Callable[[], str | None] | None = None) -> SocketError:
+    """The answer to a request refused access: 401 ``not_authenticated`` for an anonymous user,
+    so the client knows to log in (with ``WWW-Authenticate: challenge()`` when that gives one),
+    403 ``permission_denied`` with ``denied`` for anyone else."""
+    if getattr(user, "is_authenticated", False):
+        return SocketError(StatusCodes.FORBIDDEN, denied, "permission_denied")
+    authenticate = None if challenge is None else challenge()
+    return SocketError(StatusCodes.UNAUTHORIZED, NOT_AUTHENTICATED_DETAIL, "not_authenticated",
+                       {"WWW-Authenticate": authenticate} if authenticate else None)
 
 
 def reply_for_exception(exc: Exception, route: str | None, uuid: Any = None) -> tuple[int, Any, dict[str, Any] | None]:

@@ -15,6 +15,9 @@ loop holds the memberships of the connections served there and, every ``CHECK_EV
 
 Its cost is one round trip per Redis host and a few microseconds per membership per check,
 whatever the number of connections; it runs while the process holds memberships.
+
+A connection's side is :class:`GroupMembership`: the groups it joined, and its channel's
+receive, kept through layer outages (its groups joined again when the layer answers).
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from .push import call_slots, group_add, layer_call
+from django.core.exceptions import ImproperlyConfigured
+
+from .layers import receive_timeout_problem
+from .push import call_slots, group_add, layer_call, require_group_name
 
 logger = logging.getLogger("django_channels_router")
 
@@ -232,6 +239,14 @@ async def rejoin(consumer: Any) -> None:
             member.joined = time.monotonic()
 
 
+async def leave_all(consumer: Any) -> None:
+    """Leave every group ``consumer`` joined at once, from the event loop, without waiting for
+    the disconnect (whose ``leave()`` calls the sync consumer runs in a worker thread)."""
+    for group in list(consumer.joined_groups):
+        await leave(consumer.channel_layer, group, consumer.channel_name)
+        consumer.joined_groups.discard(group)
+
+
 def release(consumer: Any) -> None:
     """The connection is gone: stop keeping its memberships, and leave any it did not leave."""
     if not consumer.joined_groups:
@@ -243,3 +258,91 @@ def release(consumer: Any) -> None:
             found.remove(group, consumer.channel_name)
             found.leave_later(group, consumer.channel_name)
     consumer.joined_groups.clear()
+
+
+def _reraise_cancellation(exc: Exception) -> None:
+    """Raise ``CancelledError`` if this task is being cancelled and ``exc`` stands in for it.
+
+    channels-redis's cancel handling can end in an ordinary exception (a ``KeyError`` or
+    ``AssertionError`` in its cleanup); retrying on it would keep a closed connection's
+    consumer alive for good, and the server could never shut down.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
+
+
+class GroupMembership:
+    """A connection's place in the channel layer: the groups it joined (kept by the
+    :class:`Watcher`), and its channel, listened to with patience through layer outages."""
+
+    _layer_recovered_at = 0.0
+
+    channel_layer: Any
+    channel_name: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Groups joined with ``join()``; kept joined (see :mod:`.groups`), left when the connection closes.
+        self.joined_groups: set[str] = set()
+
+    def layer_for(self, group: str) -> Any:
+        """The channel layer, once ``group`` is known to be a name it accepts."""
+        if getattr(self, "channel_layer", None) is None:
+            raise ImproperlyConfigured("Groups need a channel layer: configure settings.CHANNEL_LAYERS.")
+        require_group_name(self.channel_layer, group)
+        return self.channel_layer
+
+    @property
+    def channel_receive(self) -> Callable[[], Any]:
+        """What Channels awaits for channel-layer messages: the layer's receive, made patient.
+
+        Channels ends the whole connection when the layer's receive raises (Redis down). A
+        router keeps answering requests instead: it logs the outage and retries with backoff.
+        """
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Any]) -> None:
+        self._layer_receive = receive
+
+    async def _receive_from_layer(self) -> Any:
+        delay, failed_at = 0.5, None
+        while True:
+            try:
+                return await self._layer_receive()
+            except Exception as exc:
+                _reraise_cancellation(exc)
+                problem = receive_timeout_problem(self.channel_layer)
+                logger.warning("Channel layer unavailable (%s); pushes to this connection resume when it is back.%s",
+                               exc or type(exc).__name__, f" The layer is misconfigured: {problem} (check "
+                               "channels_router.E010)." if problem else "")
+                failed_at = failed_at or time.monotonic()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                if await self._rejoin_groups():
+                    await self.recover_from_layer(since=failed_at)
+                    failed_at = None
+
+    async def _rejoin_groups(self) -> bool:
+        """After an outage, join the groups again (a restarted Redis has forgotten them); whether
+        the layer answered."""
+        try:
+            await rejoin(self)
+        except Exception as exc:
+            _reraise_cancellation(exc)  # else still down: the next receive says so and waits longer
+            return False
+        return True
+
+    async def recover_from_layer(self, since: float) -> None:
+        """Call :meth:`layer_recovered` for a loss noticed at ``since`` (``time.monotonic()``),
+        unless a call after then covered it: the group watcher and a failed receive may both
+        notice one Redis restart."""
+        if self._layer_recovered_at > since:
+            return
+        self._layer_recovered_at = time.monotonic()
+        await self.layer_recovered()
+
+    async def layer_recovered(self) -> None:
+        """Called when the channel layer answers again after an outage, during which pushes to this
+        connection were lost. Subscriptions tell their clients to re-read (``resync``)."""

@@ -12,6 +12,7 @@ A frame the server refuses to send (daphne refuses messages over its
 ``--websocket-max-message-size``, and close codes other than 1000 and 3000-4999) never leaves
 the connection open and unserved: a reply becomes an error reply, a push what its sender says
 instead, a close code its 4xxx twin, and anything else closes the connection with 1011.
+:class:`FrameSending` is the consumer's side: its replies and pushes, and what stands in for them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ import sys
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
+
+from .protocol import error_frame
+from .status import StatusCodes
 
 logger = logging.getLogger("django_channels_router")
 
@@ -305,3 +309,43 @@ class Outbox:
             self.watchdog = None
         self.frames.clear()
         self.pending_bytes = 0
+
+
+class FrameSending:
+    """How a consumer hands its replies and pushes to its :class:`Outbox`, and what it sends in
+    place of one the server refuses."""
+
+    outbox: Outbox
+
+    def reply_not_sent(self, uuid: str | int, route: str, size: int, error: Exception) -> str:
+        """The reply sent in place of one the server refused to send (daphne sends at most
+        ``--websocket-max-message-size`` bytes, 1 MiB by default, in one message)."""
+        logger.error("The server refused to send the %d-byte reply of route %r (uuid %r) on %s: %s", size, route,
+                     uuid, type(self).__name__, error)
+        if type(error).__name__ == "PayloadExceededError":  # autobahn's, under daphne: its text names the limit
+            return error_frame(uuid, route, StatusCodes.INTERNAL_SERVER_ERROR, "reply_too_large",
+                               f"The reply is {size} bytes, more than the server sends in one message ({error}). "
+                               f"Send less (paginate), or raise the limit (daphne --websocket-max-message-size).")
+        return error_frame(uuid, route, StatusCodes.INTERNAL_SERVER_ERROR, "reply_not_sent",
+                           "The server could not send the reply.")
+
+    def push_not_sent(self, route: str, headers: Mapping[str, Any] | None, error: Exception) -> str | None:
+        """The frame sent in place of a push the server refused to send (too large for daphne),
+        or None to close the connection with 1011, as here: the client cannot miss a push without
+        knowing. Subscriptions send ``resync`` instead."""
+        logger.error("The server refused to send push %r on %s (%s); closing the connection with 1011.", route,
+                     type(self).__name__, error)
+        return None
+
+    def _reply(self, uuid: str | int, route: str | None, frame: str) -> None:
+        """Queue a reply frame; on the event loop."""
+        instead = None if route is None else partial(self.reply_not_sent, uuid, route, len(frame))
+        self.outbox.send_frame(frame, instead)
+
+    def _push(self, route: str, headers: Mapping[str, Any] | None, frame: str) -> None:
+        """Queue a push frame; on the event loop."""
+        self.outbox.send_frame(frame, partial(self.push_not_sent, route, headers))
+
+    def _broadcast_frame(self, event: dict[str, Any]) -> tuple[str, None, str]:
+        """A broadcast's route and frame: one copy in this process, shared by every member."""
+        return event["route"], None, shared_frame(event["uuid"], event["frame"])

@@ -9,26 +9,20 @@ call them, so both consumers follow exactly the same steps and error mapping.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
-from django.db import close_old_connections
+from asgiref.sync import iscoroutinefunction
 
-from .errors import InvalidResult, SocketError, not_authenticated, permission_denied, reply_for_exception
+from .errors import InvalidResult, SocketError, access_refused, reply_for_exception
 from .protocol import encode_frame, error_frame
-from .push import WorkerSends, worker_sends
 from .routes import Callback, RouteInfo
 from .status import is_success
-from .workers import worker_pool
-
-if TYPE_CHECKING:
-    from .consumers import RouterMixin
+from .workers import call_sync, run_in_worker
 
 logger = logging.getLogger("django_channels_router")
 
@@ -37,11 +31,35 @@ Steps = Generator[Step, Any, str]
 RESULT_KEYS = frozenset({"status", "payload", "headers"})
 
 
+class RouterHost(Protocol):
+    """The seams :func:`respond` calls on the consumer serving a request: ``RouterMixin`` has
+    them, and extensions (the DRF bridge) override them. Route callbacks named by a string are
+    looked up on it as well (:func:`resolve`)."""
+
+    @property
+    def prepare_request(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def check_access(self) -> Callable[..., Any] | None: ...
+
+    @property
+    def user(self) -> Any: ...
+
+    @property
+    def json_encoder(self) -> type[json.JSONEncoder]: ...
+
+    def get_validate(self, route: RouteInfo) -> Callable[..., Any] | None: ...
+
+    def get_hydrate(self, route: RouteInfo) -> Callable[..., Any] | None: ...
+
+    def get_handler(self, route: RouteInfo) -> Callable[..., Any]: ...
+
+
 #: The uuid of the request being served, for code that needs it (``RouterMixin.request_uuid``).
 current_uuid: ContextVar[str | int] = ContextVar("django_channels_router_uuid")
 
 
-def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
+def respond(consumer: RouterHost, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
     """Serve one parsed request: prepare -> access -> validate -> hydrate -> handler -> dehydrate -> reply frame."""
     started = time.perf_counter()
     current_uuid.set(uuid)
@@ -50,10 +68,10 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
             yield consumer.prepare_request, (route, headers, payload)
         if consumer.check_access is not None:
             if not (yield consumer.check_access, (route, headers, payload)):
-                raise _refusal(consumer.user)
+                raise access_refused(consumer.user)
         if route.access is not None:
             if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
-                raise _refusal(consumer.user)
+                raise access_refused(consumer.user)
         hydrate = consumer.get_hydrate(route)
         validate = consumer.get_validate(route)
         if validate is not None:  # the declared "request": 400 before hydrate when it does not match
@@ -80,7 +98,7 @@ def respond(consumer: RouterMixin, uuid: Any, route: RouteInfo, headers: dict[st
     return frame
 
 
-def _error_reply(consumer: RouterMixin, uuid: Any, route: RouteInfo, exc: Exception) -> tuple[int, str]:
+def _error_reply(consumer: RouterHost, uuid: Any, route: RouteInfo, exc: Exception) -> tuple[int, str]:
     """The reply for a failed request; never raises, so every request gets exactly one reply."""
     try:
         status, body, headers = reply_for_exception(exc, route.name, uuid)
@@ -90,7 +108,7 @@ def _error_reply(consumer: RouterMixin, uuid: Any, route: RouteInfo, exc: Except
         return 500, error_frame(uuid, route.name, 500, "handler_error", "A server error occurred.")
 
 
-def resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
+def resolve(consumer: object, route: RouteInfo, callback: Callback) -> Callable[..., Any]:
     """The callable a route's callback names on ``consumer``; 501 when there is none."""
     if not isinstance(callback, str):
         return callback
@@ -98,10 +116,6 @@ def resolve(consumer: RouterMixin, route: RouteInfo, callback: Callback) -> Call
     if not callable(method):
         raise SocketError(501, f"Route {route.name!r} is not implemented.", "not_implemented")
     return method
-
-
-def _refusal(user: Any) -> SocketError:
-    return permission_denied() if getattr(user, "is_authenticated", False) else not_authenticated()
 
 
 def _normalise(result: Any) -> tuple[int, dict[str, Any] | None, Any]:
@@ -132,49 +146,6 @@ def _handler_failure(exc: BaseException) -> Exception:
         error.__cause__ = exc
         return error
     raise exc
-
-
-async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
-    """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
-    sends = WorkerSends.of(asyncio.get_running_loop())
-    token = worker_sends.set(sends)
-    try:
-        return await _hop(thread_sensitive)(fn, *args)
-    finally:
-        worker_sends.reset(token)
-        sends.flush()  # what the call asked to send goes now, not at the next tick
-
-
-def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn`` in a worker thread the way Django serves a request: stale database
-    connections are closed before and after. (Done here, inside the call, because the
-    thread's connections are only visible from within the call's context.)"""
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
-        close_old_connections()
-
-
-@functools.cache
-def _hop(thread_sensitive: bool) -> Callable[..., Awaitable[Any]]:
-    """Made once: a ``SyncToAsync`` costs more to build than the rest of a request's bookkeeping.
-    Thread-sensitive calls go to the thread Django and Channels share; others to the worker pool."""
-    if thread_sensitive:
-        return sync_to_async(with_fresh_connections, thread_sensitive=True)
-    # asgiref annotates ``executor`` as a ThreadPoolExecutor; it only hands it to run_in_executor().
-    return sync_to_async(with_fresh_connections, thread_sensitive=False,
-                         executor=worker_pool())  # type: ignore[call-overload]
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """Call ``fn`` from sync code, whether it is sync or async."""
-    result = fn(*args)
-    return async_to_sync(_await)(result) if inspect.isawaitable(result) else result
 
 
 def _resume(steps: Steps, value: Any, error: Exception | None) -> Step | str:

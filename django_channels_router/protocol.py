@@ -37,6 +37,7 @@ PING = "PING"
 PONG = "PONG"
 RESERVED_ROUTES = frozenset({PING, PONG})
 MAX_UUID_LENGTH = 128
+#: The largest integer a JavaScript number holds exactly: integer uuids stay within ±this (the schema says so too).
 MAX_SAFE_INTEGER = 2**53 - 1
 #: Arrays and objects nested deeper than this are refused (400 malformed_json), the same on
 #: every consumer, before they can exhaust the parser's recursion.

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
-from functools import partial
+from collections.abc import Callable, Mapping
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -27,6 +24,7 @@ from .errors import SocketError
 from .layers import call_limit
 from .protocol import RESERVED_ROUTES, ROUTE_NAME, encode_frame, new_uuid
 from .status import StatusCodes
+from .workers import send_soon
 
 __all__ = ["BroadcastError", "broadcast", "broadcast_sync", "group_send", "group_send_from_sync"]
 
@@ -137,79 +135,12 @@ async def group_add(layer: Any, group: str, channel: str) -> None:
                           "channel_layer_unavailable") from exc
 
 
-class WorkerSends:
-    """Sends that other threads ask an event loop to start: the async consumers' worker threads
-    (see :func:`group_send_from_sync`), whose sends start when their worker call returns, and
-    within ``FLUSH_EVERY`` seconds while it runs. The reply never waits on the channel layer,
-    the worker never waits on the loop, and a long call's sends are not held back.
-
-    One per loop, with one timer, armed only while sends wait: its cost does not grow with the
-    number of worker calls waiting (a timer per call cost a change fanned out to thousands of
-    subscribers tens of thousands of timer callbacks a second)."""
-
-    FLUSH_EVERY = 0.05
-    _running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
-    _of_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerSends] = WeakKeyDictionary()
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> WorkerSends:
-        """The sends of ``loop``."""
-        sends = cls._of_loop.get(loop)
-        if sends is None:
-            sends = cls._of_loop.setdefault(loop, cls(loop))
-        return sends
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.waiting: deque[tuple[Callable[[], Awaitable[None]], Callable[[BaseException], None]]] = deque()
-        self._armed = False  # a flush is on its way (set from any thread, cleared on the loop)
-        self._timer: asyncio.TimerHandle | None = None  # touched on the loop only
-
-    def add(self, send: Callable[[], Awaitable[None]], on_error: Callable[[BaseException], None]) -> None:
-        """From any thread (a deque's append and popleft are thread-safe): ``send()`` is started
-        on the loop within ``FLUSH_EVERY`` seconds, or sooner by :meth:`flush`."""
-        self.waiting.append((send, on_error))
-        if not self._armed:
-            self._armed = True
-            try:
-                self.loop.call_soon_threadsafe(self._arm)
-            except RuntimeError as exc:  # the loop is closed: the process is going away
-                while self.waiting:
-                    self.waiting.popleft()[1](exc)
-
-    def _arm(self) -> None:
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.FLUSH_EVERY, self.flush)
-
-    def flush(self) -> None:
-        """On the loop: start every waiting send (when a worker call returns, and on the timer)."""
-        self._armed = False  # before the deque is emptied: a send added from now on arms again
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        while self.waiting:
-            send, on_error = self.waiting.popleft()
-            task: asyncio.Future[None] = asyncio.ensure_future(send(), loop=self.loop)
-            self._running.add(task)
-            task.add_done_callback(partial(self._done, on_error))
-
-    @classmethod
-    def _done(cls, on_error: Callable[[BaseException], None], task: asyncio.Task[None]) -> None:
-        cls._running.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            on_error(task.exception())  # type: ignore[arg-type]
-
-
-#: The sends of the event loop whose worker call this code runs in, if it runs in one.
-worker_sends: ContextVar[WorkerSends | None] = ContextVar("django_channels_router_sends", default=None)
-
-
 def group_send_from_sync(layer: Any, group: str, message: dict[str, Any], on_error: Callable[[BaseException], None],
                          then: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> None:
     """:func:`group_send` from sync code that must not fail on the layer's account.
 
     In an async consumer's worker thread the send is started by the consumer's event loop
-    (:class:`WorkerSends`), not waited for; elsewhere (a view, a shell, a task) it is
+    (:func:`~django_channels_router.workers.send_soon`), not waited for; elsewhere (a view, a shell, a task) it is
     waited for. A failure is passed to ``on_error`` either way; ``then``, if given, is called
     on the event loop that made the send once it is over, sent or not.
     """
@@ -220,14 +151,7 @@ def group_send_from_sync(layer: Any, group: str, message: dict[str, Any], on_err
             if then is not None:
                 then(asyncio.get_running_loop())
 
-    sends = worker_sends.get()
-    if sends is not None and sends.loop.is_running():
-        sends.add(send, on_error)
-        return
-    try:
-        async_to_sync(send)()
-    except Exception as exc:
-        on_error(exc)
+    send_soon(send, on_error)
 
 
 def broadcast_sync(group: str, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,

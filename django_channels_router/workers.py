@@ -1,19 +1,32 @@
-"""The threads that run sync hydrates, handlers and dehydrates for the async consumers."""
+"""Worker threads: where sync hydrates, handlers and dehydrates run, and how their sends reach the loop.
+
+- :class:`WorkerPool` and :func:`worker_pool`: the threads, shared fairly between connections;
+- :func:`run_in_worker` and :func:`call_sync`: the only ways the router calls sync code from the
+  event loop, and any code from a worker thread;
+- :class:`WorkerSends` and :func:`send_soon`: channel-layer sends a worker thread asks its event
+  loop to start, so that a worker never waits on the channel layer.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
 from queue import SimpleQueue
 from typing import Any
+from weakref import WeakKeyDictionary
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import close_old_connections
 
 from .conf import limit
 
-__all__ = ["WorkerPool", "worker_pool", "worker_owner"]
+__all__ = ["WorkerPool", "WorkerSends", "call_sync", "run_in_worker", "send_soon", "worker_owner", "worker_pool"]
 
 Job = tuple[Hashable, Future[Any], Callable[..., Any], tuple[Any, ...]]
 
@@ -178,3 +191,130 @@ def worker_pool() -> WorkerPool:
             if _pool is None:
                 _pool = WorkerPool(limit("WORKER_THREADS", None))
     return _pool
+
+
+async def run_in_worker(fn: Callable[..., Any], *args: Any, thread_sensitive: bool = False) -> Any:
+    """Await sync ``fn(*args)`` in a worker thread, with Django's per-request connection handling."""
+    sends = WorkerSends.of(asyncio.get_running_loop())
+    token = worker_sends.set(sends)
+    try:
+        return await _hop(thread_sensitive)(fn, *args)
+    finally:
+        worker_sends.reset(token)
+        sends.flush()  # what the call asked to send goes now, not at the next tick
+
+
+def with_fresh_connections(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn`` in a worker thread the way Django serves a request: stale database
+    connections are closed before and after. (Done here, inside the call, because the
+    thread's connections are only visible from within the call's context.)"""
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+@functools.cache
+def _hop(thread_sensitive: bool) -> Callable[..., Awaitable[Any]]:
+    """Made once: a ``SyncToAsync`` costs more to build than the rest of a request's bookkeeping.
+    Thread-sensitive calls go to the thread Django and Channels share; others to the worker pool."""
+    if thread_sensitive:
+        return sync_to_async(with_fresh_connections, thread_sensitive=True)
+    # asgiref annotates ``executor`` as a ThreadPoolExecutor; it only hands it to run_in_executor().
+    return sync_to_async(with_fresh_connections, thread_sensitive=False,
+                         executor=worker_pool())  # type: ignore[call-overload]
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def call_sync(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Call ``fn`` from sync code, whether it is sync or async."""
+    result = fn(*args)
+    return async_to_sync(_await)(result) if inspect.isawaitable(result) else result
+
+
+class WorkerSends:
+    """Sends that other threads ask an event loop to start: the async consumers' worker threads
+    (see :func:`send_soon`), whose sends start when their worker call returns, and
+    within ``FLUSH_EVERY`` seconds while it runs. The reply never waits on the channel layer,
+    the worker never waits on the loop, and a long call's sends are not held back.
+
+    One per loop, with one timer, armed only while sends wait: its cost does not grow with the
+    number of worker calls waiting (a timer per call cost a change fanned out to thousands of
+    subscribers tens of thousands of timer callbacks a second)."""
+
+    FLUSH_EVERY = 0.05
+    _running: set[asyncio.Future[None]] = set()  # the loop keeps only weak references to tasks
+    _of_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerSends] = WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> WorkerSends:
+        """The sends of ``loop``."""
+        sends = cls._of_loop.get(loop)
+        if sends is None:
+            sends = cls._of_loop.setdefault(loop, cls(loop))
+        return sends
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: deque[tuple[Callable[[], Awaitable[None]], Callable[[BaseException], None]]] = deque()
+        self._armed = False  # a flush is on its way (set from any thread, cleared on the loop)
+        self._timer: asyncio.TimerHandle | None = None  # touched on the loop only
+
+    def add(self, send: Callable[[], Awaitable[None]], on_error: Callable[[BaseException], None]) -> None:
+        """From any thread (a deque's append and popleft are thread-safe): ``send()`` is started
+        on the loop within ``FLUSH_EVERY`` seconds, or sooner by :meth:`flush`."""
+        self.waiting.append((send, on_error))
+        if not self._armed:
+            self._armed = True
+            try:
+                self.loop.call_soon_threadsafe(self._arm)
+            except RuntimeError as exc:  # the loop is closed: the process is going away
+                while self.waiting:
+                    self.waiting.popleft()[1](exc)
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.FLUSH_EVERY, self.flush)
+
+    def flush(self) -> None:
+        """On the loop: start every waiting send (when a worker call returns, and on the timer)."""
+        self._armed = False  # before the deque is emptied: a send added from now on arms again
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self.waiting:
+            send, on_error = self.waiting.popleft()
+            task: asyncio.Future[None] = asyncio.ensure_future(send(), loop=self.loop)
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._done, on_error))
+
+    @classmethod
+    def _done(cls, on_error: Callable[[BaseException], None], task: asyncio.Task[None]) -> None:
+        cls._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            on_error(task.exception())  # type: ignore[arg-type]
+
+
+#: The sends of the event loop whose worker call this code runs in, if it runs in one.
+worker_sends: ContextVar[WorkerSends | None] = ContextVar("django_channels_router_sends", default=None)
+
+
+def send_soon(send: Callable[[], Awaitable[None]], on_error: Callable[[BaseException], None]) -> None:
+    """Run ``send()`` from sync code that must not wait on it when it can help it.
+
+    In an async consumer's worker thread it is started by the consumer's event loop
+    (:class:`WorkerSends`), not waited for; elsewhere (a view, a shell, a task) it is
+    waited for. A failure is passed to ``on_error`` either way.
+    """
+    sends = worker_sends.get()
+    if sends is not None and sends.loop.is_running():
+        sends.add(send, on_error)
+        return
+    try:
+        async_to_sync(send)()
+    except Exception as exc:
+        on_error(exc)

@@ -35,7 +35,8 @@ from django.db.backends.signals import connection_created
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
-from django_channels_router.push import WorkerSends, group_send, group_send_from_sync
+from django_channels_router.push import group_send, group_send_from_sync
+from django_channels_router.workers import WorkerSends
 
 __all__ = ["CHANGE_TYPE", "Gap", "GapTracker", "connect_signals", "discover_subscribed_models", "model_group",
            "notify_change", "register_model"]

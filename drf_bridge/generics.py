@@ -23,9 +23,9 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.encoders import JSONEncoder
 
-from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError
-from django_channels_router.errors import NOT_AUTHENTICATED_DETAIL
-from django_channels_router.pipeline import run_in_worker
+from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError, StatusCodes
+from django_channels_router.errors import access_refused
+from django_channels_router.workers import run_in_worker
 
 from .fields import use_prebuilt_fields
 from .request import SocketRequest, build_request, query_params_from
@@ -283,13 +283,13 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
 
     def permission_denied(self, request: SocketRequest, message: Any = None) -> None:
         """401 for an anonymous user (so the client knows to log in), 403 for anyone else."""
-        if not getattr(request.user, "is_authenticated", False):
-            authenticate = request.authenticators[0].authenticate_header(request) if request.authenticators else None
-            raise SocketError(401, NOT_AUTHENTICATED_DETAIL, "not_authenticated",
-                              {"WWW-Authenticate": authenticate} if authenticate else None)
-        if isinstance(message, (dict, list)):  # a structured message is the body, as in DRF
-            raise exceptions.PermissionDenied(message)
-        raise SocketError(403, str(message or exceptions.PermissionDenied.default_detail), "permission_denied")
+        def challenge() -> str | None:
+            return request.authenticators[0].authenticate_header(request) if request.authenticators else None
+
+        refused = access_refused(request.user, str(message or exceptions.PermissionDenied.default_detail), challenge)
+        if refused.status == StatusCodes.FORBIDDEN and isinstance(message, (dict, list)):
+            raise exceptions.PermissionDenied(message)  # a structured message is the body, as in DRF
+        raise refused
 
     def check_throttles(self, request: SocketRequest) -> None:
         """DRF's throttles; a refusal is 429 ``throttled`` with DRF's message and ``Retry-After``."""

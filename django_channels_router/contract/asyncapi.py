@@ -28,6 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..protocol import MAX_SAFE_INTEGER
 from ..routes import RouteInfo, resolve_on_class
 from ..validation import is_serializer_class
 
@@ -37,7 +38,6 @@ __all__ = ["Components", "RouteSchema", "build_document", "describe_pushes", "de
 ASYNCAPI_VERSION = "3.0.0"
 ANY_JSON: dict[str, Any] = {"description": "Any JSON value (the route declares no schema)."}
 UUID = {"$ref": "#/components/schemas/Uuid"}
-MAX_SAFE_INTEGER = 2**53 - 1
 #: What a status means on a route, for the error reply's description.
 STATUS_TEXT = {
     400: "invalid payload", 401: "not authenticated", 403: "permission denied", 404: "not found",
