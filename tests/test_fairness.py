@@ -180,21 +180,33 @@ def test_request_timeout_must_be_a_positive_number(value):
         timeout(None)
 
 
+async def flood_pool(url, connections, seconds):
+    """``connections`` connections, each sending as many slow sync requests as it may run (16),
+    each holding a pool thread for ``seconds``."""
+    floods = [await connect(url) for _ in range(connections)]
+    for n, ws in enumerate(floods):
+        for i in range(16):
+            await ws.send(json.dumps({"uuid": n * 100 + i, "route": "slowSync", "payload": seconds}))
+        await asyncio.sleep(0.2)
+    return floods
+
+
+async def newcomer_timings(url):
+    """A new connection's handshake time, its first reply, and the time to that reply."""
+    started = time.monotonic()
+    async with connect(url) as newcomer:
+        handshake = time.monotonic() - started
+        await newcomer.send(json.dumps({"uuid": "first", "route": "slowSync", "payload": 0}))
+        reply = json.loads(await asyncio.wait_for(newcomer.recv(), 30))
+        return handshake, reply, time.monotonic() - started
+
+
 @pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
 async def test_two_connections_flooding_the_pool_do_not_hold_up_a_third(request, server):
     url = f"{request.getfixturevalue(server)}/ws/limits/async/"
-    floods = [await connect(url) for _ in range(2)]
+    floods = await flood_pool(url, connections=2, seconds=3)
     try:
-        for n, ws in enumerate(floods):
-            for i in range(16):  # as many as a connection may run, each holding a pool thread for 3 s
-                await ws.send(json.dumps({"uuid": n * 100 + i, "route": "slowSync", "payload": 3}))
-            await asyncio.sleep(0.2)
-        started = time.monotonic()
-        async with connect(url) as newcomer:
-            handshake = time.monotonic() - started
-            await newcomer.send(json.dumps({"uuid": "first", "route": "slowSync", "payload": 0}))
-            reply = json.loads(await asyncio.wait_for(newcomer.recv(), 30))
-            first = time.monotonic() - started
+        handshake, reply, first = await newcomer_timings(url)
         assert reply["status"] == 200
         # Both before any slow call ended (2.6 s from now): the handshake needs no thread, and a
         # thread was left for a connection with nothing running.
@@ -229,18 +241,9 @@ async def test_requests_past_their_timeout_do_not_pile_up_in_the_pool(request, s
 @pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
 async def test_a_handshake_needs_no_thread_even_when_every_thread_is_busy(request, server):
     url = f"{request.getfixturevalue(server)}/ws/limits/async/"
-    floods = [await connect(url) for _ in range(3)]  # 3 + 2 + 1 threads: all of a 6-thread pool
+    floods = await flood_pool(url, connections=3, seconds=2)  # 3 + 2 + 1 threads: all of a 6-thread pool
     try:
-        for n, ws in enumerate(floods):
-            for i in range(16):
-                await ws.send(json.dumps({"uuid": n * 100 + i, "route": "slowSync", "payload": 2}))
-            await asyncio.sleep(0.2)
-        started = time.monotonic()
-        async with connect(url) as newcomer:
-            handshake = time.monotonic() - started
-            await newcomer.send(json.dumps({"uuid": "first", "route": "slowSync", "payload": 0}))
-            reply = json.loads(await asyncio.wait_for(newcomer.recv(), 30))
-            first = time.monotonic() - started
+        handshake, reply, first = await newcomer_timings(url)
         # The default check_connect runs on the event loop; the first request takes the first
         # thread to free up (the first slow call ends 1.4 s from now), ahead of the floods'.
         assert handshake < 0.5, f"handshake {handshake:.2f} s"
