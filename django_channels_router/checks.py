@@ -57,7 +57,9 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``settings.CHANNELS_ROUTER`` is read when a connection opens; report mistakes at start-up."""
-    return [checks.Error(problem, id="channels_router.E006") for problem in check_all()]
+    return [checks.Error(problem, hint="Correct the key or value in settings.CHANNELS_ROUTER; the README's "
+                                       "Settings table lists every key, its default and its range.",
+                         id="channels_router.E006") for problem in check_all()]
 
 
 @checks.register()
@@ -95,11 +97,14 @@ def _import_asgi_application() -> list[checks.CheckMessage]:
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return []
+    module = path.rpartition(".")[0]
     try:
-        import_module(path.rpartition(".")[0])
+        import_module(module)
     except Exception as exc:
         return [checks.Warning(
             f"ASGI_APPLICATION {path!r} could not be imported ({type(exc).__name__}: {exc}), "
             "so the routes of consumers it would load were not checked.",
+            hint=f"Fix the error (python -c 'import {module}' shows its traceback), or point "
+                 "ASGI_APPLICATION at your project's application.",
             id="channels_router.W001")]
     return []

@@ -12,8 +12,9 @@ class DrfBridgeConfig(AppConfig):
         from django.core import checks
 
         from .changes import connect_signals
-        from .checks import check_request_steps, check_subscriptions
+        from .checks import check_request_steps, check_subscriptions, check_subscriptions_deploy
 
         connect_signals()
         checks.register(check_request_steps)
         checks.register(check_subscriptions)
+        checks.register(check_subscriptions_deploy, deploy=True)

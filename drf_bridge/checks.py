@@ -15,7 +15,7 @@ from django.core import checks
 from .changes import discover_subscribed_models, subscribed_models
 from .generics import GenericSocketRouter
 
-__all__ = ["check_request_steps", "check_subscriptions"]
+__all__ = ["check_request_steps", "check_subscriptions", "check_subscriptions_deploy"]
 
 #: The bridge's steps that every request runs before ``check_access``: an override that does not
 #: call the bridge's own runs no DRF authentication, permission or throttle check.
@@ -40,7 +40,10 @@ def check_request_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Subscriptions hear of changes through the app's signal receivers and the channel layer."""
+    """Subscriptions hear of changes through the app's signal receivers and the channel layer:
+    ``drf_bridge.E001`` without the app, ``drf_bridge.W001`` without a default layer (no push at
+    all). The in-memory layer is right for one process (``runserver``, one daphne): it is only
+    flagged by ``check --deploy`` (``drf_bridge.W002``), as several processes need channels-redis."""
     discover_subscribed_models()
     if not subscribed_models:
         return []
@@ -48,12 +51,29 @@ def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         return [checks.Error("Model subscriptions are served, but 'drf_bridge' is not in INSTALLED_APPS, "
                              "so no change is ever pushed.", hint="Add 'drf_bridge' to INSTALLED_APPS.",
                              id="drf_bridge.E001")]
-    backend = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
-    if backend.endswith("InMemoryChannelLayer"):
+    if not _default_layer_backend():
+        return [checks.Warning("Model subscriptions are served, but settings.CHANNEL_LAYERS has no 'default' "
+                               "layer: subscribe is refused and no change is pushed.",
+                               hint='For one process, CHANNEL_LAYERS = {"default": {"BACKEND": '
+                                    '"channels.layers.InMemoryChannelLayer"}}; for several, '
+                                    "channels_redis.core.RedisChannelLayer.", id="drf_bridge.W001")]
+    return []
+
+
+def check_subscriptions_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: in production, changes come from other processes (other servers,
+    ``manage.py shell``, task workers), which the in-memory layer does not reach."""
+    discover_subscribed_models()
+    if subscribed_models and _default_layer_backend().endswith("InMemoryChannelLayer"):
         return [checks.Warning("Model subscriptions run on the in-memory channel layer: changes made by other "
                                "processes (other servers, manage.py shell, task workers) are not pushed.",
-                               hint="Use channels_redis.core.RedisChannelLayer in production.", id="drf_bridge.W001")]
+                               hint="Use channels_redis.core.RedisChannelLayer when more than one process "
+                                    "serves or changes the models.", id="drf_bridge.W002")]
     return []
+
+
+def _default_layer_backend() -> str:
+    return str((getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default", {}).get("BACKEND", ""))
 
 
 def _subclasses(base: type) -> set[type]:

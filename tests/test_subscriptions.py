@@ -296,19 +296,53 @@ async def test_a_write_through_a_router_succeeds_and_logs_when_the_channel_layer
     assert "the channel layer is down" in caplog.text
 
 
-def test_checks_warn_when_subscriptions_cannot_hear_other_processes():
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]}}}
+
+
+@pytest.mark.parametrize("layers", [IN_MEMORY, REDIS])
+def test_checks_accept_subscriptions_on_a_channel_layer(layers):
+    # The in-memory layer is what the README's development setup uses: one process hears its own changes.
+    from django.core import checks
+    from django.test import override_settings
+
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert not [m.id for m in checks.run_checks() if m.id.startswith("drf_bridge.W")]
+
+
+async def test_checks_warn_without_a_channel_layer_where_subscribe_fails():
+    from django.core import checks
+    from django.test import override_settings
+
+    with override_settings(CHANNEL_LAYERS={}):
+        found = [m for m in checks.run_checks() if m.id == "drf_bridge.W001"]
+        assert len(found) == 1 and "CHANNEL_LAYERS" in found[0].hint
+        comm = RouterCommunicator(ArticleRouter.as_asgi(), "/ws/")  # what W001 warns of
+        assert (await comm.connect())[0]
+        assert (await comm.request("subscribe"))["status"] != 201
+        await comm.disconnect()
+
+
+def test_deploy_checks_warn_of_the_in_memory_layer_only():
+    from django.core import checks
+    from django.test import override_settings
+
+    for layers, expected in ((IN_MEMORY, ["drf_bridge.W002"]), (REDIS, [])):
+        with override_settings(CHANNEL_LAYERS=layers):
+            found = [m for m in checks.run_checks(include_deployment_checks=True) if m.id.startswith("drf_bridge.W")]
+        assert [m.id for m in found] == expected
+        assert all("RedisChannelLayer" in m.hint for m in found)
+
+
+def test_checks_need_the_app_for_subscriptions():
     from django.core.checks import registry
-    from django.test import modify_settings, override_settings
+    from django.test import modify_settings
 
     from drf_bridge.checks import check_subscriptions
 
     assert check_subscriptions in registry.registry.get_checks()  # by the app's ready()
-    assert [e.id for e in check_subscriptions()] == ["drf_bridge.W001"]  # the tests' in-memory layer
-    redis = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]}}}
-    with override_settings(CHANNEL_LAYERS=redis):
-        assert check_subscriptions() == []
-        with modify_settings(INSTALLED_APPS={"remove": ["drf_bridge"]}):
-            assert [e.id for e in check_subscriptions()] == ["drf_bridge.E001"]
+    with modify_settings(INSTALLED_APPS={"remove": ["drf_bridge"]}):
+        assert [e.id for e in check_subscriptions()] == ["drf_bridge.E001"]
 
 
 # -- isolation, failures and ordering -------------------------------------------------------------
