@@ -5,11 +5,12 @@
         async for push in client.pushes():
             ...
 
-It speaks PROTOCOL.md as the browser client does: every status is a reply (the caller decides
-what a 4xx means), a heartbeat that reconnects when PONGs stop, subscriptions that are sent again
-after a reconnect, and the same reconnect policy as router-socket.js (``CLOSE_CODES`` and
-``Reconnect``; the README's "Clients" section has the table). Frames that are not JSON objects
-are logged and ignored. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
+It speaks the protocol (README.md, "The protocol in brief") as the browser client does: every
+status is a reply (the caller decides what a 4xx means), a heartbeat that reconnects when PONGs
+stop, subscriptions that are sent again after a reconnect, and the same reconnect policy as
+router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the README's "Clients" section has the
+table). Frames that are not JSON objects are logged and ignored. Needs ``websockets``
+(``pip install "django-channels-router[client]"``).
 ``RouterCommunicator`` stays the in-process test tool.
 """
 

@@ -99,7 +99,7 @@ async def test_after_a_server_restart_it_reconnects_resubscribes_and_pushes_arri
         await client.close()
 
 
-# What the server closes with: daphne sends only 1000 and 3000-4999, hence 4012 there (PROTOCOL.md).
+# What the server closes with: daphne sends only 1000 and 3000-4999, hence 4012 there (README.md, "The protocol in brief").
 RESTART_CODE = {"daphne": 4012, "uvicorn": 1012}
 
 

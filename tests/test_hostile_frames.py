@@ -1,5 +1,5 @@
 """Frames built to cost the server CPU: every check a frame goes through is linear in its size,
-so each is answered promptly and nobody else's heartbeat waits (PROTOCOL.md, limits)."""
+so each is answered promptly and nobody else's heartbeat waits (README.md, "The protocol in brief")."""
 
 import asyncio
 import json
