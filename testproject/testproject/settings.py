@@ -85,8 +85,6 @@ if "REDIS_URL" in os.environ:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    # The demo knows: on this layer only the server's own changes reach subscriptions.
-    SILENCED_SYSTEM_CHECKS = ["drf_bridge.W001"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
