@@ -83,6 +83,40 @@ def test_check_passes_on_a_fresh_file_and_fails_with_a_diff_on_a_stale_one(tmp_p
     assert run.returncode == 1 and "Cannot read" in run.stderr
 
 
+@pytest.mark.parametrize("name, parse", [("asyncapi.json", json.loads), ("asyncapi.yml", yaml.safe_load),
+                                         ("asyncapi.yaml", yaml.safe_load)])
+def test_file_and_check_take_the_format_from_the_extension_and_file_creates_its_folders(tmp_path, demo_document,
+                                                                                      name, parse):
+    target = tmp_path / "contract" / "v1" / name  # folders that do not exist yet
+    run = socketschema("--file", str(target))
+    assert run.returncode == 0, run.stderr
+    assert parse(target.read_text()) == demo_document
+    run = socketschema("--check", str(target))
+    assert (run.returncode, run.stdout.strip()) == (0, f"{target} is up to date."), run.stderr
+    other = "yaml" if name.endswith(".json") else "json"
+    run = socketschema("--format", other, "--check", str(target))  # --format, when given, decides
+    assert run.returncode == 1 and f"run manage.py socketschema --format {other} --file {target}" in run.stderr
+
+
+def test_a_file_that_cannot_be_written_is_reported_not_a_crash(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    run = socketschema("--file", str(tmp_path / "taken" / "asyncapi.yaml"))
+    assert run.returncode == 1 and f"Cannot write {tmp_path / 'taken' / 'asyncapi.yaml'}" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def anchors(text):
+    """The YAML anchors and aliases (``&id001``, ``*id001``) in ``text``."""
+    return [event for event in yaml.parse(text) if getattr(event, "anchor", None) is not None]
+
+
+def test_yaml_writes_every_reference_out_without_anchors_or_aliases():
+    run = socketschema()
+    assert run.returncode == 0, run.stderr
+    assert anchors(run.stdout) == []
+    assert anchors(COMMITTED.read_text()) == []
+
+
 def test_the_committed_demo_schema_is_up_to_date():
     run = socketschema("--check", str(COMMITTED))
     assert run.returncode == 0, run.stderr + "\n(run: cd testproject && ../.venv/bin/python manage.py socketschema --file asyncapi.yaml)"

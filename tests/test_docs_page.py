@@ -18,10 +18,15 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.conf import settings as django_settings
+from django.contrib.admin.sites import AdminSite
 from django.contrib.auth.models import User
+from django.http import HttpResponse
 from django.test import Client, override_settings
+from django.urls import path
 
 from django_channels_router.contract.views import content_security_policy
+from tests import docs_urls
 from tests.conftest import ROOT, free_port, reachable
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -237,7 +242,7 @@ def test_docs_access_decides_who_sees_the_page_and_the_schema(access, anonymous,
     settings = {} if access is None else {"DOCS_ACCESS": access}
     people = {"anonymous": None, "user": User.objects.create_user("u", password="p"),
               "staff": User.objects.create_user("s", password="p", is_staff=True)}
-    with override_settings(CHANNELS_ROUTER=settings, ROOT_URLCONF="tests.docs_urls"):
+    with override_settings(CHANNELS_ROUTER=settings, ROOT_URLCONF=WithLoginPage):
         for who, expected in zip(people, (anonymous, user, staff), strict=True):
             client = Client()
             if people[who] is not None:
@@ -253,6 +258,47 @@ def test_docs_access_decides_who_sees_the_page_and_the_schema(access, anonymous,
 
 def nobody(request):
     return False
+
+
+# URLconfs (a class with urlpatterns serves as one): the docs with the project's own login page, with the admin.
+class WithLoginPage:
+    urlpatterns = [path("accounts/login/", lambda request: HttpResponse("log in")), *docs_urls.urlpatterns]
+
+
+class WithAdmin:
+    urlpatterns = [path("admin/", AdminSite().urls), *docs_urls.urlpatterns]
+
+
+WITH_ADMIN_APP = [*django_settings.INSTALLED_APPS, "django.contrib.admin", "django.contrib.messages"]
+
+
+@pytest.mark.django_db
+def test_an_anonymous_visitor_goes_to_the_admin_login_when_login_url_does_not_resolve():
+    with override_settings(INSTALLED_APPS=WITH_ADMIN_APP, ROOT_URLCONF=WithAdmin):  # LOGIN_URL: /accounts/login/
+        client = Client()
+        response = client.get("/socket-docs/")
+        assert (response.status_code, response["Location"]) == (302, "/admin/login/?next=/socket-docs/")
+        assert client.get(response["Location"]).status_code == 200  # a page, not Django's 404
+        with override_settings(LOGIN_URL="/sso/login/"):  # any LOGIN_URL that leads nowhere
+            assert client.get("/socket-docs/asyncapi.json")["Location"] == "/admin/login/?next=/socket-docs/asyncapi.json"
+        with override_settings(LOGIN_URL="https://sso.example.com/login"):  # another host: taken as it is
+            assert client.get("/socket-docs/")["Location"].startswith("https://sso.example.com/login?next=")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("installed_apps, urlconf", [
+    (django_settings.INSTALLED_APPS, "tests.docs_urls"),  # no admin
+    (WITH_ADMIN_APP, "tests.docs_urls"),  # the admin installed but not routed
+])
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "login"])  # a path, a URL name: neither routed
+def test_without_a_login_page_an_anonymous_visitor_is_told_which_setting_opens_the_docs(installed_apps, urlconf, login_url):
+    with override_settings(INSTALLED_APPS=installed_apps, ROOT_URLCONF=urlconf, LOGIN_URL=login_url):
+        for url in ("/socket-docs/", "/socket-docs/asyncapi.yaml"):
+            response = Client().get(url)
+            assert response.status_code == 403, url
+            text = re.sub(r"<[^>]+>", "", response.content.decode())
+            assert f"LOGIN_URL ({login_url}) does\nnot resolve" in text
+            assert 'set CHANNELS_ROUTER = {"DOCS_ACCESS": "public"} in development' in text
 
 
 def test_an_unknown_docs_access_is_a_system_check_error():

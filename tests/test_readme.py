@@ -213,7 +213,8 @@ async def test_readme_requests_over_daphne(project):
             reply = await articles.call("create", {})
             assert (reply["status"], reply["payload"]) == (400, {"title": ["This field is required."]})
 
-        # The docs page and its schema: for logged-in users by default, so an anonymous one is sent to log in.
+        # The docs page and its schema: for logged-in users by default, so an anonymous one is sent to log in:
+        # the project has no LOGIN_URL page (/accounts/login/), so to the admin's.
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args):
                 return None
@@ -222,7 +223,7 @@ async def test_readme_requests_over_daphne(project):
             with pytest.raises(urllib.error.HTTPError) as redirected:
                 urllib.request.build_opener(NoRedirect).open(f"{origin}/{page}", timeout=10)
             assert redirected.value.code == 302
-            assert redirected.value.headers["Location"] == f"/accounts/login/?next=/{page}"
+            assert redirected.value.headers["Location"] == f"/admin/login/?next=/{page}"
 
         async with socket("ws/drafts/") as ws:
             drafts = CallingClient(ws)

@@ -83,6 +83,20 @@ def test_a_call_that_breaks_the_contract_does_not_compile(typescript_project, mi
     assert "usage.ts(" in run.stdout and "sockets.ts(" not in run.stdout, run.stdout
 
 
+def test_file_and_check_take_typescript_from_a_ts_extension_into_a_new_folder(tmp_path):
+    def socketschema(*args):
+        return subprocess.run([sys.executable, "manage.py", "socketschema", *args], cwd=ROOT / "testproject",
+                              env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=120)
+
+    target = tmp_path / "src" / "sockets.ts"  # as the README says, into a folder that does not exist yet
+    run = socketschema("--file", str(target))
+    assert run.returncode == 0, run.stderr
+    assert target.read_text() == socketschema("--format", "typescript").stdout
+    run = socketschema("--check", str(target))
+    assert (run.returncode, run.stdout.strip()) == (0, f"{target} is up to date."), run.stderr
+
+
 # -- any legal project: random URL patterns, route and push names, serializer names -------------
 
 WORDS = ["get", "Item", "item", "x", "push", "Push", "reply", "Reply", "request", "delete", "a", "b", "1", "z9"]

@@ -389,5 +389,12 @@ def render(document: Mapping[str, Any], fmt: str) -> str:
     except ImportError:
         raise ImproperlyConfigured("YAML needs PyYAML (pip install 'django-channels-router[schema]'); "
                                    "or use JSON.") from None
-    return str(yaml.safe_dump(dict(document), sort_keys=True, allow_unicode=True, default_flow_style=False,
-                              width=100))
+
+    class Dumper(yaml.SafeDumper):
+        """Every reference written out: no ``&id001``/``*id001``, which many YAML and AsyncAPI tools show badly."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return str(yaml.dump(dict(document), Dumper=Dumper, sort_keys=True, allow_unicode=True,
+                         default_flow_style=False, width=100))

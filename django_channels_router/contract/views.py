@@ -12,11 +12,14 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render as render_page
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
 
 from ..conf import docs_access
 from .asyncapi import project_document, render
@@ -75,9 +78,38 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     if docs_access()(request):
         return None
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    raise PermissionDenied
+    if user is not None and user.is_authenticated:
+        raise PermissionDenied
+    login_url = _login_url()
+    if login_url is None:  # a redirect would end on a 404: say what opens the page instead
+        return render_page(request, "django_channels_router/docs_closed.html",
+                           {"login_url": settings.LOGIN_URL}, status=403)
+    return redirect_to_login(request.get_full_path(), login_url)
+
+
+def _login_url() -> str | None:
+    """``LOGIN_URL`` when it leads somewhere (Django's default, ``/accounts/login/``, is not
+    routed in a new project), else the admin's login when the admin is routed, else None.
+    A URL on another host (a single sign-on) is taken as it is."""
+    try:
+        url = str(resolve_url(settings.LOGIN_URL))
+    except NoReverseMatch:  # a URL name that is not routed
+        url = ""
+    parts = urlsplit(url)
+    if url and (parts.scheme or parts.netloc):
+        return url
+    if parts.path.startswith(get_script_prefix()):
+        try:
+            resolve("/" + parts.path.removeprefix(get_script_prefix()))
+            return url
+        except Resolver404:
+            pass
+    if apps.is_installed("django.contrib.admin"):
+        try:
+            return reverse("admin:login")
+        except NoReverseMatch:
+            pass
+    return None
 
 
 def _sockets(document: dict[str, Any]) -> list[dict[str, Any]]:
