@@ -259,6 +259,14 @@ async def test_readme_requests_over_daphne(project):
         assert refused.value.response.status_code == 403
 
 
+def test_readme_python_client_example_is_let_in(project):
+    """The README's client script against the README's project, behind AllowedHostsOriginValidator."""
+    path, _ = project
+    with served(path) as (url, _):
+        output = run(path, "-c", f"import asyncio, client_example; asyncio.run(client_example.main({url + '/ws/app/'!r}))")
+    assert "200 Hello, Ada!" in output, output
+
+
 def test_readme_testing_example_passes(project):
     path, _ = project
     tests = [name for name in readme_files() if Path(name).name.startswith("test_")]
