@@ -25,6 +25,7 @@ import uuid as uuids
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -100,6 +101,27 @@ def handshake_answer(status: int) -> str:
     return "try-later" if status >= 500 or status == 429 else "refused"
 
 
+#: Why a server refuses a handshake with 403; router-socket.js says the same (a test checks it).
+REFUSED_403_HINT = ("the server refused the connection: check the Origin header (Channels' origin validators "
+                    "allow only the hosts in ALLOWED_HOSTS; RouterClient's origin option, the `ws` package's "
+                    "origin option), the authentication of the handshake (session cookie, token) and the "
+                    "consumer's login_required and check_connect(); the server logs which "
+                    "(logger django_channels_router.security)")
+
+
+def refusal(times: int, status: int) -> str:
+    """Why the client gave up on refused handshakes: the status and, for 403, its likely causes."""
+    said = f"the handshake was refused {times} times running (HTTP {status})"
+    return f"{said}: {REFUSED_403_HINT}" if status == 403 else said
+
+
+def url_origin(url: str) -> str:
+    """The ``Origin`` a page served by the host of ``url`` sends: ws://h:p -> http://h:p, wss -> https."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def retry_after(value: str | None) -> float | None:
     """A ``Retry-After`` header in seconds (the HTTP-date form is ignored: the backoff applies)."""
     value = (value or "").strip()
@@ -135,19 +157,29 @@ class Subscription:
         return await self.client.request("unsubscribe", {"subscription": self.uuid})
 
 
+_URL_ORIGIN: Any = object()  # RouterClient's default origin: the URL's own
+
+
 class RouterClient:
     """One router socket, kept open; see the module docstring."""
 
     def __init__(self, url: str, *, headers: Mapping[str, Any] | None = None, heartbeat: float = 30.0,
                  pong_timeout: float = 10.0, request_timeout: float = 30.0, queue_limit: int = 1000,
-                 reconnect: Reconnect = Reconnect(), max_size: int | None = None, **connect_options: Any) -> None:
-        """``max_size``: the largest message accepted, in bytes; ``None`` (the default), any size, as
+                 reconnect: Reconnect = Reconnect(), max_size: int | None = None, origin: str | None = _URL_ORIGIN,
+                 **connect_options: Any) -> None:
+        """``headers``: merged into every request's message headers (not the handshake's).
+        ``origin``: the handshake's ``Origin`` header; by default the URL's own origin
+        (``ws://host:port`` -> ``http://host:port``, wss -> https), what a page served by that
+        host sends, so that Channels' ``AllowedHostsOriginValidator`` lets it in; ``None`` sends none.
+        ``max_size``: the largest message accepted, in bytes; ``None`` (the default), any size, as
         the server may send one reply or push of any size (a larger one would close the connection
-        with 1009). Other keywords go to ``websockets.asyncio.client.connect``."""
+        with 1009). Other keywords go to ``websockets.asyncio.client.connect`` (handshake headers,
+        such as a session cookie or a token: ``additional_headers``)."""
         self.url, self.headers = url, dict(headers or {})
+        self.origin = url_origin(url) if origin is _URL_ORIGIN else origin
         self.heartbeat, self.pong_timeout, self.request_timeout = heartbeat, pong_timeout, request_timeout
         self.queue_limit, self.policy = queue_limit, reconnect
-        self.connect_options = {"max_size": max_size, **connect_options}
+        self.connect_options = {"max_size": max_size, "origin": self.origin, **connect_options}
         #: ``connecting``, ``open``, ``reconnecting`` or ``closed``.
         self.state = "closed"
         #: Connections opened, handshakes refused in a row, reconnects and PONGs, for the curious (and tests).
@@ -274,7 +306,7 @@ class RouterClient:
                 else:
                     self.refusals += 1
                     if self.refusals >= self.policy.max_refusals:
-                        self._give_up(f"the handshake was refused {self.refusals} times running ({exc})")
+                        self._give_up(refusal(self.refusals, exc.response.status_code))
                         return
             except (TimeoutError, OSError, InvalidHandshake):  # no server (yet): try again, forever
                 pass

@@ -184,6 +184,7 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
         elif call_sync(self.check_connect, ()):
             self.accept()
         else:
+            self._refuse()
             self.close()
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
@@ -265,6 +266,7 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         if allowed:
             await self.accept()
         else:
+            self._refuse()
             await self.close()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:

@@ -16,6 +16,8 @@ from .workers import worker_owner
 __all__ = ["ConnectionLifecycle"]
 
 logger = logging.getLogger("django_channels_router")
+#: Refused handshakes, with their reason: the client sees only the HTTP status.
+security_logger = logging.getLogger("django_channels_router.security")
 
 
 class ConnectionLifecycle:
@@ -57,6 +59,15 @@ class ConnectionLifecycle:
         every ASGI server supports and after which the browser client stops reconnecting.
         """
         return not self.login_required or bool(getattr(self.user, "is_authenticated", False))
+
+    def _refuse(self) -> None:
+        """Log why the handshake is refused (the client is told only HTTP 403)."""
+        if self.login_required and not getattr(self.user, "is_authenticated", False):
+            why = "login_required and the user is not authenticated"
+        else:
+            why = f"{type(self).__name__}.check_connect() returned False"
+        security_logger.warning("Refused the WebSocket handshake to %s (HTTP 403): %s (user %s).",
+                                self.scope.get("path", "?")[:200], why, self.user or "(none)")
 
     def _checks_connect_inline(self) -> bool:
         """Whether ``check_connect`` runs no user code (the default reads two attributes), so

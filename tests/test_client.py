@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.server import serve
 
 from django_channels_router.client import GaveUp, Reconnect, RequestTimeout, RouterClient
-from tests.conftest import ROOT, SERVERS, free_port, server_process
+from tests.conftest import ROOT, SERVERS, daphne, free_port, server_process
 
 FAST = Reconnect(initial=0.05, maximum=0.3, max_refusals=3)
 
@@ -336,3 +336,30 @@ def test_hostile_frames_are_ignored_and_the_client_keeps_answering(caplog):
         run(server.wait_closed())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+# -- the handshake's Origin: a project set up the standard Channels way lets the client in ------------
+
+@pytest.mark.parametrize("url, origin", [
+    ("ws://127.0.0.1:8000/ws/app/", "http://127.0.0.1:8000"),
+    ("wss://user:secret@example.com/ws/?token=1", "https://example.com"),
+    ("ws://[::1]:9/", "http://[::1]:9"),
+])
+def test_the_default_origin_is_the_urls_own(url, origin):
+    assert RouterClient(url).origin == origin
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_allowed_hosts_origin_validator_lets_the_default_origin_in(kind, tmp_path):
+    """Channels' ``AllowedHostsOriginValidator`` with ``ALLOWED_HOSTS = ["127.0.0.1"]`` refuses a
+    handshake with no ``Origin`` or a foreign one (HTTP 403), and lets the client's default in."""
+    with daphne("tests.asgi:validated_application", tmp_path, server=kind, DJANGO_SETTINGS_MODULE="tests.settings") as url:
+        async with RouterClient(f"{url}/ws/async/", reconnect=FAST) as client:
+            assert (await client.request("echo", "in"))["payload"]["payload"] == "in"
+        for origin in (None, "http://evil.example"):
+            client = RouterClient(f"{url}/ws/async/", reconnect=FAST, origin=origin)
+            with pytest.raises(GaveUp) as refused:
+                await client.connect()
+            assert str(refused.value).startswith("the handshake was refused 3 times running (HTTP 403): ")
+            assert "Origin" in str(refused.value) and "ALLOWED_HOSTS" in str(refused.value), origin
+            await client.close()

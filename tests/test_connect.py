@@ -1,6 +1,8 @@
 """Connect-time policy: refused connections are refused at the handshake (HTTP 403), on
 daphne and on uvicorn, so the browser client gives up instead of reconnecting forever."""
 
+import asyncio
+
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from rest_framework import permissions
@@ -8,6 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from django_channels_router.testing import RouterCommunicator
+from tests.conftest import daphne
 from tests.consumers import AsyncProtocolSocket, PrivateSocket, StaffOnlyAsyncSocket
 from tests.drf import ArticleRouter
 
@@ -82,3 +85,34 @@ async def test_a_check_connect_that_runs_no_user_code_needs_no_worker_thread():
         release.set()
         for future in blocked:
             future.result(5)
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_a_refused_handshake_is_logged_with_its_reason(kind, tmp_path):
+    """The client sees only HTTP 403; the server's log says which check refused and why:
+    ``django_channels_router.security.AllowedHostsOriginValidator`` (the Origin) and the
+    router's own ``login_required``."""
+    with daphne("tests.asgi:logged_validated_application", tmp_path, server=kind,
+                DJANGO_SETTINGS_MODULE="tests.settings") as url:
+        for path, origin in [("/ws/async/", None), ("/ws/async/", "http://evil.example"),
+                             ("/ws/private/", "http://127.0.0.1")]:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(f"{url}{path}", origin=origin):
+                    pass
+            assert refused.value.response.status_code == 403
+        async with connect(f"{url}/ws/async/", origin="http://127.0.0.1"):  # let in: nothing logged
+            pass
+        log = tmp_path / "daphne.log"
+        for _ in range(100):
+            if log.read_text().count("Refused the WebSocket handshake") >= 3:
+                break
+            await asyncio.sleep(0.05)
+    validator = "AllowedHostsOriginValidator (ALLOWED_HOSTS) refused"
+    lines = [line for line in log.read_text().splitlines() if "Refused the WebSocket handshake" in line]
+    assert [line[line.index("Refused"):] for line in lines] == [
+        f"Refused the WebSocket handshake to /ws/async/ (HTTP 403): {validator} no Origin header; allowed: ['127.0.0.1'].",
+        f"Refused the WebSocket handshake to /ws/async/ (HTTP 403): {validator} Origin 'http://evil.example'; "
+        "allowed: ['127.0.0.1'].",
+        "Refused the WebSocket handshake to /ws/private/ (HTTP 403): login_required and the user is not "
+        "authenticated (user AnonymousUser).",
+    ]

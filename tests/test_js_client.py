@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, daphne
 
 JS = ROOT / "tests" / "js"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
@@ -60,11 +60,22 @@ def server_argv(port="{port}"):
     return {name: [timeout, "-s", "TERM", "-k", "10", "150", *argv] if timeout else argv for name, argv in servers.items()}
 
 
-def test_node_suite(node_modules, daphne_server, uvicorn_server):
+def test_node_suite(node_modules, daphne_server, uvicorn_server, tmp_path):
+    # tests.asgi:validated_application: Channels' AllowedHostsOriginValidator, ALLOWED_HOSTS = ["127.0.0.1"].
+    for folder in ("d", "u"):
+        (tmp_path / folder).mkdir()
+    with daphne("tests.asgi:validated_application", tmp_path / "d", DJANGO_SETTINGS_MODULE="tests.settings") as d, \
+            daphne("tests.asgi:validated_application", tmp_path / "u", server="uvicorn",
+                   DJANGO_SETTINGS_MODULE="tests.settings") as u:
+        run_node_suite(daphne_server, uvicorn_server, {"daphne": d, "uvicorn": u})
+
+
+def run_node_suite(daphne_server, uvicorn_server, validated):
     env = {
         **os.environ,
         "JS_DAPHNE_URL": daphne_server,
         "JS_UVICORN_URL": uvicorn_server,
+        "JS_VALIDATED_URLS": json.dumps(validated),
         "JS_SERVER_ARGV": json.dumps(server_argv()),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}",
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -87,17 +98,18 @@ def test_type_declarations_compile(node_modules):
 
 
 def test_both_clients_have_one_reconnect_policy():
-    """router-socket.js and the Python RouterClient: the same close-code table and the same
-    default reconnect policy (ms there, seconds here)."""
+    """router-socket.js and the Python RouterClient: the same close-code table, the same
+    default reconnect policy (ms there, seconds here) and the same words for a refused handshake."""
     from dataclasses import asdict
 
-    from django_channels_router.client import CLOSE_CODES, Reconnect
+    from django_channels_router.client import CLOSE_CODES, Reconnect, refusal
 
     module = ROOT / "django_channels_router" / "static" / "django_channels_router" / "router-socket.js"
     script = (f"const m = await import({json.dumps(module.as_uri())});"
               "class Idle { constructor() { this.readyState = 0; } close() {} };"
               "const socket = new m.RouterSocket('ws://127.0.0.1:9/', { WebSocket: Idle });"
-              "console.log(JSON.stringify({ codes: m.CLOSE_CODES, policy: socket.reconnect })); socket.close();")
+              "console.log(JSON.stringify({ codes: m.CLOSE_CODES, policy: socket.reconnect,"
+              " refusals: [m.refusal(3, 403), m.refusal(5, 401)] })); socket.close();")
     done = run([NODE, "--input-type=module", "-e", script], timeout=60)
     assert done.returncode == 0, done.stderr
     js = json.loads(done.stdout)
@@ -108,3 +120,4 @@ def test_both_clients_have_one_reconnect_policy():
     assert set(python) == set(seconds) | set(same) and set(js["policy"]) == set(seconds.values()) | set(same.values())
     assert {name: python[name] * 1000 for name in seconds} == {name: js["policy"][key] for name, key in seconds.items()}
     assert {name: python[name] for name in same} == {name: js["policy"][key] for name, key in same.items()}
+    assert js["refusals"] == [refusal(3, 403), refusal(5, 401)]  # the same words for a refused handshake

@@ -15,6 +15,11 @@ export const SERVERS = Object.fromEntries(["daphne", "uvicorn"].map((name) => {
   return [name, url];
 }));
 
+/** The same servers serving tests.asgi:validated_application (Channels' AllowedHostsOriginValidator). */
+export const VALIDATED_SERVERS = JSON.parse(process.env.JS_VALIDATED_URLS ?? "null") ?? (() => {
+  throw new Error("JS_VALIDATED_URLS is not set: run these tests through tests/test_js_client.py");
+})();
+
 /** A `ws` WebSocket class that counts handshakes, PINGs sent and PONGs received. */
 export function countingWebSocket() {
   const counts = { handshakes: 0, pings: 0, pongs: 0 };

@@ -4,7 +4,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { ConnectionClosedError, SERVERS, connect, countingWebSocket, next, record } from "./helpers.mjs";
+import WebSocket from "ws";
+
+import {
+  ConnectionClosedError, REFUSED_403_HINT, SERVERS, VALIDATED_SERVERS, connect, countingWebSocket, next, record,
+} from "./helpers.mjs";
 
 describe("handshake refused", { concurrency: true }, () => {
   for (const [server, base] of Object.entries(SERVERS)) {
@@ -17,8 +21,10 @@ describe("handshake refused", { concurrency: true }, () => {
         const events = record(socket);
         const gaveUp = next(socket, "give-up");
         const request = socket.request("echo", 1); // queued, never sent
-        assert.equal((await gaveUp).reason, "the handshake was refused 4 times running (HTTP 403)");
-        await assert.rejects(request, (error) => error instanceof ConnectionClosedError && !error.willReconnect);
+        const reason = `the handshake was refused 4 times running (HTTP 403): ${REFUSED_403_HINT}`;
+        assert.deepEqual(await gaveUp, { reason, status: 403 });
+        await assert.rejects(request, (error) => error instanceof ConnectionClosedError && !error.willReconnect &&
+          error.message.includes(reason)); // what the caller awaits says why too
         assert.equal(counts.handshakes, 4);
         assert.deepEqual(events.open, []);
         assert.deepEqual(events.close.map((c) => [c.code, c.willReconnect]),
@@ -28,5 +34,28 @@ describe("handshake refused", { concurrency: true }, () => {
         await assert.rejects(socket.request("echo"), ConnectionClosedError);
       });
     }
+  }
+});
+
+// Channels' AllowedHostsOriginValidator with ALLOWED_HOSTS = ["127.0.0.1"]: node sends no Origin
+// unless told to; the `ws` package's origin option, through the WebSocket option, lets it in.
+describe("Origin from node", { concurrency: true }, () => {
+  for (const [server, base] of Object.entries(VALIDATED_SERVERS)) {
+    test(`${server}: no Origin is refused and says why; the server's own origin is let in`, async (t) => {
+      const refused = connect(t, `${base}/ws/async/`, { reconnect: { initialMs: 20, maxMs: 50, maxRefusals: 2 } });
+      const gaveUp = await next(refused, "give-up");
+      assert.equal(gaveUp.status, 403);
+      assert.match(gaveUp.reason, /HTTP 403\): the server refused the connection: check the Origin header/);
+
+      const origin = base.replace(/^ws/, "http"); // what a page served by that host sends
+      class WithOrigin extends WebSocket {
+        constructor(url, protocols) {
+          super(url, protocols ?? [], { origin });
+        }
+      }
+      const socket = connect(t, `${base}/ws/async/`, { WebSocket: WithOrigin });
+      const reply = await socket.request("echo", "in");
+      assert.equal(reply.payload.payload, "in");
+    });
   }
 });

@@ -24,6 +24,12 @@ export interface ErrorPayload {
  * Python client's table is the same. */
 export declare const CLOSE_CODES: Readonly<Record<number, "restart" | "try-later" | "give-up">>;
 
+/** Why a server refuses a handshake with 403 (Origin, authentication, check_connect); the Python
+ * client's `REFUSED_403_HINT` is the same. */
+export declare const REFUSED_403_HINT: string;
+/** The reason given when the socket gives up on refused handshakes: the status and, for 403, the hint. */
+export declare function refusal(times: number, status: number): string;
+
 /** The reconnect policy, the Python client's `Reconnect` in ms (README, "Clients"). */
 export interface ReconnectOptions {
   /** First delay (default 500 ms). */
@@ -81,7 +87,9 @@ export type SocketState = "connecting" | "open" | "reconnecting" | "closed";
 export interface OpenDetail { reconnect: boolean }
 export interface CloseDetail { code: number; reason: string; willReconnect: boolean }
 export interface ReconnectingDetail { attempt: number; delayMs: number }
-export interface GiveUpDetail { reason: string }
+/** Why the socket stopped reconnecting; `status`: the HTTP status of the refused handshakes, where the
+ * WebSocket tells it (the `ws` package), else null. */
+export interface GiveUpDetail { reason: string; status: number | null }
 /** After a reconnect, per subscription: its new reply, or null and the error (it has then ended). */
 export interface ResubscribedDetail { subscription: Subscription; reply: Reply | null; error?: Error }
 

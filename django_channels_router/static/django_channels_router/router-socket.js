@@ -85,6 +85,18 @@ function handshakeAnswer(status) {
   return status >= 500 || status === 429 ? "try-later" : "refused";
 }
 
+/** Why a server refuses a handshake with 403; the Python client says the same (a test checks it). */
+export const REFUSED_403_HINT = "the server refused the connection: check the Origin header (Channels' origin validators " +
+  "allow only the hosts in ALLOWED_HOSTS; RouterClient's origin option, the `ws` package's origin option), the " +
+  "authentication of the handshake (session cookie, token) and the consumer's login_required and check_connect(); " +
+  "the server logs which (logger django_channels_router.security)";
+
+/** Why the socket gave up on refused handshakes: the status and, for 403, its likely causes. */
+export function refusal(times, status) {
+  const said = `the handshake was refused ${times} times running (HTTP ${status})`;
+  return status === 403 ? `${said}: ${REFUSED_403_HINT}` : said;
+}
+
 /** A `Retry-After` header in ms (the HTTP-date form is ignored: the backoff applies). */
 function retryAfter(value) {
   const text = String(value ?? "").trim();
@@ -356,12 +368,12 @@ export class RouterSocket extends EventTarget {
     } else if (answer) { // no answer (a browser cannot see it, or no server): the backoff, forever
       how = handshakeAnswer(answer.status);
       if (how === "refused" && (this._refusals += 1) >= this.reconnect.maxRefusals) {
-        giveUp = `the handshake was refused ${this._refusals} times running (HTTP ${answer.status})`;
+        giveUp = refusal(this._refusals, answer.status);
       }
     }
     if (giveUp) {
-      this._closed(code, reason, false);
-      this.dispatchEvent(new CustomEvent("give-up", { detail: { reason: giveUp } }));
+      this._closed(code, reason || giveUp, false); // what pending requests reject with says why
+      this.dispatchEvent(new CustomEvent("give-up", { detail: { reason: giveUp, status: answer?.status ?? null } }));
       return;
     }
     this._closed(code, reason, true);
