@@ -172,5 +172,8 @@ async def test_a_client_that_reads_nothing_is_closed_after_the_slow_client_timeo
             assert asyncio.get_running_loop().time() - started < 20, "the stalled client was never closed"
             await asyncio.sleep(0.05)
         _, code = await closed_with(stalled)
-    assert code == close_code
     assert f"Closing {consumer} of user AnonymousUser with {close_code}: the client read nothing for" in log.read_text()
+    # The client reads the megabytes its buffers held before the close frame; daphne drops a
+    # connection whose client has not answered its close within 1 s (autobahn), which a loaded
+    # machine can take: then the client sees 1006 after the close the log names.
+    assert code == close_code or (setup == "daphne" and code == 1006), code
