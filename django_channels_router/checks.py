@@ -21,7 +21,7 @@ BASES = {RouterMixin, SocketRouterConsumer, AsyncSocketRouterConsumer}
 @checks.register()
 def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = _import_asgi_application()
-    for cls in sorted(_router_classes(RouterMixin), key=lambda c: (c.__module__, c.__qualname__)):
+    for cls in subclasses(RouterMixin):
         if cls in BASES:
             continue
         for route in cls.route_table.values():  # type: ignore[attr-defined]
@@ -84,12 +84,18 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.
     return errors
 
 
-def _router_classes(base: type) -> set[type]:
+def subclasses(base: type) -> list[type]:
+    """Every subclass of ``base``, at any depth, in a stable order (module, then name), so that
+    checks report the same way on every run."""
     found: set[type] = set()
+    waiting = [base]
     sub: type
-    for sub in base.__subclasses__():
-        found |= {sub} | _router_classes(sub)
-    return found
+    while waiting:
+        for sub in waiting.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                waiting.append(sub)
+    return sorted(found, key=lambda cls: (cls.__module__, cls.__qualname__))
 
 
 def _import_asgi_application() -> list[checks.CheckMessage]:

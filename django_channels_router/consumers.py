@@ -216,7 +216,7 @@ class SocketRouterConsumer(RouterMixin, JsonWebsocketConsumer):
 
     def router_push(self, event: dict[str, Any]) -> None:
         """A broadcast to one of this connection's groups."""
-        self._loop.call_soon_threadsafe(self._push, *self._broadcast_frame(event))
+        self._loop.call_soon_threadsafe(self._broadcast, event)
 
     def websocket_disconnect(self, message: dict[str, Any]) -> None:
         for group in list(self.joined_groups):
@@ -322,7 +322,7 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
 
     async def router_push(self, event: dict[str, Any]) -> None:
         """A broadcast to one of this connection's groups."""
-        self._push(*self._broadcast_frame(event))
+        self._broadcast(event)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Cancel the connection's unfinished requests (nobody is left to read their replies)

@@ -32,7 +32,7 @@ from weakref import WeakKeyDictionary
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .layers import receive_timeout_problem
+from .layers import PerLoop, on_this_loop, receive_timeout_problem
 from .push import call_slots, group_add, layer_call, require_group_name
 
 logger = logging.getLogger("django_channels_router")
@@ -194,17 +194,12 @@ class Watcher:
 
 
 #: One watcher per channel layer and event loop.
-_watchers: WeakKeyDictionary[Any, WeakKeyDictionary[asyncio.AbstractEventLoop, Watcher]] = WeakKeyDictionary()
+_watchers: PerLoop[Watcher] = WeakKeyDictionary()
 
 
 def watcher(layer: Any) -> Watcher:
     """The watcher of ``layer`` on this event loop."""
-    per_loop = _watchers.setdefault(layer, WeakKeyDictionary())
-    loop = asyncio.get_running_loop()
-    found = per_loop.get(loop)
-    if found is None:
-        found = per_loop[loop] = Watcher(layer)
-    return found
+    return on_this_loop(_watchers, layer, Watcher)
 
 
 async def join(layer: Any, group: str, consumer: Any) -> None:

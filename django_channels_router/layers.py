@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
+
+T = TypeVar("T")
+#: What :func:`on_this_loop` keeps: per channel layer, per event loop, one object.
+PerLoop = WeakKeyDictionary[Any, WeakKeyDictionary[asyncio.AbstractEventLoop, T]]
 
 #: Layer calls in flight at once per event loop, for a layer whose connection pools are unknown.
 DEFAULT_CALLS = 50
@@ -45,3 +52,15 @@ def receive_timeout_problem(layer: Any) -> str | None:
             return (f"its Redis connections give up on a read after {timeout} s (socket_timeout), while its "
                     f"receive blocks in Redis for {blocking} s, so every idle receive fails")
     return None
+
+
+def on_this_loop(store: PerLoop[T], layer: Any, make: Callable[[Any], T]) -> T:
+    """``store``'s object for ``layer`` on the running event loop, made by ``make(layer)`` the first
+    time: channels-redis keeps its connection pools per event loop, and so does what the router
+    keeps beside them (a semaphore over the pool, the group watcher)."""
+    per_loop = store.setdefault(layer, WeakKeyDictionary())
+    loop = asyncio.get_running_loop()
+    found = per_loop.get(loop)
+    if found is None:
+        found = per_loop[loop] = make(layer)
+    return found

@@ -62,7 +62,7 @@ class ConnectionLifecycle:
 
     def _refuse(self) -> None:
         """Log why the handshake is refused (the client is told only HTTP 403)."""
-        if self.login_required and not getattr(self.user, "is_authenticated", False):
+        if not ConnectionLifecycle.check_connect(self):
             why = "login_required and the user is not authenticated"
         else:
             why = f"{type(self).__name__}.check_connect() returned False"

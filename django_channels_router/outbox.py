@@ -139,6 +139,10 @@ def server_flow(daphne: Any) -> asyncio.Event | None:
     return flow.writable
 
 
+def _size(message: dict[str, Any]) -> int:
+    return len(message.get("text") or message.get("bytes") or "")
+
+
 def _gone(exc: Exception) -> bool:
     """Whether ``exc`` says the connection is gone (nothing more can be sent), rather than that
     the server refused this one frame."""
@@ -181,7 +185,7 @@ class Outbox:
     def put(self, message: dict[str, Any], instead: Instead | None = None) -> None:
         if self.closing:
             return
-        size = len(message.get("text") or message.get("bytes") or "")
+        size = _size(message)
         if self.frames and self.pending_bytes + size > self.limit:  # one frame of any size may wait
             self.slow(f"{self.pending_bytes + size} bytes waited for the client to read "
                       f"(MAX_PENDING_SEND_BYTES is {self.limit})")
@@ -248,11 +252,9 @@ class Outbox:
         text = instead(error) if instead is not None else None
         if text is not None:
             return {"type": "websocket.send", "text": text}
-        size = len(message.get("text") or message.get("bytes") or "")
         logger.error("The server refused to send a frame of %d bytes (%s); closing the connection with 1011.",
-                     size, error)
+                     _size(message), error)
         self.discard()  # the frames after it cannot go either: their order would be broken
-        self.closing = True
         return {"type": "websocket.close", "code": 1011}
 
     def _done(self) -> None:
@@ -346,6 +348,6 @@ class FrameSending:
         """Queue a push frame; on the event loop."""
         self.outbox.send_frame(frame, partial(self.push_not_sent, route, headers))
 
-    def _broadcast_frame(self, event: dict[str, Any]) -> tuple[str, None, str]:
-        """A broadcast's route and frame: one copy in this process, shared by every member."""
-        return event["route"], None, shared_frame(event["uuid"], event["frame"])
+    def _broadcast(self, event: dict[str, Any]) -> None:
+        """Queue a broadcast's frame, the one copy of it in this process; on the event loop."""
+        self._push(event["route"], None, shared_frame(event["uuid"], event["frame"]))

@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .errors import SocketError
-from .layers import call_limit
+from .layers import PerLoop, call_limit, on_this_loop
 from .protocol import RESERVED_ROUTES, ROUTE_NAME, encode_frame, new_uuid
 from .status import StatusCodes
 from .workers import send_soon
@@ -91,19 +91,14 @@ async def broadcast(group: str, route: str, payload: Any = None, headers: Mappin
 
 
 #: One semaphore per channel layer and event loop (channels-redis' pools are per loop too).
-_slots: WeakKeyDictionary[Any, WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]] = WeakKeyDictionary()
+_slots: PerLoop[asyncio.Semaphore] = WeakKeyDictionary()
 
 
 def call_slots(layer: Any) -> asyncio.Semaphore:
     """What bounds the router's calls to ``layer`` in flight on this event loop (see
     :func:`~django_channels_router.layers.call_limit`): a burst waits for a connection of the
     pool instead of failing with ``Too many connections``."""
-    loop = asyncio.get_running_loop()
-    per_loop = _slots.setdefault(layer, WeakKeyDictionary())
-    slots = per_loop.get(loop)
-    if slots is None:
-        slots = per_loop[loop] = asyncio.Semaphore(call_limit(layer))
-    return slots
+    return on_this_loop(_slots, layer, lambda layer: asyncio.Semaphore(call_limit(layer)))
 
 
 async def layer_call(layer: Any, method: str, *args: Any, timeout: float = 5.0) -> Any:

@@ -70,10 +70,10 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
     drain_for = timeout(None, "SHUTDOWN_TIMEOUT")
     if drain_for is None or threading.current_thread() is not threading.main_thread():
         return
-    if not callable(signal.getsignal(signal.SIGTERM)):
-        return
     servers: dict[int, Handler] = {signum: handler for signum in (signal.SIGTERM, signal.SIGINT)
-               if callable(handler := signal.getsignal(signum))}
+                                   if callable(handler := signal.getsignal(signum))}
+    if signal.SIGTERM not in servers:
+        return
     stop = Stop(loop, drain_for, servers)
     for signum in servers:
         signal.signal(signum, stop.signalled)

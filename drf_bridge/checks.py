@@ -12,6 +12,8 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
+from django_channels_router.checks import subclasses
+
 from .changes import discover_subscribed_models, subscribed_models
 from .generics import GenericSocketRouter
 
@@ -26,7 +28,7 @@ def check_request_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     """``drf_bridge.E002`` for each router that overrides a step without calling ``super()``'s."""
     discover_subscribed_models()  # imports ASGI_APPLICATION, so that every router class exists
     errors: list[checks.CheckMessage] = []
-    for cls in sorted(_subclasses(GenericSocketRouter), key=lambda c: (c.__module__, c.__qualname__)):
+    for cls in subclasses(GenericSocketRouter):
         for step in STEPS:
             override = vars(cls).get(step)
             if override is not None and not _calls(override, step):
@@ -74,14 +76,6 @@ def check_subscriptions_deploy(app_configs: Any = None, **kwargs: Any) -> list[c
 
 def _default_layer_backend() -> str:
     return str((getattr(settings, "CHANNEL_LAYERS", None) or {}).get("default", {}).get("BACKEND", ""))
-
-
-def _subclasses(base: type) -> set[type]:
-    found: set[type] = set()
-    sub: type
-    for sub in base.__subclasses__():
-        found |= {sub} | _subclasses(sub)
-    return found
 
 
 def _calls(override: Any, name: str) -> bool:

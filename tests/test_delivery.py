@@ -48,6 +48,17 @@ async def subscribed(router=ArticleRouter):
     return comm, reply["uuid"]
 
 
+async def resynced_then_numbered_on(comm, subscription, reason):
+    """The next push is ``subscription``'s first, a resync for ``reason``; what the subscription
+    has seen is read anew, so the next change is numbered on from there (2)."""
+    push = await comm.receive_message(timeout=5)
+    assert (push["route"], push["headers"], push["payload"]) == (
+        "resync", {"subscription": subscription, "model": "demo.article", "seq": 1}, {"reason": reason})
+    article = await db(ArticleFactory)(title="after the resync")
+    push = await comm.receive_message()
+    assert (push["route"], push["headers"]["seq"], push["payload"]["id"]) == ("created", 2, article.pk)
+
+
 async def test_every_push_of_a_subscription_is_numbered_from_one():
     comm, subscription = await subscribed()
     other, other_subscription = await subscribed()
@@ -75,15 +86,7 @@ async def test_an_event_that_never_arrives_is_a_resync_and_a_late_one_is_not(mon
     assert await comm.receive_nothing(timeout=0.6)
 
     await layer.group_send(GROUP, change("other-process", 7))  # 5 and 6 never come
-    push = await comm.receive_message(timeout=5)
-    assert (push["route"], push["headers"], push["payload"]) == (
-        "resync", {"subscription": subscription, "model": "demo.article", "seq": 1},
-        {"reason": "change events were lost"})
-
-    # What the subscription has seen is read anew, so the next change is numbered on from there.
-    article = await db(ArticleFactory)(title="after the gap")
-    push = await comm.receive_message()
-    assert (push["route"], push["headers"]["seq"], push["payload"]["id"]) == ("created", 2, article.pk)
+    await resynced_then_numbered_on(comm, subscription, "change events were lost")
     await comm.disconnect()
 
 
@@ -149,15 +152,9 @@ async def test_a_change_that_cannot_be_worked_out_is_a_resync():
     FlakyArticleRouter.failures = 1
     try:
         await db(ArticleFactory)(title="lost to a locked database")
-        push = await comm.receive_message(timeout=5)
+        await resynced_then_numbered_on(comm, subscription, "a change could not be pushed")
     finally:
         FlakyArticleRouter.failures = 0
-    assert (push["route"], push["headers"], push["payload"]) == (
-        "resync", {"subscription": subscription, "model": "demo.article", "seq": 1},
-        {"reason": "a change could not be pushed"})
-    article = await db(ArticleFactory)(title="once the database is back")
-    push = await comm.receive_message()
-    assert (push["route"], push["headers"]["seq"], push["payload"]["id"]) == ("created", 2, article.pk)
     await comm.disconnect()
 
 
