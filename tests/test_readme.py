@@ -14,11 +14,8 @@ import ast
 import asyncio
 import contextlib
 import json
-import os
 import re
-import subprocess
 import sys
-import textwrap
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,11 +25,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import ROOT, SERVERS, CallingClient, free_port, server_process
+from tests.projects import SETTINGS, blocks, files, is_sketch, make_project, run, user_env
 
 README = ROOT / "README.md"
-FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w+)\n(?P<body>.*?)^(?P=indent)``` *$", re.M | re.S)
-LABEL = re.compile(r"# (?P<path>[\w./-]+\.(?:py|ini|toml))(?:\W|$)")
-SETTINGS = "myproject/settings.py"  # added to the generated settings; every other file is replaced
 REQUIRED = {SETTINGS, "myproject/asgi.py", "myapp/models.py", "myapp/routing.py", "myapp/consumers.py", "pytest.ini"}
 
 # Run README blocks that are not files, each in a fresh namespace, in a process with Django set up.
@@ -60,30 +55,18 @@ asyncio.run(client_example.main(url.replace("ws://127.0.0.1:8000", sys.argv[1], 
 """
 
 
-def readme_blocks():
-    """``(lang, path or None, code)`` for every py/ini/toml block of README.md, in order."""
-    blocks = []
-    for match in FENCE.finditer(README.read_text()):
-        if match["lang"] not in {"py", "python", "ini", "toml"}:
-            continue
-        code = textwrap.dedent(match["body"])
-        label = LABEL.match(code)
-        blocks.append((match["lang"], label["path"] if label else None, code))
-    return blocks
-
-
 def readme_files():
-    files = {}
-    for _, path, code in readme_blocks():
-        if path:
-            files.setdefault(path, []).append(code)
-    return {path: "\n\n".join(codes) for path, codes in files.items()}
+    return files(README)
 
 
-def is_sketch(tree):
-    """A block that elides code with ``...`` (``class ArticleSocket(ModelSocketRouter): ...``)."""
-    return any(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis
-               for node in ast.walk(tree))
+def snippets():
+    """The unlabelled py blocks: ``(code, runnable)``; sketches and settings fragments are only compiled."""
+    found = []
+    for lang, path, code in blocks(README):
+        if lang in {"py", "python"} and path is None:
+            tree = ast.parse(code)  # a SyntaxError fails the test
+            found.append((code, not (is_sketch(code) or is_settings(tree))))
+    return found
 
 
 def is_settings(tree):
@@ -92,52 +75,13 @@ def is_settings(tree):
                for node in tree.body)
 
 
-def snippets():
-    """The unlabelled py blocks: ``(code, runnable)``; sketches and settings fragments are only compiled."""
-    found = []
-    for lang, path, code in readme_blocks():
-        if lang in {"py", "python"} and path is None:
-            tree = ast.parse(code)  # a SyntaxError fails the test
-            found.append((code, not (is_sketch(tree) or is_settings(tree))))
-    return found
-
-
-def user_env(project):
-    """The environment of a user in the project: none of this suite's settings. The package is
-    this checkout's (after the project), wherever else it is installed from."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "PYTHONPATH"}
-           and not key.startswith("PYTEST_")}
-    return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}"}
-
-
-def run(project, *args, check=True):
-    result = subprocess.run([sys.executable, *args], cwd=project, env=user_env(project), capture_output=True,
-                            text=True, timeout=90)
-    output = result.stdout + result.stderr
-    if check:
-        assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"
-    return output
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A fresh project made of README.md's blocks, checked and migrated; ``(path, check output)``."""
-    project = tmp_path_factory.mktemp("readme") / "site"
-    project.mkdir()
-    run(project, "-m", "django", "startproject", "myproject", ".")
-    run(project, "manage.py", "startapp", "myapp")
-    files = readme_files()
-    assert REQUIRED <= files.keys(), f"README.md has no block for {sorted(REQUIRED - files.keys())}"
-    for path, code in files.items():
-        target = project / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path == SETTINGS:
-            code = target.read_text() + "\n\n" + code
-        target.write_text(code + "\n")
+    sources = readme_files()
+    assert REQUIRED <= sources.keys(), f"README.md has no block for {sorted(REQUIRED - sources.keys())}"
+    project = make_project(tmp_path_factory.mktemp("readme") / "site", sources)
     checked = run(project, "manage.py", "check")
-    run(project, "manage.py", "makemigrations", "myapp")
-    run(project, "manage.py", "migrate")
     return project, checked
 
 
