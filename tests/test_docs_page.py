@@ -1,7 +1,7 @@
 """The socket docs page (django_channels_router.urls) and the demo page in a real headless Chromium.
 
 The demo runs as scripts/demo.sh runs it (manage.py runserver: daphne, static files), on SQLite
-and the in-memory layer. The page sends a strict Content-Security-Policy of its own, so an inline
+and the in-memory layer, and served by daphne and uvicorn alone (no static files). The page sends a strict Content-Security-Policy of its own, so an inline
 script or style, an eval, or a request to anywhere else would show as a console error.
 """
 
@@ -27,7 +27,7 @@ from django.urls import path
 
 from django_channels_router.contract.views import content_security_policy
 from tests import docs_urls
-from tests.conftest import ROOT, free_port, reachable
+from tests.conftest import ROOT, SERVERS, free_port, reachable, server_process
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DEMO = ROOT / "testproject"
@@ -322,3 +322,72 @@ async def test_the_demo_page_runs_on_the_shipped_client_module(page, demo):
     await page.click("#garbage")
     await page.locator("#log li", has_text="reply with uuid null").wait_for(timeout=10_000)
     assert page.console_errors == []
+
+
+# -- its files, however the project is served -----------------------------------------------------
+
+@contextmanager
+def asgi_server(server, env, log_path):
+    """The demo's ASGI application served by daphne or uvicorn, as a project is without runserver
+    (neither serves STATIC_URL): its http:// base URL."""
+    port = free_port()
+    with server_process(SERVERS[server](port, "testproject.asgi:application"), port, log_path, cwd=DEMO, env=env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+async def test_in_development_the_page_has_its_styles_and_console_under_daphne_and_uvicorn(page, tmp_path, server):
+    with asgi_server(server, demo_env(tmp_path), tmp_path / "server.log") as base:
+        response = await page.goto(f"{base}/socket-docs/")
+        assert "script-src 'self';" in response.headers["content-security-policy"]
+        await page.wait_for_selector("body[data-ready=true]", timeout=10_000)  # docs.js ran
+        assert await page.locator("#console").evaluate("e => getComputedStyle(e).position") == "sticky"  # docs.css
+        await send(page, "ws-app", "sayHello", {"name": "Ada"})
+        [reply] = await logged(page, "reply", "sayHello")
+        await page.wait_for_timeout(3_500)  # past the delay after which a page whose script did not start says so
+        assert not await page.locator("#assets-missing").is_visible()
+    assert reply["payload"] == "Hello, Ada!"
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("static_files", ["not served", "served"])
+async def test_with_debug_off_the_page_loads_from_static_url_or_says_what_is_missing(page, tmp_path, static_files):
+    # DEBUG off: the page asks STATIC_URL for its files, which Django does not serve; a static server
+    # (here a CDN of the package's static folder, as collectstatic's copy behind WhiteNoise would be) does.
+    with cdn(STATIC) as cdn_port:
+        static_url = {"DJANGO_STATIC_URL": f"//localhost:{cdn_port}/"} if static_files == "served" else {}
+        env = demo_env(tmp_path, DJANGO_DEBUG="0", DJANGO_SUPERUSER_PASSWORD="docs-pass-123", **static_url)
+        manage(env, "createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com")
+        with asgi_server("daphne", env, tmp_path / "server.log") as base:
+            await page.goto(f"{base}/admin/login/?next=/socket-docs/")  # DOCS_ACCESS: staff while DEBUG is off
+            await page.fill("#id_username", "admin")
+            await page.fill("#id_password", "docs-pass-123")
+            await page.click("input[type=submit]")
+            await page.wait_for_url(f"{base}/socket-docs/")
+            notice = page.locator("#assets-missing")
+            if static_files == "served":
+                await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+                assert not await notice.is_visible()
+                return
+            await notice.wait_for(state="visible", timeout=10_000)
+            text = " ".join((await notice.inner_text()).split())
+    assert "did not load (/static/django_channels_router/docs.css, /static/django_channels_router/docs.js)" in text
+    assert "STATIC_URL (/static/), which Django does not serve while DEBUG is off: run manage.py collectstatic" in text
+    assert page.locator("#console-state").get_by_text("closed")  # no script: the console never started
+
+
+@pytest.mark.django_db
+@override_settings(ROOT_URLCONF="tests.docs_urls")
+def test_the_page_s_own_files_are_served_while_debug_is_on_and_only_they():
+    client = Client()
+    with override_settings(DEBUG=True):
+        script = client.get("/socket-docs/assets/docs.js")
+        assert (script.status_code, script["Content-Type"]) == (200, "text/javascript; charset=utf-8")
+        assert script.content == (STATIC / "django_channels_router" / "docs.js").read_bytes()
+        assert script["Cache-Control"] == "no-cache"
+        assert client.get("/socket-docs/assets/docs.js", headers={"If-None-Match": script["ETag"]}).status_code == 304
+        assert client.get("/socket-docs/assets/docs.css")["Content-Type"] == "text/css; charset=utf-8"
+        assert client.get("/socket-docs/assets/favicon.svg")["Content-Type"] == "image/svg+xml"
+        for other in ("router-socket.js", "router-socket.d.ts", "..%2Fdocs.js", "docs.html"):
+            assert client.get(f"/socket-docs/assets/{other}").status_code == 404, other
+    assert client.get("/socket-docs/assets/docs.js").status_code == 404  # DEBUG off: STATIC_URL's job

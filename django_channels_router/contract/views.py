@@ -3,12 +3,18 @@
 The page lists every socket and route of the AsyncAPI document and is a live console: it opens a
 real WebSocket from the browser and shows replies and pushes. No CDN and no inline script (the
 document travels in a ``json_script`` element), so it works offline and under a strict CSP.
+
+Its three files come from ``STATIC_URL`` in production and from :func:`asset`, under the page's own
+URL, in development (see :func:`asset_urls`), so the page works under any server without a
+static files setup of its own while ``DEBUG`` is on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,18 +22,25 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render as render_page
 from django.shortcuts import resolve_url
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve, reverse
+from django.utils.cache import get_conditional_response
 
 from ..conf import docs_access
 from .asyncapi import project_document, render
 
-__all__ = ["docs", "schema"]
+__all__ = ["asset", "docs", "schema"]
 
 #: A host and port as a CSP source may name them (CSP 3 has no IPv6 literals); others are left out.
 CSP_HOST = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]+)?")
+
+#: The page's own files (``static/django_channels_router/``) and their types: all that :func:`asset` serves.
+ASSETS = {"docs.css": "text/css; charset=utf-8", "docs.js": "text/javascript; charset=utf-8",
+          "favicon.svg": "image/svg+xml"}
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "django_channels_router"
 
 
 def docs(request: HttpRequest) -> HttpResponse:
@@ -35,8 +48,9 @@ def docs(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     document = project_document()
-    response = render_page(request, "django_channels_router/docs.html", {"document": document,
-                                                                         "sockets": _sockets(document)})
+    response = render_page(request, "django_channels_router/docs.html", {
+        "document": document, "sockets": _sockets(document), "assets": asset_urls(),
+        "from_static_url": not _assets_from_page(), "static_url": settings.STATIC_URL})
     response.setdefault("Content-Security-Policy", content_security_policy())
     return response
 
@@ -62,6 +76,46 @@ def static_source(static_url: str) -> list[str]:
     if not CSP_HOST.fullmatch(host):
         return []
     return [f"{url.scheme}://{host}" if url.scheme else host]
+
+
+def asset_urls() -> dict[str, str]:
+    """Where the page loads its files from (``docs_css``, ``docs_js``, ``favicon_svg``).
+
+    While ``DEBUG`` is on, from :func:`asset`: ``runserver`` serves ``STATIC_URL``, but daphne,
+    uvicorn and gunicorn do not, and a view cannot tell which server runs it; its own URL works
+    under all of them and is on the page's origin (the CSP's ``'self'``). Otherwise from
+    ``STATIC_URL`` through ``{% static %}``: collectstatic's copies (hashed names, long caching)
+    behind WhiteNoise or a proxy, or a CDN; so is a ``STATIC_URL`` on another host in development.
+    """
+    if _assets_from_page():
+        return {name.replace(".", "_"): reverse("django_channels_router:asset", args=[name]) for name in ASSETS}
+    return {name.replace(".", "_"): static(f"django_channels_router/{name}") for name in ASSETS}
+
+
+def _assets_from_page() -> bool:
+    return settings.DEBUG and not urlsplit(settings.STATIC_URL or "").netloc
+
+
+def asset(request: HttpRequest, name: str) -> HttpResponse:
+    """One of the page's files, in development only (:func:`asset_urls`); 404 with ``DEBUG`` off,
+    as ``django.contrib.staticfiles``' own view, since production serves them from ``STATIC_URL``.
+    A project's copy found by the staticfiles finders (its own ``static/django_channels_router/``)
+    wins over the package's, as it does for collectstatic. ``no-cache`` with an ETag: an edited
+    file shows on the next load, an unchanged one costs a 304. Public, as static files are."""
+    if not settings.DEBUG or name not in ASSETS:
+        raise Http404(name)
+    found = None
+    if apps.is_installed("django.contrib.staticfiles"):
+        from django.contrib.staticfiles import finders
+
+        found = finders.find(f"django_channels_router/{name}")
+    body = Path(found if isinstance(found, str) else STATIC_DIR / name).read_bytes()
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    response = get_conditional_response(request, etag=etag) or HttpResponse(body, content_type=ASSETS[name])
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-cache"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def schema(request: HttpRequest, fmt: str) -> HttpResponse:
