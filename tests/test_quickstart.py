@@ -34,7 +34,7 @@ from tests.projects import SETTINGS, blocks, files, make_project, run, user_env
 
 pytestmark = pytest.mark.timeout(600)  # a cold uv cache downloads the packages
 
-QUICKSTART = ROOT / "docs" / "quickstart.md"
+QUICKSTART = ROOT / "docs/quickstart.md"
 PROJECT_NAME = "django-channels-router"
 #: The quickstart's commands after ``pip install``, which this test runs (make_project, then the server).
 COMMANDS = [["django-admin", "startproject", "myproject", "."], ["python", "manage.py", "startapp", "myapp"],
@@ -73,7 +73,8 @@ def output(name: str) -> str:
     return found[0]
 
 
-def code(lang: str) -> str:
+def only_block(lang: str) -> str:
+    """The quickstart's one block of ``lang``."""
     (found,) = [code for block_lang, _, code in blocks(QUICKSTART) if block_lang == lang]
     return found
 
@@ -141,7 +142,7 @@ async def test_the_browser_console_lines_print_the_reply_the_quickstart_shows(pa
     response = await page.goto(f"http://127.0.0.1:{quickstart.port}/")
     assert response.status == 200 and "The install worked" in await page.title()  # Django's welcome page
     async with page.expect_console_message(lambda message: message.type == "log", timeout=10_000) as message:
-        await page.evaluate(code("js"))  # as pasted into the console
+        await page.evaluate(only_block("js"))  # as pasted into the console
     assert (await message.value).text + "\n" == output("browser")
 
 
