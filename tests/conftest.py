@@ -147,15 +147,16 @@ def database(migrated, tmp_path):
 
 
 @contextlib.contextmanager
-def server_process(args, port, log_path, cwd=ROOT, env=None, group=False):
+def server_process(args, port, log_path, cwd=ROOT, env=None, group=False, python=sys.executable, module=True):
     """Run ``python -m <args>`` until it listens on 127.0.0.1:``port``; yields the process, stopped after.
 
     ``group``: the server leads a process group of its own (its id is the process's), as under a
     service manager, and the whole group is stopped after (a master's workers too).
+    ``python``: the interpreter; ``module=False`` runs ``python <args>`` (a script: ``manage.py ...``).
     """
     with open(log_path, "a+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=group)
+        proc = subprocess.Popen([python, *(["-m"] if module else []), *args], cwd=cwd, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=group)
         try:
             deadline = time.monotonic() + 30
             while not reachable(port):

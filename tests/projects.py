@@ -4,7 +4,8 @@
 document whose first line names a file (``# myapp/consumers.py``) written to that file: blocks naming
 the same file are joined in order, and ``# myproject/settings.py`` is added to the generated settings
 (every other file is replaced). Commands run in a subprocess with the environment a user has: none of
-the suite's settings, PYTHONPATH the project (then this checkout, wherever else the package is).
+the suite's settings, PYTHONPATH the project (then this checkout, wherever else the package is; or
+only the project, with ``checkout=False``, for a Python that has the package installed).
 Used for the README, the quickstart and every step of the tutorial.
 """
 
@@ -49,17 +50,18 @@ def is_sketch(code: str) -> bool:
                for node in ast.walk(ast.parse(code)))
 
 
-def user_env(project: Path) -> dict[str, str]:
-    """The environment of a user in the project: none of this suite's settings."""
+def user_env(project: Path, checkout: bool = True) -> dict[str, str]:
+    """The environment of a user in the project: none of this suite's settings. ``checkout``: this
+    checkout is on PYTHONPATH after the project (``False``: the package must be installed)."""
     env = {key: value for key, value in os.environ.items()
            if key not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "PYTHONPATH"}
            and not key.startswith("PYTEST_")}
-    return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}"}
+    return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}" if checkout else str(project)}
 
 
-def run(project: Path, *args: str, check: bool = True, python: str = sys.executable) -> str:
+def run(project: Path, *args: str, check: bool = True, python: str = sys.executable, checkout: bool = True) -> str:
     """``python *args`` in the project; its output (stdout then stderr). Fails the test on an error if ``check``."""
-    result = subprocess.run([python, *args], cwd=project, env=user_env(project), capture_output=True,
+    result = subprocess.run([python, *args], cwd=project, env=user_env(project, checkout), capture_output=True,
                             text=True, timeout=120)
     output = result.stdout + result.stderr
     if check:
@@ -67,11 +69,12 @@ def run(project: Path, *args: str, check: bool = True, python: str = sys.executa
     return output
 
 
-def make_project(where: Path, sources: dict[str, str], python: str = sys.executable) -> Path:
-    """A fresh ``startproject``/``startapp`` in ``where`` with ``sources`` written in; migrated."""
+def make_project(where: Path, sources: dict[str, str], python: str = sys.executable, checkout: bool = True) -> Path:
+    """A fresh ``startproject``/``startapp`` in ``where`` with ``sources`` written in; migrated.
+    ``python`` runs every command, with this checkout on PYTHONPATH if ``checkout``."""
     where.mkdir(parents=True, exist_ok=True)
-    run(where, "-m", "django", "startproject", "myproject", ".", python=python)
-    run(where, "manage.py", "startapp", "myapp", python=python)
+    run(where, "-m", "django", "startproject", "myproject", ".", python=python, checkout=checkout)
+    run(where, "manage.py", "startapp", "myapp", python=python, checkout=checkout)
     for path, code in sources.items():
         target = where / path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,6 @@ def make_project(where: Path, sources: dict[str, str], python: str = sys.executa
             code = target.read_text() + "\n\n" + code
         target.write_text(code + "\n")
     if (where / "myapp" / "models.py").read_text().count("class "):
-        run(where, "manage.py", "makemigrations", "myapp", python=python)
-    run(where, "manage.py", "migrate", python=python)
+        run(where, "manage.py", "makemigrations", "myapp", python=python, checkout=checkout)
+    run(where, "manage.py", "migrate", python=python, checkout=checkout)
     return where
