@@ -1,6 +1,9 @@
 """Ready-made ``access`` rules for route declarations, for projects without DRF permissions::
 
     routes = [{"route": "secret", "access": is_authenticated}]
+
+A rule is called as ``rule(user, headers, payload)``; when it returns False, the request is
+answered 401 ``not_authenticated`` for an anonymous user and 403 ``permission_denied`` for anyone else.
 """
 
 from __future__ import annotations

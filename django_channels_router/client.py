@@ -5,11 +5,11 @@
         async for push in client.pushes():
             ...
 
-It speaks the protocol (README.md, "The protocol in brief") as the browser client does: every
+It speaks the wire protocol (the documentation's protocol reference) as the browser client does: every
 status is a reply (the caller decides what a 4xx means), a heartbeat that reconnects when PONGs
 stop, subscriptions that are sent again after a reconnect, and the same reconnect policy as
-router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the README's "Clients" section has the
-table). Frames that are not JSON objects are logged and ignored. Needs ``websockets``
+router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the documentation's JavaScript client
+reference has the table). Frames that are not JSON objects are logged and ignored. Needs ``websockets``
 (``pip install "django-channels-router[client]"``).
 ``RouterCommunicator`` stays the in-process test tool.
 """
@@ -153,6 +153,8 @@ class Subscription:
         return await self._pushes.get()
 
     async def unsubscribe(self) -> dict[str, Any]:
+        """Stop it (it is not sent again after a reconnect) and send ``unsubscribe`` with
+        ``{"subscription": uuid}``; the server's reply."""
         self.client._subscriptions.discard(self)
         return await self.client.request("unsubscribe", {"subscription": self.uuid})
 
@@ -168,6 +170,12 @@ class RouterClient:
                  reconnect: Reconnect = Reconnect(), max_size: int | None = None, origin: str | None = _URL_ORIGIN,
                  **connect_options: Any) -> None:
         """``headers``: merged into every request's message headers (not the handshake's).
+        ``heartbeat``: seconds between PINGs; ``pong_timeout``: seconds a PING waits for its PONG
+        before the connection is closed with 4000 and made again. ``request_timeout``: seconds a
+        request waits, for the connection to open and for its reply, before ``RequestTimeout``.
+        ``queue_limit``: requests that may wait for the connection to open (past it,
+        ``RuntimeError``), and pushes a reader of :meth:`pushes` or of a subscription may fall
+        behind (past it, it loses the oldest). ``reconnect``: when to reconnect (:class:`Reconnect`).
         ``origin``: the handshake's ``Origin`` header; by default the URL's own origin
         (``ws://host:port`` -> ``http://host:port``, wss -> https), what a page served by that
         host sends, so that Channels' ``AllowedHostsOriginValidator`` lets it in; ``None`` sends none.

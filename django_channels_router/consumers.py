@@ -48,9 +48,13 @@ class RouterMixin(FrameAdmission, GroupMembership, FrameSending, ConnectionLifec
     #: Encoder for replies; Django's handles dates, decimals, UUIDs and lazy strings.
     json_encoder: ClassVar[type[json.JSONEncoder]] = DjangoJSONEncoder
     #: Per-class limits; ``None`` takes ``settings.CHANNELS_ROUTER`` or the protocol's default.
+    #: The largest frame a client may send, in bytes; larger ones are answered 413 ``message_too_large``.
     max_message_bytes: int | None = None
+    #: JSON values a frame may hold, counted before parsing; more are answered 413 ``too_many_values``.
     max_message_values: int | None = None
+    #: Async consumers: requests of one connection running at once; the others wait their turn.
     max_running_requests: int | None = None
+    #: Async consumers: requests of one connection that may wait for a turn; past them, 429 ``too_many_requests``.
     max_waiting_requests: int | None = None
     #: A per-connection rate limit such as ``"100/min"`` (off by default); past it, requests are
     #: answered 429 ``throttled`` with ``Retry-After``. PINGs are never counted.

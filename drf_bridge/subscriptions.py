@@ -49,13 +49,20 @@ logger = logging.getLogger("drf_bridge")
 class ModelSubscription:
     """One ``subscribe`` request: what it watches, as whom, and which objects it has seen."""
 
+    #: The ``uuid`` of the ``subscribe`` request; its pushes carry it as ``headers.subscription``.
     id: str | int
+    #: The model, as ``"<app_label>.<model>"`` (``headers.model`` of its pushes).
     label: str
+    #: The ``subscribe`` request's message headers.
     headers: dict[str, Any]
+    #: Its query parameters (a list subscription's filters; empty for one object).
     query: QueryDict
+    #: Who subscribed: the DRF request's ``user`` and ``auth``.
     user: Any
     auth: Any
+    #: The primary key of the one object it follows (as a string), or None for a list subscription.
     pk: str | None = None
+    #: The primary keys (as strings) of the objects a list subscription has seen.
     known: set[str] = field(default_factory=set)
     #: Pushes sent so far: the next one's ``headers.seq`` is this plus one.
     sent: int = 0
@@ -138,7 +145,10 @@ class SubscribeModelMixin(_Host):
         self._background: set[asyncio.Task[None]] = set()
 
     #: Per-class bounds; ``None`` takes ``settings.CHANNELS_ROUTER`` or the default.
+    #: Subscriptions one connection may hold; past them, 429 ``too_many_subscriptions``.
     max_subscriptions: int | None = None
+    #: Object ids the list subscriptions of one connection may remember in all; past them, 413
+    #: ``subscription_too_large``.
     max_subscribed_objects: int | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
