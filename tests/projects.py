@@ -5,7 +5,7 @@ document whose first line names a file (``# myapp/consumers.py``) written to tha
 the same file are joined in order, and ``# myproject/settings.py`` is added to the generated settings
 (every other file is replaced). Commands run in a subprocess with the environment a user has: none of
 the suite's settings, PYTHONPATH the project (then this checkout, wherever else the package is).
-Used for the README, the quickstart and every step of the tutorial.
+Used for the quickstart and every step of the tutorial.
 """
 
 import ast
@@ -67,17 +67,28 @@ def run(project: Path, *args: str, check: bool = True, python: str = sys.executa
     return output
 
 
-def make_project(where: Path, sources: dict[str, str], python: str = sys.executable) -> Path:
-    """A fresh ``startproject``/``startapp`` in ``where`` with ``sources`` written in; migrated."""
+def start_project(where: Path, python: str = sys.executable) -> Path:
+    """``django-admin startproject myproject .`` and ``manage.py startapp myapp`` in ``where``."""
     where.mkdir(parents=True, exist_ok=True)
     run(where, "-m", "django", "startproject", "myproject", ".", python=python)
     run(where, "manage.py", "startapp", "myapp", python=python)
+    return where
+
+
+def add_sources(where: Path, sources: dict[str, str]) -> Path:
+    """Write ``sources`` into the project ``where``: ``myproject/settings.py`` is added to, the rest replaced."""
     for path, code in sources.items():
         target = where / path
         target.parent.mkdir(parents=True, exist_ok=True)
         if path == SETTINGS:
             code = target.read_text() + "\n\n" + code
         target.write_text(code + "\n")
+    return where
+
+
+def make_project(where: Path, sources: dict[str, str], python: str = sys.executable) -> Path:
+    """A fresh ``startproject``/``startapp`` in ``where`` with ``sources`` written in; migrated."""
+    add_sources(start_project(where, python), sources)
     if (where / "myapp" / "models.py").read_text().count("class "):
         run(where, "manage.py", "makemigrations", "myapp", python=python)
     run(where, "manage.py", "migrate", python=python)
