@@ -4,7 +4,6 @@ Built in CI with ``python -m sphinx -W --keep-going -n docs docs/_build/html`` (
 every warning, and every reference that does not resolve, fails the build.
 """
 
-import os
 import sys
 from pathlib import Path
 
