@@ -160,8 +160,10 @@ def log_in(origin: str) -> str:
     assert docs.url == f"{origin}/socket-docs/" and docs.status == 200, docs.url
     page = docs.read().decode()
     assert '<code>/ws/model/articles/</code>' in page and 'data-route="publish"' in page, page[:2000]
-    for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):  # runserver serves its static files
-        assert browser.open(f"{origin}{asset}", timeout=10).status == 200, asset
+    assets = re.findall(r'<(?:link|script)[^>]* (?:href|src)="([^"]+)"', page)
+    assert len(assets) == 3, assets  # its icon, style sheet and script, which load
+    for asset in assets:
+        assert browser.open(urllib.parse.urljoin(docs.url, asset), timeout=10).status == 200, asset
     for document in ("asyncapi.json", "asyncapi.yaml"):
         assert browser.open(f"{origin}/socket-docs/{document}", timeout=10).status == 200
     return next(cookie.value for cookie in jar if cookie.name == "sessionid")
