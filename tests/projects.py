@@ -69,18 +69,29 @@ def run(project: Path, *args: str, check: bool = True, python: str = sys.executa
     return output
 
 
-def make_project(where: Path, sources: dict[str, str], python: str = sys.executable, checkout: bool = True) -> Path:
-    """A fresh ``startproject``/``startapp`` in ``where`` with ``sources`` written in; migrated.
-    ``python`` runs every command, with this checkout on PYTHONPATH if ``checkout``."""
+def start_project(where: Path, python: str = sys.executable, checkout: bool = True) -> Path:
+    """``django-admin startproject myproject .`` and ``manage.py startapp myapp`` in ``where``."""
     where.mkdir(parents=True, exist_ok=True)
     run(where, "-m", "django", "startproject", "myproject", ".", python=python, checkout=checkout)
     run(where, "manage.py", "startapp", "myapp", python=python, checkout=checkout)
+    return where
+
+
+def add_sources(where: Path, sources: dict[str, str]) -> Path:
+    """Write ``sources`` into the project ``where``: ``myproject/settings.py`` is added to, the rest replaced."""
     for path, code in sources.items():
         target = where / path
         target.parent.mkdir(parents=True, exist_ok=True)
         if path == SETTINGS:
             code = target.read_text() + "\n\n" + code
         target.write_text(code + "\n")
+    return where
+
+
+def make_project(where: Path, sources: dict[str, str], python: str = sys.executable, checkout: bool = True) -> Path:
+    """A fresh ``startproject``/``startapp`` in ``where`` with ``sources`` written in; migrated.
+    ``python`` runs every command, with this checkout on PYTHONPATH if ``checkout``."""
+    add_sources(start_project(where, python, checkout), sources)
     if (where / "myapp" / "models.py").read_text().count("class "):
         run(where, "manage.py", "makemigrations", "myapp", python=python, checkout=checkout)
     run(where, "manage.py", "migrate", python=python, checkout=checkout)
