@@ -1,7 +1,7 @@
 """Server push: messages the server sends without a request, to one connection or to groups.
 
-A push uses the reply envelope with a fresh server-made ``uuid`` (README.md, "The protocol in
-brief"), so the client hands it to ``onMessageReceived``. A broadcast is encoded once, by the
+A push uses the reply envelope with a fresh server-made ``uuid`` (docs/reference/protocol.md,
+"Server push"), so the client hands it to ``onMessageReceived``. A broadcast is encoded once, by the
 sender, and travels the channel layer to every member of the group, in this process or any
 other (with channels-redis); the members of one process share one copy of its frame.
 """

@@ -61,7 +61,7 @@ class RouteInfo:
 
 
 def declared_routes(cls: type, base: property) -> list[Any] | None:
-    """The raw route declarations of a consumer class, in either form the README shows.
+    """The raw route declarations of a consumer class, in either form the tutorial shows.
 
     ``routes = [...]`` as a class attribute, or the property-setter form
     ``@SocketRouterConsumer.routes.setter def routes(self, _): self._routes = [...]``,

@@ -16,7 +16,7 @@ from django_channels_router.conf import DEFAULTS
 from drf_bridge import SubscribeModelMixin
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "docs" / "reference"
+REFERENCE = ROOT
 SOURCES = sorted([*ROOT.glob("django_channels_router/**/*.py"), *ROOT.glob("drf_bridge/**/*.py")])
 
 #: Calls that answer an error, and the position of their ``code`` argument.
@@ -40,7 +40,7 @@ def table_rows(text: str) -> list[list[str]]:
 def settings_rows() -> dict[str, list[str]]:
     """The rows of the settings table, by key: ``| [`KEY`](#anchor) | attribute | type | default |``."""
     rows = {}
-    for cells in table_rows(page("settings.md")):
+    for cells in table_rows(page("docs/reference/settings.md")):
         found = re.fullmatch(r"\[`([A-Z_]+)`\]\(#[a-z-]+\)", cells[0])
         if found:
             rows[found[1]] = cells
@@ -49,10 +49,10 @@ def settings_rows() -> dict[str, list[str]]:
 
 def test_every_setting_has_a_row_and_a_section():
     rows = settings_rows()
-    sections = set(re.findall(r"^### ([A-Z_]+)$", page("settings.md"), re.MULTILINE))
-    assert sorted(set(DEFAULTS) - set(rows)) == [], "settings.md's table lacks these keys"
-    assert sorted(set(DEFAULTS) - sections) == [], "settings.md has no section for these keys"
-    assert sorted((set(rows) | sections) - set(DEFAULTS)) == [], "settings.md documents keys the code does not read"
+    sections = set(re.findall(r"^### ([A-Z_]+)$", page("docs/reference/settings.md"), re.MULTILINE))
+    assert sorted(set(DEFAULTS) - set(rows)) == [], "docs/reference/settings.md's table lacks these keys"
+    assert sorted(set(DEFAULTS) - sections) == [], "docs/reference/settings.md has no section for these keys"
+    assert sorted((set(rows) | sections) - set(DEFAULTS)) == [], "docs/reference/settings.md documents keys the code does not read"
 
 
 def test_settings_rows_state_the_class_attribute_and_the_default():
@@ -83,16 +83,16 @@ def check_ids() -> set[str]:
 def test_every_check_has_a_row_and_a_section():
     ids = check_ids()
     assert len(ids) >= 10, f"the check ids are no longer found in the code: {sorted(ids)}"
-    text = page("checks.md")
+    text = page("docs/reference/checks.md")
     rows = {found[1] for cells in table_rows(text) if (found := re.fullmatch(r"\[`([\w.]+)`\]\(#[a-z0-9-]+\)", cells[0]))}
     sections = set(re.findall(r"^### ([\w.]+)$", text, re.MULTILINE))
-    assert sorted(ids - rows) == [], "checks.md's summary lacks these checks"
-    assert sorted(ids - sections) == [], "checks.md has no section for these checks"
-    assert sorted((rows | sections) - ids) == [], "checks.md documents checks the code does not have"
+    assert sorted(ids - rows) == [], "docs/reference/checks.md's summary lacks these checks"
+    assert sorted(ids - sections) == [], "docs/reference/checks.md has no section for these checks"
+    assert sorted((rows | sections) - ids) == [], "docs/reference/checks.md documents checks the code does not have"
 
 
 def test_check_links_lead_to_their_sections():
-    text = page("checks.md")
+    text = page("docs/reference/checks.md")
     for cells in table_rows(text):
         found = re.fullmatch(r"\[`([\w.]+)`\]\(#([a-z0-9-]+)\)", cells[0])
         if found:
@@ -160,7 +160,7 @@ def error_codes() -> dict[str, set[int | None]]:
 def documented_codes() -> dict[str, set[str]]:
     """The protocol page's error tables: ``| `code` | status | when |``, by code."""
     rows: dict[str, set[str]] = {}
-    for cells in table_rows(page("protocol.md")):
+    for cells in table_rows(page("docs/reference/protocol.md")):
         found = re.fullmatch(r"`([a-z_]+)`", cells[0])
         if found and len(cells) == 3 and re.fullmatch(r"\d{3}|any", cells[1]):
             rows.setdefault(found[1], set()).add(cells[1])
@@ -171,8 +171,8 @@ def test_every_error_code_has_a_row():
     codes = error_codes()
     assert len(codes) >= 25, f"the error codes are no longer found in the code: {sorted(codes)}"
     rows = documented_codes()
-    assert sorted(set(codes) - set(rows)) == [], "protocol.md's error tables lack these codes"
-    assert sorted(set(rows) - set(codes)) == [], "protocol.md documents codes the code does not answer"
+    assert sorted(set(codes) - set(rows)) == [], "docs/reference/protocol.md's error tables lack these codes"
+    assert sorted(set(rows) - set(codes)) == [], "docs/reference/protocol.md documents codes the code does not answer"
 
 
 def test_error_rows_give_the_status_the_code_answers():
@@ -181,4 +181,4 @@ def test_error_rows_give_the_status_the_code_answers():
         known = {str(status) for status in codes.get(code, ()) if status is not None}
         for status in statuses:
             assert status == "any" and not known or status in known, (
-                f"{code}: protocol.md says {status}, the code answers {sorted(known) or 'any status'}")
+                f"{code}: docs/reference/protocol.md says {status}, the code answers {sorted(known) or 'any status'}")
