@@ -16,6 +16,12 @@ from .routes import resolve_on_class
 from .validation import declaration_problem
 
 BASES = {RouterMixin, SocketRouterConsumer, AsyncSocketRouterConsumer}
+DECLARATION_HINTS = {
+    "request": "Give a DRF serializer class or a JSON Schema dict; requests to a route with an unusable "
+               "'request' are answered 500.",
+    "response": "Give a DRF serializer class, a serializer instance such as ArticleSerializer(many=True) or a "
+                "JSON Schema dict; manage.py socketschema refuses to document a route with an unusable 'response'.",
+}
 
 
 @checks.register()
@@ -36,14 +42,11 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     f"{label}: no handler {route.handler!r}; requests to it are answered 501.",
                     hint=f"Define {route.handler}(self, payload, headers) or name one with 'handler'.",
                     obj=cls, id="channels_router.E001"))
-            for key in ("request", "response"):
-                problem = declaration_problem(route.options.get(key))
+            for key, hint in DECLARATION_HINTS.items():
+                problem = declaration_problem(route.options.get(key), key)
                 if problem is not None:
-                    errors.append(checks.Error(
-                        f"{label}: {key!r} is unusable: {problem}.",
-                        hint="Give a DRF serializer class or a JSON Schema dict; requests to a route with "
-                             "an unusable 'request' are answered 500.",
-                        obj=cls, id="channels_router.E007"))
+                    errors.append(checks.Error(f"{label}: {key!r} is unusable: {problem}.", hint=hint,
+                                               obj=cls, id="channels_router.E007"))
             for key in ("hydrate", "dehydrate", "access"):
                 callback = getattr(route, key)
                 if callback is not None and not callable(resolve_on_class(cls, callback)):

@@ -14,7 +14,7 @@ from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 
 from .protocol import RESERVED_ROUTES, handler_name_for
-from .validation import request_validator
+from .validation import is_serializer_class, request_validator
 
 __all__ = ["RouteInfo", "Callback", "build_route_table", "declared_routes"]
 
@@ -29,9 +29,11 @@ class RouteInfo:
     """One declared route.
 
     ``handler``, ``hydrate``, ``dehydrate`` and ``access`` are either callables or names of
-    methods on the consumer (resolved per connection). ``options`` keeps any other keys of
-    the declaration (``request`` and ``response`` among them), for the schema and for
-    extensions such as the DRF bridge. ``validate`` checks the payload against ``request``.
+    methods on the consumer (resolved per connection). A DRF serializer class declared as the
+    ``dehydrate`` becomes a function that serialises the handler's object with it. ``options``
+    keeps any other keys of the declaration (``request`` and ``response`` among them), for the
+    schema and for extensions such as the DRF bridge. ``validate`` checks the payload against
+    ``request``.
     """
 
     name: str
@@ -110,13 +112,28 @@ def build_route_table(cls: type, entries: Iterable[Any]) -> dict[str, RouteInfo]
             name=name,
             handler=entry.get("handler") or handler_name_for(name),
             hydrate=entry.get("hydrate"),
-            dehydrate=entry.get("dehydrate"),
+            dehydrate=_serializing(entry.get("dehydrate")),
             access=entry.get("access"),
             options={key: value for key, value in entry.items() if key not in ROUTE_KEYS},
             validate=request_validator(entry.get("request")),
         )
         table[name] = _with_derived_flags(cls, route)
     return table
+
+
+def _serializing(dehydrate: Any) -> Any:
+    """A serializer class given as a dehydrate serialises the handler's object with it:
+    ``ArticleSerializer(value).data``. The function keeps the class as ``serializer_class``, the
+    reply's type in ``manage.py socketschema``."""
+    if not is_serializer_class(dehydrate):
+        return dehydrate
+
+    def serialize(value: Any) -> Any:
+        return dehydrate(value).data
+
+    serialize.serializer_class = dehydrate  # type: ignore[attr-defined]
+    serialize.__qualname__ = f"{dehydrate.__qualname__}(...).data"
+    return serialize
 
 
 def resolve_on_class(cls: type, callback: Callback | None) -> Any:

@@ -1,10 +1,12 @@
 """A route's declared ``"request"``: the payload is checked before hydrate, as a DRF view checks a body.
 
-``"request"`` (and ``"response"``, which only documents) is a DRF serializer class or a JSON
-Schema dict. A serializer answers an invalid payload 400 with ``serializer.errors``, the body DRF
-sends over HTTP, and hands ``validated_data`` on; a JSON Schema answers 400 with one error per
-path. The check is a sync step of the pipeline, so on the async consumer it runs in a worker
-thread (a serializer may query the database; a large payload takes CPU).
+``"request"`` is a DRF serializer class or a JSON Schema dict. ``"response"`` only documents (the
+schema and the TypeScript of ``manage.py socketschema``): a serializer class, a JSON Schema dict,
+or a serializer instance such as ``ArticleSerializer(many=True)``. A serializer answers an invalid
+payload 400 with ``serializer.errors``, the body DRF sends over HTTP, and hands ``validated_data``
+on; a JSON Schema answers 400 with one error per path. The check is a sync step of the pipeline,
+so on the async consumer it runs in a worker thread (a serializer may query the database; a large
+payload takes CPU).
 """
 
 from __future__ import annotations
@@ -35,12 +37,19 @@ def is_serializer_class(spec: Any) -> bool:
     return isinstance(spec, type) and issubclass(spec, BaseSerializer)
 
 
-def declaration_problem(spec: Any) -> str | None:
-    """Why ``spec`` cannot be a route's ``request``/``response`` (``None`` when it can)."""
-    if spec is None or is_serializer_class(spec):
+def is_serializer_instance(spec: Any) -> bool:
+    """A serializer instance: ``ArticleSerializer(many=True)`` is one (a ``ListSerializer``)."""
+    return not isinstance(spec, type) and is_serializer_class(type(spec))
+
+
+def declaration_problem(spec: Any, key: str = "request") -> str | None:
+    """Why ``spec`` cannot be a route's ``key`` (``"request"`` or ``"response"``; ``None`` when it can)."""
+    if spec is None or is_serializer_class(spec) or (key == "response" and is_serializer_instance(spec)):
         return None
     if not isinstance(spec, Mapping):
-        return f"expected a DRF serializer class or a JSON Schema dict, got {type(spec).__name__}"
+        expected = ("a DRF serializer class, a serializer instance such as ArticleSerializer(many=True) or a JSON "
+                    "Schema dict" if key == "response" else "a DRF serializer class or a JSON Schema dict")
+        return f"expected {expected}, got {_described(spec)}"
     try:
         _json_schema_class(spec).check_schema(spec)
     except ImproperlyConfigured as exc:
@@ -105,6 +114,14 @@ def _json_schema_class(schema: Mapping[str, Any]) -> Any:
         raise ImproperlyConfigured(
             "A JSON Schema 'request' needs jsonschema: pip install 'django-channels-router[schema]'") from None
     return validator_for(schema)  # the draft its "$schema" names; 2020-12 when it names none
+
+
+def _described(value: Any) -> str:
+    """What a misdeclaration is, for its error: ``str 'Article'``, ``an instance of ArticleSerializer ...``."""
+    if is_serializer_instance(value):
+        return f"an instance of {type(value).__name__} (give the class)"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:59] + '…'}"
 
 
 def _pointer(path: Any) -> str:

@@ -20,9 +20,13 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
     and pass it as the handler's first argument. ``method`` is the HTTP method permissions
     see: it defaults to POST, so a route is treated as a write unless you say ``"GET"``. The
     handler's payload is serialised with the router's serializer when it is a model instance,
-    a queryset or a serializer, and sent as it is otherwise. ``request`` and ``response`` (a DRF
-    serializer class or a JSON Schema) are the route's declarations, as in a plain ``routes``
-    entry: the payload is checked against ``request`` and both are in ``manage.py socketschema``::
+    a queryset or a serializer, and sent as it is otherwise. ``request`` and ``response`` are the
+    route's declarations, as in a plain ``routes`` entry: the payload is checked against
+    ``request`` (a DRF serializer class or a JSON Schema dict), and ``response`` (the same, or a
+    serializer instance such as ``ArticleSerializer(many=True)``) only documents the reply. Both
+    are in ``manage.py socketschema`` and its TypeScript. Without a ``response``, a detail route
+    whose ``dehydrate`` is the router's own, unchanged one is documented as replying one object of
+    the router's serializer, as ``publish`` below does; declare ``response`` for any other reply::
 
         @socket_route(detail=True, method="POST")
         def publish(self, article, headers):

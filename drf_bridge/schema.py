@@ -3,7 +3,9 @@
 The serializer's request and response variants (read-only fields only in replies, write-only
 ones only in requests), partial for ``patch``; ``list`` and ``subscribe`` take the query parameters
 of the ``filter_backends`` and the paginator, and ``list`` replies in the paginator's shape.
-Subscriptions add their pushes. The statuses are the router's ``route_errors()``.
+Subscriptions add their pushes. The statuses are the router's ``route_errors()``. A custom route
+(``@socket_route``) says what it declares; a detail one without a ``response`` replies with the
+router's serializer when its dehydrate is the router's default (:func:`replies_with_serializer`).
 
 The routers' ``describe_route``/``describe_pushes`` class methods call this module for the schema
 generator (``django_channels_router.contract``), which passes its ``components``: it returns
@@ -52,8 +54,24 @@ def route_schema(router: Any, route: RouteInfo, components: Components) -> dict[
             else {"type": ["object", "null"]},
             "status": status, "errors_exhaustive": True, "validation_errors": request_kind in ("request", "partial")}
     # A custom route (@socket_route): what it declares; its handler may reply with anything else.
-    return {"headers": _detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
-            "validation_errors": True}
+    custom: dict[str, Any] = {
+        "headers": _detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
+        "validation_errors": True}
+    serializer = _serializer_class(router)
+    if route.options.get("response") is None and replies_with_serializer(router, route) and serializer is not None:
+        custom["response"] = components.serializer(serializer, "response")
+    return custom
+
+
+def replies_with_serializer(router: Any, route: RouteInfo) -> bool:
+    """The rule for a custom route that declares no ``response``: a detail route (it loads one
+    object) whose dehydrate is the router's own, unchanged ``dehydrate()`` (the ``@socket_route``
+    default, which serialises a model instance with ``get_serializer()``) replies with one object
+    of the router's serializer. Any other route's reply is what it declares, else any JSON."""
+    from .generics import GenericSocketRouter
+
+    return (bool(route.options.get("detail")) and route.dehydrate == "dehydrate"
+            and getattr(router, "dehydrate", None) is GenericSocketRouter.dehydrate)
 
 
 def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, Any]]:

@@ -242,3 +242,108 @@ def test_routes_whose_names_differ_only_in_punctuation_keep_their_own_messages_o
     typescript = render_typescript(document)
     assert all(f"{json.dumps(name)}: (payload" in typescript for name in routes)
     assert 'route: "x"; status: 200' in typescript
+
+
+# -- replies: response=, a serializer as the dehydrate, the model router's rule -------------------
+
+COUNT = {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}
+
+
+def _typed_sockets():
+    from demo.serializers import ArticleSerializer
+    from drf_bridge import ModelSocketRouter, socket_route
+    from tests.drf import ArticleRouter
+
+    class Plain(SocketRouterConsumer):
+        routes = [{"route": "one", "handler": _echo, "response": ArticleSerializer},
+                  {"route": "many", "handler": _echo, "response": ArticleSerializer(many=True)},
+                  {"route": "schema", "handler": _echo, "response": COUNT},
+                  {"route": "dehydrated", "handler": _echo, "dehydrate": ArticleSerializer},
+                  {"route": "declaredWins", "handler": _echo, "dehydrate": ArticleSerializer, "response": COUNT},
+                  {"route": "function", "handler": _echo, "dehydrate": str}]
+
+    class Model(ModelSocketRouter):
+        queryset = ArticleRouter.queryset
+        serializer_class = ArticleSerializer
+
+        @socket_route(detail=True)
+        def publish(self, article, headers):
+            return {"payload": article}
+
+        @socket_route(detail=True, response=COUNT)
+        def declared(self, article, headers):
+            return {"payload": {"count": 1}}
+
+        @socket_route()
+        def latest(self, payload, headers):  # not a detail route: it may return anything
+            return {"payload": self.get_queryset().last()}
+
+        @socket_route(detail=True, dehydrate=None)
+        def raw(self, article, headers):
+            return {"payload": article.title}
+
+    class OwnDehydrate(Model):
+        def dehydrate(self, value):
+            return {"wrapped": super().dehydrate(value)}
+
+    return {"/ws/plain/": Plain, "/ws/model/": Model, "/ws/own/": OwnDehydrate}
+
+
+def reply_payloads(document, channel):
+    messages = document["channels"][channel]["messages"]
+    return {key.removesuffix(".reply"): message["payload"]["properties"]["payload"]
+            for key, message in messages.items() if key.endswith(".reply")}
+
+
+def test_replies_are_documented_from_response_a_serializer_dehydrate_and_the_model_routers_rule():
+    from django_channels_router.contract.asyncapi import ANY_JSON
+
+    document = build_document(_application(_typed_sockets()))
+    assert_valid_asyncapi(document)
+    article = {"$ref": "#/components/schemas/Article"}
+    assert {key: value for key, value in reply_payloads(document, "ws-plain").items()} == {
+        "one": article, "many": {"type": "array", "items": article}, "schema": COUNT, "dehydrated": article,
+        "declaredWins": COUNT, "function": ANY_JSON}
+    model = reply_payloads(document, "ws-model")
+    assert (model["publish"], model["declared"], model["latest"], model["raw"]) == (article, COUNT, ANY_JSON, ANY_JSON)
+    assert model["get"] == article  # the standard routes are as before
+    own = reply_payloads(document, "ws-own")  # a router whose dehydrate() is its own: no rule applies
+    assert (own["publish"], own["declared"]) == (ANY_JSON, COUNT)
+
+
+def test_a_misdeclared_response_stops_the_document_with_the_route_and_what_was_given():
+    from django.core.exceptions import ImproperlyConfigured
+
+    class Misdeclared(SocketRouterConsumer):
+        routes = [{"route": "a", "handler": _echo, "response": "Article"}]
+
+    with pytest.raises(ImproperlyConfigured) as raised:
+        build_document(_application({"/ws/bad/": Misdeclared}))
+    assert str(raised.value) == (
+        f"{__name__}.{Misdeclared.__qualname__}, route 'a': 'response' is unusable: expected a DRF serializer class, a "
+        "serializer instance such as ArticleSerializer(many=True) or a JSON Schema dict, got str 'Article' "
+        "(channels_router.E007).")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_custom_routes_reply_is_what_the_document_says():
+    from tests.drf import ArticleRouter
+
+    class Typed(ArticleRouter):
+        routes = [{"route": "one", "handler": "on_one", "dehydrate": ArticleRouter.serializer_class}]
+
+        def on_one(self, payload, headers):
+            return {"payload": self.get_queryset().get(pk=payload["id"])}
+
+    document = build_document(_application({"/ws/typed/": Typed}))
+    typed = Documented(document, "ws-typed")
+    assert reply_payloads(document, "ws-typed")["shout"] == {"$ref": "#/components/schemas/StrictArticle"}
+    comm = RouterCommunicator(Typed.as_asgi(), "/ws/typed/")
+    assert (await comm.connect())[0]
+    created = await comm.request("create", {"title": "quiet", "body": ""})
+    for route, payload in (("shout", None), ("one", {"id": created["payload"]["id"]})):
+        reply = await comm.request(route, payload, {"id": created["payload"]["id"]})
+        assert reply["status"] == 200, reply
+        typed.check(reply, "reply")
+    assert typed.seen == {"shout.reply", "one.reply"}
+    await comm.disconnect()

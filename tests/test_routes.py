@@ -180,3 +180,28 @@ def test_settings_mistakes_are_reported_by_the_checks():
     assert [e.id for e in errors] == ["channels_router.E006"] and "MAX_MESAGE_BYTES" in errors[0].msg
     with override_settings(CHANNELS_ROUTER={"MAX_RUNNING_REQUESTS": 0}):
         assert "MAX_RUNNING_REQUESTS" in check_settings()[0].msg
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("base", BASES)
+async def test_a_serializer_class_as_the_dehydrate_serialises_the_handlers_object(base):
+    from channels.db import database_sync_to_async
+
+    from demo.models import Article
+    from demo.serializers import ArticleSerializer
+
+    class Serialising(base):
+        routes = [{"route": "get", "dehydrate": ArticleSerializer}]
+
+        def on_get(self, payload, headers):
+            return {"payload": Article.objects.get(pk=payload["id"])}
+
+    assert Serialising.route_table["get"].dehydrate.serializer_class is ArticleSerializer
+    assert Serialising.route_table["get"].sync_only  # a sync function, so one thread hop on the async consumer
+    article = await database_sync_to_async(Article.objects.create)(title="Typed", body="b")
+    comm = RouterCommunicator(Serialising.as_asgi(), "/ws/")
+    assert (await comm.connect())[0]
+    reply = await comm.request("get", {"id": article.pk})
+    assert (reply["status"], reply["payload"]) == (200, await database_sync_to_async(
+        lambda: ArticleSerializer(article).data)())
+    await comm.disconnect()

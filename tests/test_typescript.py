@@ -2,6 +2,7 @@
 shipped router-socket.d.ts, and a call with a wrong payload does not."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,9 +22,10 @@ TSC = JS / "node_modules" / ".bin" / "tsc"
 
 USAGE = """\
 import { RouterSocket } from "./router-socket.js";
-import { wsModelArticles, type WsModelArticlesPush } from "./sockets.js";
+import { wsArticles, wsModelArticles, type WsModelArticlesPush } from "./sockets.js";
 
 const articles = wsModelArticles(new RouterSocket("ws://127.0.0.1:8000/ws/model/articles/"));
+const plain = wsArticles(new RouterSocket("ws://127.0.0.1:8000/ws/articles/"));
 
 export async function titles(): Promise<string[]> {
   const one = await articles.get(null, { id: 7 });
@@ -32,6 +34,20 @@ export async function titles(): Promise<string[]> {
   if (created.status === 201) created.payload.id.toFixed();
   const page = await articles.list({ search: "x" });
   return page.status === 200 ? [first, ...page.payload.map((a) => a.title)] : [first];
+}
+
+// Custom and plain routes: their replies are typed from response= or a serializer as the dehydrate.
+export async function custom(): Promise<string[]> {
+  const copy = await articles.duplicate(null, { id: 7 });
+  const counted = await articles.count({ search: "x" });
+  const listed = await plain.list();
+  const one = await plain.get(null, { id: 7 });
+  return [
+    copy.status === 201 ? copy.payload.title : "",
+    counted.status === 200 ? counted.payload.count.toFixed() : "",
+    ...(listed.status === 200 ? listed.payload.map((a) => a.title) : []),
+    one.status === 200 ? one.payload.created_at : "",
+  ];
 }
 
 export function onPush(push: WsModelArticlesPush): number | unknown {
@@ -44,6 +60,11 @@ MISTAKES = {
     "a payload field of the wrong type": "articles.create({ title: 7 });",
     "a route the socket does not have": "articles.publish(null);",
     "the reply read as another type": 'articles.get(null, { id: 1 }).then((r) => { if (r.status === 200) { const n: number = r.payload.title; } });',
+    "a custom route's reply read as another type":
+        'articles.duplicate(null, { id: 1 }).then((r) => { if (r.status === 201) { const n: number = r.payload.title; } });',
+    "a response= schema's field that is not there": 'articles.count().then((r) => { if (r.status === 200) r.payload.total; });',
+    "a plain route's reply read as one object": 'plain.list().then((r) => { if (r.status === 200) r.payload.title; });',
+    "an error read as a success": 'articles.duplicate(null, { id: 1 }).then((r) => { if (r.status === 404) r.payload.title; });',
 }
 
 
@@ -81,6 +102,31 @@ def test_a_call_that_breaks_the_contract_does_not_compile(typescript_project, mi
     run = tsc(typescript_project, USAGE + "\n" + MISTAKES[mistake] + "\n")
     assert run.returncode != 0, mistake
     assert "usage.ts(" in run.stdout and "sockets.ts(" not in run.stdout, run.stdout
+
+
+def reply_types(source):
+    """``{reply type name: (success payload type, success status type)}`` of a generated module."""
+    return {m["name"]: (m["payload"], m["status"]) for m in re.finditer(
+        r"^export type (?P<name>\w+Reply) = Reply<(?P<payload>.*?), (?P<status>[\w |]+)> \| Reply<", source, re.M)}
+
+
+def test_the_demos_replies_are_typed_wherever_the_server_declares_a_serializer_or_a_schema(typescript_project):
+    replies = reply_types((typescript_project / "sockets.ts").read_text())
+    assert len(replies) == 17, replies  # every route of the demo: 2 + 2 + 3 + 10
+    # Only slowEcho declares nothing: it echoes whatever it is sent.
+    assert [name for name, (payload, _) in replies.items() if "unknown" in payload] == ["WsAppAsyncSlowEchoReply"]
+    assert replies["WsModelArticlesDuplicateReply"] == ("Article", "Status200To299")  # the model router's rule
+    assert replies["WsModelArticlesCountReply"][0] == '{ "count": number }'  # response= a JSON Schema
+    assert replies["WsArticlesGetReply"][0] == "Article"  # a serializer class as the dehydrate
+    assert replies["WsArticlesListReply"][0] == "Array<Article>"  # response=ArticleSerializer(many=True)
+    assert replies["WsAppGetArticleReply"][0] == '{ "id": number; "title": string }'
+    assert replies["WsAppSayHelloReply"][0] == "string"
+
+
+def test_the_how_to_pages_example_compiles_against_the_demos_types(typescript_project):
+    [example] = re.findall(r"^```ts\n(.*?)^```", (ROOT / "docs" / "howto" / "typescript.md").read_text(), re.S | re.M)
+    run = tsc(typescript_project, example)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_file_and_check_take_typescript_from_a_ts_extension_into_a_new_folder(tmp_path):
@@ -134,7 +180,9 @@ def projects(draw):
     """``{"serializers": [names], "sockets": [(kind, pattern, {route: (request, response)}, {push: payload})]}``,
     serializers named by index into ``serializers`` (or None)."""
     serializers = draw(st.lists(serializer_names, max_size=4, unique=True))
-    declaration = st.none() | (st.integers(0, len(serializers) - 1) if serializers else st.none())
+    # i: the serializer class i; ~i: for a response or a push, the instance serializers[i](many=True)
+    declaration = st.none() | (st.integers(0, len(serializers) - 1).flatmap(lambda i: st.sampled_from([i, ~i]))
+                               if serializers else st.none())
     sockets = draw(st.lists(st.tuples(
         addresses,
         st.dictionaries(route_names, st.tuples(declaration, declaration), max_size=4),
@@ -154,8 +202,10 @@ def application(project):
     classes = [type(name, (serializers.Serializer,), {"title": serializers.CharField(), "__module__": __name__})
                for name in project["serializers"]]
 
-    def declared(index):
-        return None if index is None else classes[index]
+    def declared(index, response=False):
+        if index is None:
+            return None
+        return classes[~index](many=True) if index < 0 and response else classes[index if index >= 0 else ~index]
 
     def handler(self, payload, headers):
         return payload
@@ -163,8 +213,9 @@ def application(project):
     urls = []
     for n, (kind, pattern, routes, pushes) in enumerate(project["sockets"]):
         consumer = type(f"Socket{n}", (SocketRouterConsumer,), {
-            "__module__": __name__, "pushes": {name: declared(spec) for name, spec in pushes.items()},
-            "routes": [{"route": name, "handler": handler, "request": declared(request), "response": declared(response)}
+            "__module__": __name__, "pushes": {name: declared(spec, True) for name, spec in pushes.items()},
+            "routes": [{"route": name, "handler": handler, "request": declared(request),
+                        "response": declared(response, True)}
                        for name, (request, response) in routes.items()]})
         urls.append((path if kind == "path" else re_path)(pattern, consumer.as_asgi()))
     return URLRouter(urls)
@@ -175,7 +226,7 @@ CORNERS = [
     {"serializers": [], "sockets": [("path", "1ws/<int:pk>/", {"get": (None, None)}, {})]},
     {"serializers": [], "sockets": [("path", "ws/", {"getItem": (None, None), "get_item": (None, None)}, {})]},
     {"serializers": ["ReplySerializer", "RouterSocketSerializer", "PromiseSerializer", "ArraySerializer"],
-     "sockets": [("path", "ws/", {"get": (1, 0), "list": (None, 3)}, {"said": 2})]},
+     "sockets": [("path", "ws/", {"get": (1, 0), "list": (None, ~3)}, {"said": 2, "many": ~1})]},
     {"serializers": [], "sockets": [("path", "ws/", {"a:b": (None, None), "a_b": (None, None), "x.push": (None, None)},
                                      {"x": None})]},
     {"serializers": [], "sockets": [("path", "delete/", {"new": (None, None)}, {}), ("path", "ws/", {}, {}),

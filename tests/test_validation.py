@@ -114,3 +114,35 @@ async def test_a_model_routers_socket_route_checks_and_documents_its_declared_re
     await comm.disconnect()
     documented = describe_route(Moves, Moves.route_table["move"], Components())
     assert (documented.request, documented.response) == (POINT_SCHEMA, {"type": "object"})
+
+
+def test_a_misdeclared_response_of_a_socket_route_is_a_system_check_error_that_says_what_was_given():
+    from demo.serializers import ArticleSerializer
+    from drf_bridge import ModelSocketRouter, socket_route
+    from tests.drf import ArticleRouter
+
+    class Responses(ModelSocketRouter):
+        queryset = ArticleRouter.queryset
+        serializer_class = ArticleSerializer
+
+        @socket_route(detail=True, response="Article")
+        def named(self, article, headers):
+            return {"payload": article}
+
+        @socket_route(request=ArticleSerializer(), response=ArticleSerializer(many=True))
+        def instances(self, payload, headers):
+            return {"payload": []}
+
+        @socket_route(response={"type": "object", "properties": {"count": {"type": "integer"}}})
+        def schema(self, payload, headers):
+            return {"payload": {"count": 1}}
+
+    found = sorted((error.msg, error.hint) for error in check_routes() if error.obj is Responses)
+    label = f"{__name__}.{Responses.__qualname__}"
+    assert [msg for msg, _ in found] == [
+        f"{label}, route 'instances': 'request' is unusable: expected a DRF serializer class or a JSON Schema dict, "
+        "got an instance of ArticleSerializer (give the class).",
+        f"{label}, route 'named': 'response' is unusable: expected a DRF serializer class, a serializer instance "
+        "such as ArticleSerializer(many=True) or a JSON Schema dict, got str 'Article'.",
+    ]
+    assert "manage.py socketschema refuses" in found[1][1]

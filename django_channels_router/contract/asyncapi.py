@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..protocol import MAX_SAFE_INTEGER
 from ..routes import RouteInfo, resolve_on_class
-from ..validation import is_serializer_class
+from ..validation import declaration_problem, is_serializer_class, is_serializer_instance
 
 __all__ = ["Components", "RouteSchema", "build_document", "describe_pushes", "describe_route", "project_document",
            "render", "websocket_consumers"]
@@ -84,10 +84,16 @@ class Components:
         self._auto: Any = None
 
     def for_declaration(self, spec: Any, direction: str) -> Mapping[str, Any]:
-        """The schema of a ``"request"``/``"response"`` declaration (a serializer or JSON Schema)."""
+        """The schema of a ``"request"``/``"response"`` declaration: a serializer class, a
+        serializer instance (``many=True``: an array of its child) or a JSON Schema dict."""
         if spec is None:
             return dict(ANY_JSON)
-        if is_serializer_class(spec) or _is_serializer_instance(spec):
+        problem = declaration_problem(spec, direction)
+        if problem is not None:
+            raise ImproperlyConfigured(problem)
+        if is_serializer_instance(spec) and hasattr(spec, "child"):  # a ListSerializer
+            return {"type": "array", "items": self.for_declaration(spec.child, direction)}
+        if is_serializer_class(spec) or is_serializer_instance(spec):
             return self.serializer(spec, direction)
         return dict(spec)
 
@@ -136,9 +142,14 @@ def describe_route(cls: type[Any], route: RouteInfo, components: Components) -> 
     """A route: its declarations, the statuses ``cls.route_errors()`` gives, its handler's
     docstring, and what the class's optional ``describe_route()`` says instead."""
     handler = resolve_on_class(cls, route.handler)
+    declared = {key: route.options.get(key) for key in ("request", "response")}
+    if declared["response"] is None:  # a serializer class given as the dehydrate says what the reply is
+        declared["response"] = getattr(route.dehydrate, "serializer_class", None)
+    request, response = (_declared(components, spec, key, f"{_label(cls)}, route {route.name!r}")
+                         for key, spec in declared.items())
     schema = RouteSchema(
-        request=components.for_declaration(route.options.get("request"), "request"),
-        response=components.for_declaration(route.options.get("response"), "response"),
+        request=request,
+        response=response,
         errors=set(cls.route_errors(route)) if hasattr(cls, "route_errors") else {500},
         validation_errors=is_serializer_class(route.options.get("request")),
         description=_doc(handler),
@@ -151,10 +162,21 @@ def describe_pushes(cls: type[Any], components: Components) -> dict[str, tuple[A
     """``{route: (payload schema, headers schema)}`` of what ``cls.pushes`` says it pushes, and of
     what the class's optional ``describe_pushes()`` adds."""
     declared = getattr(cls, "pushes", None) or {}
-    pushes = {name: (components.for_declaration(spec, "response"), {"type": ["object", "null"]})
-              for name, spec in declared.items()}
+    pushes = {name: (_declared(components, spec, "response", f"{_label(cls)}, push {name!r}"),
+                     {"type": ["object", "null"]}) for name, spec in declared.items()}
     describe = getattr(cls, "describe_pushes", None)
     return pushes if describe is None else {**pushes, **describe(components)}
+
+
+def _declared(components: Components, spec: Any, key: str, label: str) -> Mapping[str, Any]:
+    try:
+        return components.for_declaration(spec, key)
+    except ImproperlyConfigured as exc:  # what manage.py check reports as channels_router.E007
+        raise ImproperlyConfigured(f"{label}: {key!r} is unusable: {exc} (channels_router.E007).") from None
+
+
+def _label(cls: type[Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 # -- the ASGI application's WebSocket routes ------------------------------------------------
@@ -356,10 +378,6 @@ def _doc(obj: Any) -> str | None:
     """``obj``'s own docstring (a class's is not inherited: a base's would describe every socket)."""
     own = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
     return inspect.cleandoc(own) if isinstance(own, str) and own.strip() else None
-
-
-def _is_serializer_instance(spec: Any) -> bool:
-    return is_serializer_class(type(spec))
 
 
 def project_document(asgi: str | None = None, *, title: str | None = None, version: str = "1.0.0") -> dict[str, Any]:

@@ -8,9 +8,11 @@ wrapper over the shipped ``RouterSocket`` (``static/django_channels_router/route
     if (reply.status === 200) console.log(reply.payload.title);  // narrowed to Article
 
 Replies are unions discriminated by ``status``: the success status with the route's reply
-payload, the error statuses with the error body. The JSON Schema -> TypeScript mapping covers
-what the document contains (drf-spectacular's output and our envelopes); anything else is
-``unknown``, never a wrong type.
+payload, the error statuses with the error body. A status the document gives as a range (a plain
+route's 200-299 success, its 400-599 error) is a union of its literals, declared once per file
+(``Status200To299``), so that ``reply.status === 200`` narrows the payload. The JSON Schema ->
+TypeScript mapping covers what the document contains (drf-spectacular's output and our
+envelopes); anything else is ``unknown``, never a wrong type.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def render_typescript(document: Mapping[str, Any], module: str = "./router-socke
     info = document.get("info", {})
     names = Names()
     schemas = document.get("components", {}).get("schemas", {})
-    types = Types({name: names.claim(name) for name in schemas})
+    types = Types({name: names.claim(name) for name in schemas}, names)
     sockets = [(channel, _plan(names, channel_id, channel)) for channel_id, channel in document["channels"].items()]
     types.imports = {wanted: names.claim(wanted) for wanted in ("Reply", "RouterSocket")}
     imports = ", ".join(name if alias == name else f"{name} as {alias}" for name, alias in types.imports.items())
@@ -83,6 +85,9 @@ def render_typescript(document: Mapping[str, Any], module: str = "./router-socke
         out.append(f"export type {types.refs[name]} = {types.type(schema, 0)};\n")
     for channel, plan in sockets:
         out.append(types.socket(channel, plan))
+    for (low, high), name in types.ranges.items():
+        out.append(f"/** A status from {low} to {high}. */\n"
+                   f"export type {name} = {' | '.join(map(str, range(low, high + 1)))};\n")
     return "\n".join(out)
 
 
@@ -110,9 +115,12 @@ def _plan(names: Names, channel_id: str, channel: Mapping[str, Any]) -> SocketNa
 class Types:
     """TypeScript for the schemas of the document, under the names ``Names`` gave them."""
 
-    def __init__(self, refs: Mapping[str, str]) -> None:
+    def __init__(self, refs: Mapping[str, str], names: Names | None = None) -> None:
         self.refs = refs
+        self.names = names or Names()
         self.imports: dict[str, str] = {}
+        #: The status ranges the replies use (``(200, 299)``: a route's success), by alias.
+        self.ranges: dict[tuple[int, int], str] = {}
 
     def socket(self, channel: Mapping[str, Any], plan: SocketNames) -> str:
         types, methods, pushes = [], [], []
@@ -145,7 +153,7 @@ class Types:
         ])
 
     def route_types(self, base: str, request: Mapping[str, Any], replies: list[Mapping[str, Any]]) -> list[str]:
-        reply = " | ".join(f"{self.imports['Reply']}<{self.type(e['payload'], 0)}, {_status(e['status'])}>"
+        reply = " | ".join(f"{self.imports['Reply']}<{self.type(e['payload'], 0)}, {self.status(e['status'])}>"
                            for e in replies)
         return [f"export type {base}Payload = {self.type(request['payload'], 0)};",
                 f"export type {base}Headers = {self.type(request['headers'], 0)};",
@@ -199,13 +207,20 @@ class Types:
             fields.append(f"[key: string]: {value}")
         return "{ " + "; ".join(fields) + " }"
 
-
-def _status(schema: Mapping[str, Any]) -> str:
-    if "const" in schema:
-        return json.dumps(schema["const"])
-    if "enum" in schema:
-        return " | ".join(map(str, schema["enum"]))
-    return "number"
+    def status(self, schema: Mapping[str, Any]) -> str:
+        """A reply's status: a literal, a union of literals, or an alias of a range's literals
+        (``200 | 201 | ... | 299``), so that ``reply.status === 200`` tells a success from an
+        error and narrows the payload to the success's type."""
+        if "const" in schema:
+            return json.dumps(schema["const"])
+        if "enum" in schema:
+            return " | ".join(map(str, schema["enum"]))
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if type(low) is int and type(high) is int and 0 <= high - low <= 300:
+            if (low, high) not in self.ranges:
+                self.ranges[low, high] = self.names.claim(f"Status{low}To{high}")
+            return self.ranges[low, high]
+        return "number"
 
 
 def _accepts_null(schema: Any) -> bool:

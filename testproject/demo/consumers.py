@@ -3,7 +3,10 @@
 * ``AppSocket`` (sync) and ``AppSocketAsync`` declare their routes with the property-setter
   form the seed README shows; ``ArticleConsumer`` uses a plain class attribute.
 * ``ArticleSocket`` is ``drf_bridge.ModelSocketRouter``: the routes get, list, create, update,
-  patch and delete from a serializer, a queryset and DRF permission and filter classes.
+  patch and delete from a serializer, a queryset and DRF permission and filter classes, and two
+  custom routes (``duplicate``, ``count``) made with ``@socket_route``.
+* Every reply whose shape is known is declared (a ``response``, or a serializer as the dehydrate),
+  so ``manage.py socketschema --format typescript`` types it.
 * Handlers are called as ``handler(payload, headers)``, hydrate as ``hydrate(headers, payload)``
   and dehydrate as ``dehydrate(payload)``; dehydrate runs only when the status is 2xx.
 """
@@ -14,7 +17,7 @@ from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
 
 from django_channels_router import AsyncSocketRouterConsumer, SocketRouterConsumer, StatusCodes
-from drf_bridge import ModelSocketRouter
+from drf_bridge import ModelSocketRouter, socket_route
 
 from .models import Article
 from .serializers import ArticleSerializer
@@ -41,6 +44,12 @@ def get_article(article_id):
     return Article.objects.filter(pk=article_id).first()
 
 
+#: JSON Schemas of replies, as the routes' "response" declarations.
+ARTICLE_SUMMARY = {"type": "object", "required": ["id", "title"],
+                   "properties": {"id": {"type": "integer"}, "title": {"type": "string"}}}
+GREETING = {"type": "object", "required": ["msg"], "properties": {"msg": {"type": "string"}}}
+
+
 # --- Example 1: sync consumer, routes declared with the property setter -------------------
 
 
@@ -48,12 +57,14 @@ class AppSocket(SocketRouterConsumer):
     @SocketRouterConsumer.routes.setter
     def routes(self, _):
         self._routes = [
-            {"route": "sayHello"},
+            # "response" documents the reply (manage.py socketschema, its TypeScript).
+            {"route": "sayHello", "response": {"type": "string"}},
             {
                 "route": "getArticle",
                 # A payload without "id" gets a 404 rather than a KeyError (a 500).
                 "hydrate": lambda headers, p: get_article((p or {}).get("id")),
                 "dehydrate": lambda art: {"id": art.id, "title": art.title},
+                "response": ARTICLE_SUMMARY,
             },
         ]
 
@@ -75,7 +86,7 @@ class AppSocket(SocketRouterConsumer):
 class AppSocketAsync(AsyncSocketRouterConsumer):
     @AsyncSocketRouterConsumer.routes.setter
     def routes(self, _):
-        self._routes = [{"route": "sayHello"}, {"route": "slowEcho"}]
+        self._routes = [{"route": "sayHello", "response": GREETING}, {"route": "slowEcho"}]
 
     async def on_say_hello(self, payload, headers):
         name = (payload or {}).get("name", "World")
@@ -111,19 +122,17 @@ def deserialize(headers, payload):
     return serializer.save()
 
 
-def serialize(article):
-    return ArticleSerializer(article).data
-
-
 def serialize_many(articles):
     return ArticleSerializer(articles, many=True).data
 
 
 class ArticleConsumer(SocketRouterConsumer):
     routes = [
-        {"route": "get", "hydrate": load_article, "dehydrate": serialize},
-        {"route": "create", "hydrate": deserialize, "dehydrate": serialize},
-        {"route": "list", "dehydrate": serialize_many},
+        # A serializer class as the dehydrate: ArticleSerializer(article).data, and the reply's type.
+        {"route": "get", "hydrate": load_article, "dehydrate": ArticleSerializer},
+        {"route": "create", "hydrate": deserialize, "dehydrate": ArticleSerializer},
+        # A function says nothing of its result: "response" does.
+        {"route": "list", "dehydrate": serialize_many, "response": ArticleSerializer(many=True)},
     ]
 
     def on_get(self, payload, headers):
@@ -140,6 +149,9 @@ class ArticleConsumer(SocketRouterConsumer):
 
 
 # --- Example 4: a model router, as a DRF ModelViewSet -------------------------------------
+
+COUNT = {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer", "minimum": 0}}}
+
 
 
 class ArticleSocket(ModelSocketRouter):
@@ -159,3 +171,16 @@ class ArticleSocket(ModelSocketRouter):
     search_fields = ["title", "body"]
     ordering_fields = ["id", "title", "created_at"]
     pagination_class = None
+
+    # No "response": a detail route with the router's own dehydrate is documented as replying
+    # one object of the router's serializer (an Article).
+    @socket_route(detail=True)
+    def duplicate(self, article, headers):
+        """Save a copy of the article and reply with the copy."""
+        copy = Article.objects.create(title=f"Copy of {article.title}"[:200], body=article.body)
+        return {"status": StatusCodes.CREATED, "payload": copy}
+
+    @socket_route(method="GET", response=COUNT)
+    def count(self, payload, headers):
+        """How many articles match the query parameters (``{"search": "socket"}``)."""
+        return {"status": StatusCodes.OK, "payload": {"count": self.filter_queryset(self.get_queryset()).count()}}
