@@ -57,10 +57,12 @@ def user_env(project: Path) -> dict[str, str]:
     return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}"}
 
 
-def run(project: Path, *args: str, check: bool = True, python: str = sys.executable) -> str:
-    """``python *args`` in the project; its output (stdout then stderr). Fails the test on an error if ``check``."""
-    result = subprocess.run([python, *args], cwd=project, env=user_env(project), capture_output=True,
-                            text=True, timeout=120)
+def run(project: Path, *args: str, check: bool = True, python: str = sys.executable, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> str:
+    """``python *args`` in the project; its output (stdout then stderr). Fails the test on an error if ``check``.
+    ``env``: variables the user sets on the command line (``API_TOKEN=...``); ``stdin``: what ``<`` feeds it."""
+    result = subprocess.run([python, *args], cwd=project, env={**user_env(project), **(env or {})}, input=stdin,
+                            capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     if check:
         assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"

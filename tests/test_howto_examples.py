@@ -1,0 +1,278 @@
+"""The project files of the how-to and explanation pages, run as a user runs them.
+
+Sybil only compiles a page's file blocks (``# myproject/tokenauth.py``); here they are written into
+fresh projects (tests/projects.py), served by a real daphne or uvicorn on 127.0.0.1, and run:
+
+* clients.md: its asgi.py with the token middleware, its consumers and its scripts. A valid token
+  opens the socket, a missing, wrong or inactive user's one is refused at the handshake; the session
+  cookie still works behind the middleware; ``make_session.py`` run in ``manage.py shell`` makes the
+  session ``as_user.py`` logs in with; every script prints what the page says.
+* testing.md: its ``pytest.ini`` and tests pass under pytest, in the project.
+* delivery.md: ``client_subscriptions.py`` follows a list as the page says, while another client
+  writes through the served project.
+
+A page shows what it is about, not a whole project: the rest (settings, an ``Article`` model, its
+serializer, the routing and the consumers a page's scripts talk to) is below, as a reader has it
+from the quickstart and the tutorial.
+"""
+
+import asyncio
+import contextlib
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from django_channels_router.client import RouterClient
+from tests.conftest import ROOT, SERVERS, free_port, server_process
+from tests.projects import SETTINGS, blocks, files, make_project, run, user_env
+
+CLIENTS = ROOT / "docs" / "howto" / "clients.md"
+TESTING = ROOT / "docs" / "howto" / "testing.md"
+DELIVERY = ROOT / "docs" / "explanation" / "delivery.md"
+
+PROJECT = {
+    SETTINGS: """
+INSTALLED_APPS += ["channels", "rest_framework", "rest_framework.authtoken", "django_channels_router", "drf_bridge",
+                   "myapp"]
+ASGI_APPLICATION = "myproject.asgi.application"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+ALLOWED_HOSTS = ["127.0.0.1"]
+""",
+    "myapp/models.py": """
+from django.db import models
+
+
+class Article(models.Model):
+    title = models.CharField(max_length=200)
+    published = models.BooleanField(default=False)
+""",
+    "myapp/serializers.py": """
+from rest_framework import serializers
+
+from myapp.models import Article
+
+
+class ArticleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Article
+        fields = ["id", "title"]
+""",
+    "myapp/routing.py": """
+from django.urls import path
+
+from myapp import consumers
+
+ROUTES = {"ws/app/": "AppSocket", "ws/account/": "AccountSocket", "ws/model/articles/": "ArticleSocket"}
+websocket_urlpatterns = [path(route, getattr(consumers, name).as_asgi())
+                         for route, name in ROUTES.items() if hasattr(consumers, name)]
+""",
+}
+
+APP_SOCKET = """
+from django_channels_router import SocketRouterConsumer
+
+
+class AppSocket(SocketRouterConsumer):
+    routes = [{"route": "sayHello"}]
+
+    def on_say_hello(self, payload, headers):
+        return {"payload": f"Hello, {(payload or {}).get('name', 'World')}!"}
+"""
+
+ARTICLE_SOCKET = """
+from drf_bridge import ModelSocketRouter
+from myapp.models import Article
+from myapp.serializers import ArticleSerializer
+
+
+class ArticleSocket(ModelSocketRouter):
+    queryset = Article.objects.all()
+    serializer_class = ArticleSerializer
+"""
+
+# A script's function, called on the test's server: ``python -c RUN_SCRIPT script.py main ws://...``.
+# run_path runs the file as a module, not as __main__, so its own asyncio.run(main()) does not run.
+RUN_SCRIPT = """
+import asyncio, runpy, sys
+script = runpy.run_path(sys.argv[1])
+asyncio.run(script[sys.argv[2]](sys.argv[3]))
+"""
+
+USERS = """
+import json
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from myapp.models import Article
+reporter = User.objects.create_user("reporter")
+retired = User.objects.create_user("retired", is_active=False)
+Article.objects.create(title="Hello, socket")
+print(json.dumps({"token": Token.objects.create(user=reporter).key, "inactive": Token.objects.create(user=retired).key}))
+"""
+
+
+def console(document, script):
+    """The lines of a page's ``console`` block whose command ends in ``script``."""
+    for lang, _, code in blocks(document):
+        lines = code.strip().splitlines()
+        if lang == "console" and lines[0].endswith(script):
+            return lines
+    raise AssertionError(f"{document.name} has no console block running {script}")
+
+
+def printed(document, script):
+    """What the page says the command ending in ``script`` prints."""
+    return "\n".join(line for line in console(document, script) if not line.startswith("$ "))
+
+
+def printed_command(document, script):
+    """The command the page runs ``script`` with."""
+    return console(document, script)[0]
+
+
+def project_files(*documents, consumers=""):
+    """The documents' file blocks and the rest of the project; ``consumers`` added to myapp/consumers.py."""
+    sources = {**files(*documents), **PROJECT}
+    sources["myapp/consumers.py"] = sources.get("myapp/consumers.py", "") + "\n\n" + consumers
+    return sources
+
+
+@contextlib.contextmanager
+def served(project, server):
+    """The project's asgi application under ``server`` on 127.0.0.1; yields ``(ws base URL, log path)``."""
+    port, log = free_port(), project.parent / f"{server}.log"
+    with server_process(SERVERS[server](port, "myproject.asgi:application"), port, log, cwd=project,
+                        env=user_env(project)):
+        yield f"ws://127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="module")
+def clients_project(tmp_path_factory):
+    """clients.md's asgi.py, token middleware, consumers and scripts; ``(path, {"token", "inactive"})``."""
+    sources = project_files(CLIENTS, consumers=APP_SOCKET)
+    assert {"myproject/asgi.py", "myproject/tokenauth.py", "scripts/with_token.py"} <= sources.keys()
+    project = make_project(tmp_path_factory.mktemp("clients") / "site", sources)
+    return project, json.loads(run(project, "manage.py", "shell", "-v", "0", "-c", USERS))
+
+
+@pytest.fixture(scope="module")
+def clients_server(clients_project):
+    project, tokens = clients_project
+    with served(project, "daphne") as (url, log):
+        yield project, tokens, url, log
+
+
+async def handshake(url, **headers):
+    """The HTTP status answering a handshake with the site's Origin and ``headers``: 101 if it opened."""
+    try:
+        async with connect(url, origin=url.replace("ws://", "http://").split("/ws/")[0], additional_headers=headers):
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_the_token_middleware_lets_a_valid_token_in_and_no_other(clients_project, server):
+    project, tokens = clients_project
+    with served(project, server) as (url, log):
+        account = f"{url}/ws/account/"
+        statuses = {case: asyncio.run(handshake(account, **headers)) for case, headers in {
+            "valid": {"Authorization": f"Token {tokens['token']}"},
+            "lower case kind": {"Authorization": f"token {tokens['token']}"},
+            "missing": {},
+            "wrong": {"Authorization": "Token not-a-token"},
+            "inactive user": {"Authorization": f"Token {tokens['inactive']}"},
+            "other scheme": {"Authorization": f"Bearer {tokens['token']}"},
+        }.items()}
+        assert statuses == {"valid": 101, "lower case kind": 101, "missing": 403, "wrong": 403, "inactive user": 403,
+                            "other scheme": 403}
+        output = run(project, "-c", RUN_SCRIPT, "scripts/with_token.py", "main", account,
+                     env={"API_TOKEN": tokens["token"]})
+    assert output.strip() == printed(CLIENTS, "scripts/with_token.py") == "200 {'username': 'reporter'}"
+    refusal = ("Refused the WebSocket handshake to /ws/account/ (HTTP 403): login_required and the user is not "
+               "authenticated (user AnonymousUser).")
+    assert log.read_text().count(refusal) == 4
+
+
+def test_the_session_cookie_still_logs_in_behind_the_token_middleware(clients_server):
+    project, _, url, _ = clients_server
+    command = re.search(r"\$\(python (?P<args>[^<]+) < (?P<input>[\w/.]+)\)", printed_command(CLIENTS, "scripts/as_user.py"))
+    session = run(project, *command["args"].split(), stdin=(project / command["input"]).read_text()).strip()
+    assert len(session) == 32, session
+    output = run(project, "-c", RUN_SCRIPT, "scripts/as_user.py", "main", f"{url}/ws/account/",
+                 env={"SESSION_ID": session})
+    assert output.strip() == printed(CLIENTS, "scripts/as_user.py") == "200 {'username': 'reporter'}"
+    assert asyncio.run(handshake(f"{url}/ws/account/", Cookie="sessionid=not-a-session")) == 403
+
+
+def test_a_token_in_every_message(clients_server):
+    project, tokens, url, _ = clients_server
+    articles = f"{url}/ws/model/articles/"
+    output = run(project, "-c", RUN_SCRIPT, "scripts/articles.py", "main", articles, env={"API_TOKEN": tokens["token"]})
+    assert output.strip() == "200 ['Hello, socket']"
+
+    async def refusals():
+        async with RouterClient(articles, request_timeout=10) as client:
+            missing = await client.request("list")
+            wrong = await client.request("list", headers={"Authorization": "Token not-a-token"})
+        return [(reply["status"], reply["payload"]) for reply in (missing, wrong)]
+
+    assert asyncio.run(refusals()) == [
+        (401, {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}),
+        (401, {"detail": "Invalid token."})]
+
+
+def test_hello_script(clients_server):
+    project, _, url, _ = clients_server
+    output = run(project, "-c", RUN_SCRIPT, "scripts/hello.py", "main", f"{url}/ws/app/")
+    assert output.strip() == "200 Hello, Ada!"
+
+
+@pytest.fixture(scope="module")
+def testing_project(tmp_path_factory):
+    """testing.md's pytest.ini and tests, delivery.md's client, clients.md's asgi.py, consumers for anyone."""
+    sources = {**project_files(TESTING, DELIVERY, consumers=APP_SOCKET + ARTICLE_SOCKET),
+               **{path: code for path, code in files(CLIENTS).items() if path.startswith("myproject/")}}
+    assert {"pytest.ini", "myapp/test_consumers.py", "myapp/test_subscriptions.py", "client_subscriptions.py"} <= (
+        sources.keys())
+    return make_project(tmp_path_factory.mktemp("testing") / "site", sources)
+
+
+def test_the_testing_page_tests_pass_under_pytest(testing_project):
+    output = run(testing_project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "myapp")
+    assert "2 passed" in output, output
+
+
+async def test_the_subscription_follower(testing_project):
+    expected = next(code.strip().splitlines() for lang, _, code in blocks(DELIVERY)
+                    if lang == "text" and code.startswith("list ["))
+    with served(testing_project, "uvicorn") as (url, _):
+        articles = f"{url}/ws/model/articles/"
+        async with RouterClient(articles, request_timeout=10) as writer:
+            draft = (await writer.request("create", {"title": "Draft"}))["payload"]["id"]
+            follower = await asyncio.create_subprocess_exec(
+                sys.executable, "-u", "-c", RUN_SCRIPT, "client_subscriptions.py", "follow", articles,
+                cwd=testing_project, env=user_env(testing_project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            try:
+                lines = []
+
+                async def line():
+                    lines.append((await asyncio.wait_for(follower.stdout.readline(), 15)).decode().rstrip("\n"))
+
+                await line()
+                news = await writer.request("create", {"title": "News"})
+                await line()
+                assert (await writer.request("patch", {"title": "Final news"}, {"id": news["payload"]["id"]}))[
+                    "status"] == 200
+                await line()
+                assert (await writer.request("delete", headers={"id": draft}))["status"] == 204
+                await line()
+            finally:
+                follower.terminate()
+                await follower.wait()
+    assert lines == expected == ["list ['Draft']", "created ['Draft', 'News']", "updated ['Draft', 'Final news']",
+                                 "deleted ['Final news']"]
