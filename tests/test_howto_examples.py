@@ -9,7 +9,11 @@ fresh projects (tests/projects.py), served by a real daphne or uvicorn on 127.0.
   session ``as_user.py`` logs in with; every script prints what the page says.
 * testing.md: its ``pytest.ini`` and tests pass under pytest, in the project.
 * delivery.md: ``client_subscriptions.py`` follows a list as the page says, while another client
-  writes through the served project.
+  writes through the served project; ``publish_all()`` (tasks.py) reaches the subscribers.
+* security.md: ``PublicArticles`` (one sharing key for all) and ``TenantArticles`` (the tenant in
+  the key and the queryset) push what the page says.
+* deploy.md: its static files settings and asgi.py lines: daphne serves the package's static
+  files, ``collectstatic`` collects them.
 
 A page shows what it is about, not a whole project: the rest (settings, an ``Article`` model, its
 serializer, the routing and the consumers a page's scripts talk to) is below, as a reader has it
@@ -22,6 +26,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
@@ -34,6 +39,8 @@ from tests.projects import SETTINGS, blocks, files, make_project, run, user_env
 CLIENTS = ROOT / "docs" / "howto" / "clients.md"
 TESTING = ROOT / "docs" / "howto" / "testing.md"
 DELIVERY = ROOT / "docs" / "explanation" / "delivery.md"
+SECURITY = ROOT / "docs" / "explanation" / "security.md"
+DEPLOY = ROOT / "docs" / "howto" / "deploy.md"
 
 PROJECT = {
     SETTINGS: """
@@ -50,6 +57,7 @@ from django.db import models
 class Article(models.Model):
     title = models.CharField(max_length=200)
     published = models.BooleanField(default=False)
+    tenant = models.CharField(max_length=50, blank=True)
 """,
     "myapp/serializers.py": """
 from rest_framework import serializers
@@ -134,6 +142,13 @@ def printed_command(document, script):
     return console(document, script)[0]
 
 
+def deploy_block(path, containing):
+    """deploy.md's block for ``path`` that contains ``containing``."""
+    found = [code for _, label, code in blocks(DEPLOY) if label == path and containing in code]
+    assert len(found) == 1, f"deploy.md has {len(found)} {path} blocks with {containing}"
+    return found[0]
+
+
 def project_files(*documents, consumers=""):
     """The documents' file blocks and the rest of the project; ``consumers`` added to myapp/consumers.py."""
     sources = {**files(*documents), **PROJECT}
@@ -155,6 +170,11 @@ def clients_project(tmp_path_factory):
     """clients.md's asgi.py, token middleware, consumers and scripts; ``(path, {"token", "inactive"})``."""
     sources = project_files(CLIENTS, consumers=APP_SOCKET)
     assert {"myproject/asgi.py", "myproject/tokenauth.py", "scripts/with_token.py"} <= sources.keys()
+    # deploy.md's static files: its settings, and its asgi.py lines before the application is made.
+    asgi = [code for _, path, code in blocks(CLIENTS) if path == "myproject/asgi.py"]
+    sources["myproject/asgi.py"] = "\n\n".join([asgi[0], deploy_block("myproject/asgi.py", "ASGIStaticFilesHandler"),
+                                                *asgi[1:]])
+    sources[SETTINGS] += "\n\n" + deploy_block(SETTINGS, "STATIC_ROOT")
     project = make_project(tmp_path_factory.mktemp("clients") / "site", sources)
     return project, json.loads(run(project, "manage.py", "shell", "-v", "0", "-c", USERS))
 
@@ -235,10 +255,11 @@ def test_hello_script(clients_server):
 @pytest.fixture(scope="module")
 def testing_project(tmp_path_factory):
     """testing.md's pytest.ini and tests, delivery.md's client, clients.md's asgi.py, consumers for anyone."""
-    sources = {**project_files(TESTING, DELIVERY, consumers=APP_SOCKET + ARTICLE_SOCKET),
+    sources = {**project_files(TESTING, DELIVERY, SECURITY, consumers=APP_SOCKET + ARTICLE_SOCKET),
                **{path: code for path, code in files(CLIENTS).items() if path.startswith("myproject/")}}
-    assert {"pytest.ini", "myapp/test_consumers.py", "myapp/test_subscriptions.py", "client_subscriptions.py"} <= (
-        sources.keys())
+    assert {"pytest.ini", "myapp/test_consumers.py", "myapp/test_subscriptions.py", "client_subscriptions.py",
+            "myapp/tasks.py"} <= sources.keys()
+    assert "class PublicArticles" in sources["myapp/consumers.py"]
     return make_project(tmp_path_factory.mktemp("testing") / "site", sources)
 
 
@@ -276,3 +297,80 @@ async def test_the_subscription_follower(testing_project):
                 await follower.wait()
     assert lines == expected == ["list ['Draft']", "created ['Draft', 'News']", "updated ['Draft', 'Final news']",
                                  "deleted ['Final news']"]
+
+
+# security.md's consumers and delivery.md's publish_all(), in a process of the project (one
+# process: the in-memory layer). A middleware of the page's kind puts the tenant in the scope.
+SHARING_KEYS = """
+import asyncio, json
+from asgiref.sync import sync_to_async
+from django_channels_router.testing import RouterCommunicator
+from myapp.consumers import PublicArticles, TenantArticles
+from myapp.models import Article
+from myapp.tasks import publish_all
+
+
+def with_tenant(tenant):
+    consumer = TenantArticles.as_asgi()
+
+    async def application(scope, receive, send):
+        return await consumer({**scope, "tenant": tenant}, receive, send)
+    return application
+
+
+async def subscribed(application):
+    communicator = RouterCommunicator(application, "/ws/")
+    assert (await communicator.connect())[0]
+    assert (await communicator.request("subscribe"))["status"] == 201
+    return communicator
+
+
+async def pushes(communicator):
+    found = []
+    while not await communicator.receive_nothing(timeout=0.5):
+        push = await communicator.receive_message()
+        found.append((push["route"], push["payload"].get("title")))
+    return found
+
+
+async def main():
+    report = {}
+    await sync_to_async(Article.objects.all().delete)()  # what other tests left
+    public = [await subscribed(PublicArticles.as_asgi()) for _ in range(2)]
+    await sync_to_async(Article.objects.create)(title="Unpublished")
+    drafts = await sync_to_async(Article.objects.bulk_create)([Article(title="One"), Article(title="Two")])
+    report["before"] = [await pushes(communicator) for communicator in public]
+    await sync_to_async(publish_all)()
+    report["published"] = [sorted(await pushes(communicator)) for communicator in public]
+    tenants = {tenant: await subscribed(with_tenant(tenant)) for tenant in ("a", "b")}
+    await sync_to_async(Article.objects.create)(title="For a", tenant="a")
+    report["tenants"] = {tenant: await pushes(communicator) for tenant, communicator in tenants.items()}
+    for tenant, communicator in tenants.items():
+        reply = await communicator.request("list")
+        report["tenants"][tenant].append(("list", [article["title"] for article in reply["payload"]]))
+    for communicator in [*public, *tenants.values()]:
+        await communicator.disconnect()
+    print(json.dumps(report))
+
+
+asyncio.run(main())
+"""
+
+
+def test_sharing_keys_and_notify_change(testing_project):
+    report = json.loads(run(testing_project, "manage.py", "shell", "-v", "0", "-c", SHARING_KEYS))
+    assert report == {
+        "before": [[], []],  # not published: no push; bulk_create: no signal, no push
+        "published": [[["created", "One"], ["created", "Two"], ["created", "Unpublished"]]] * 2,
+        "tenants": {"a": [["created", "For a"], ["list", ["For a"]]], "b": [["list", []]]},
+    }
+
+
+def test_static_files_as_deploy_md_serves_them(clients_server):
+    project, _, url, _ = clients_server
+    origin = url.replace("ws://", "http://")
+    with urllib.request.urlopen(f"{origin}/static/django_channels_router/docs.js", timeout=10) as response:
+        assert response.status == 200
+        assert response.read() == (ROOT / "django_channels_router/static/django_channels_router/docs.js").read_bytes()
+    run(project, "manage.py", "collectstatic", "--noinput", "-v", "0")
+    assert (project / "staticfiles" / "django_channels_router" / "docs.js").is_file()
