@@ -3,17 +3,19 @@
 Sybil only compiles a page's file blocks (``# myproject/tokenauth.py``); here they are written into
 fresh projects (tests/projects.py), served by a real daphne or uvicorn on 127.0.0.1, and run:
 
-* clients.md: its asgi.py with the token middleware, its consumers and its scripts. A valid token
-  opens the socket, a missing, wrong or inactive user's one is refused at the handshake; the session
-  cookie still works behind the middleware; ``make_session.py`` run in ``manage.py shell`` makes the
-  session ``as_user.py`` logs in with; every script prints what the page says.
-* testing.md: its ``pytest.ini`` and tests pass under pytest, in the project.
-* delivery.md: ``client_subscriptions.py`` follows a list as the page says, while another client
-  writes through the served project; ``publish_all()`` (tasks.py) reaches the subscribers.
-* security.md: ``PublicArticles`` (one sharing key for all) and ``TenantArticles`` (the tenant in
-  the key and the queryset) push what the page says.
-* deploy.md: its static files settings and asgi.py lines: daphne serves the package's static
-  files, ``collectstatic`` collects them.
+* docs/howto/clients.md: its asgi.py with the token middleware, its consumers and its scripts. A
+  valid token opens the socket, a missing, wrong or inactive user's one is refused at the
+  handshake; the session cookie still works behind the middleware; ``make_session.py`` run in
+  ``manage.py shell`` makes the session ``as_user.py`` logs in with; every script prints what the
+  page says.
+* docs/howto/testing.md: its ``pytest.ini`` and tests pass under pytest, in the project.
+* docs/explanation/delivery.md: ``client_subscriptions.py`` follows a list as the page says, while
+  another client writes through the served project; ``publish_all()`` (tasks.py) reaches the
+  subscribers.
+* docs/explanation/security.md: ``PublicArticles`` (one sharing key for all) and
+  ``TenantArticles`` (the tenant in the key and the queryset) push what the page says.
+* docs/howto/deploy.md: its static files settings and asgi.py lines: daphne serves the package's
+  static files, ``collectstatic`` collects them.
 
 A page shows what it is about, not a whole project: the rest (settings, an ``Article`` model, its
 serializer, the routing and the consumers a page's scripts talk to) is below, as a reader has it
@@ -36,11 +38,11 @@ from django_channels_router.client import RouterClient
 from tests.conftest import ROOT, SERVERS, free_port, server_process
 from tests.projects import SETTINGS, blocks, files, make_project, run, user_env
 
-CLIENTS = ROOT / "docs" / "howto" / "clients.md"
-TESTING = ROOT / "docs" / "howto" / "testing.md"
-DELIVERY = ROOT / "docs" / "explanation" / "delivery.md"
-SECURITY = ROOT / "docs" / "explanation" / "security.md"
-DEPLOY = ROOT / "docs" / "howto" / "deploy.md"
+CLIENTS = ROOT / "docs/howto/clients.md"
+TESTING = ROOT / "docs/howto/testing.md"
+DELIVERY = ROOT / "docs/explanation/delivery.md"
+SECURITY = ROOT / "docs/explanation/security.md"
+DEPLOY = ROOT / "docs/howto/deploy.md"
 
 PROJECT = {
     SETTINGS: """
@@ -119,7 +121,8 @@ from myapp.models import Article
 reporter = User.objects.create_user("reporter")
 retired = User.objects.create_user("retired", is_active=False)
 Article.objects.create(title="Hello, socket")
-print(json.dumps({"token": Token.objects.create(user=reporter).key, "inactive": Token.objects.create(user=retired).key}))
+tokens = {"token": Token.objects.create(user=reporter).key, "inactive": Token.objects.create(user=retired).key}
+print(json.dumps(tokens))
 """
 
 
@@ -143,9 +146,9 @@ def printed_command(document, script):
 
 
 def deploy_block(path, containing):
-    """deploy.md's block for ``path`` that contains ``containing``."""
+    """docs/howto/deploy.md's block for ``path`` that contains ``containing``."""
     found = [code for _, label, code in blocks(DEPLOY) if label == path and containing in code]
-    assert len(found) == 1, f"deploy.md has {len(found)} {path} blocks with {containing}"
+    assert len(found) == 1, f"docs/howto/deploy.md has {len(found)} {path} blocks with {containing}"
     return found[0]
 
 
@@ -167,10 +170,10 @@ def served(project, server):
 
 @pytest.fixture(scope="module")
 def clients_project(tmp_path_factory):
-    """clients.md's asgi.py, token middleware, consumers and scripts; ``(path, {"token", "inactive"})``."""
+    """docs/howto/clients.md's asgi.py, token middleware, consumers, scripts; ``(path, {"token", "inactive"})``."""
     sources = project_files(CLIENTS, consumers=APP_SOCKET)
     assert {"myproject/asgi.py", "myproject/tokenauth.py", "scripts/with_token.py"} <= sources.keys()
-    # deploy.md's static files: its settings, and its asgi.py lines before the application is made.
+    # docs/howto/deploy.md's static files: its settings, and its asgi.py lines before the application.
     asgi = [code for _, path, code in blocks(CLIENTS) if path == "myproject/asgi.py"]
     sources["myproject/asgi.py"] = "\n\n".join([asgi[0], deploy_block("myproject/asgi.py", "ASGIStaticFilesHandler"),
                                                 *asgi[1:]])
@@ -220,7 +223,9 @@ def test_the_token_middleware_lets_a_valid_token_in_and_no_other(clients_project
 
 def test_the_session_cookie_still_logs_in_behind_the_token_middleware(clients_server):
     project, _, url, _ = clients_server
-    command = re.search(r"\$\(python (?P<args>[^<]+) < (?P<input>[\w/.]+)\)", printed_command(CLIENTS, "scripts/as_user.py"))
+    # The page's command: SESSION_ID=$(python manage.py shell ... < scripts/make_session.py) python scripts/as_user.py
+    command = re.search(r"\$\(python (?P<args>[^<]+) < (?P<input>[\w/.]+)\)",
+                        printed_command(CLIENTS, "scripts/as_user.py"))
     session = run(project, *command["args"].split(), stdin=(project / command["input"]).read_text()).strip()
     assert len(session) == 32, session
     output = run(project, "-c", RUN_SCRIPT, "scripts/as_user.py", "main", f"{url}/ws/account/",
@@ -254,7 +259,8 @@ def test_hello_script(clients_server):
 
 @pytest.fixture(scope="module")
 def testing_project(tmp_path_factory):
-    """testing.md's pytest.ini and tests, delivery.md's client, clients.md's asgi.py, consumers for anyone."""
+    """The pytest.ini and tests of docs/howto/testing.md, the consumers and client of
+    docs/explanation/security.md and docs/explanation/delivery.md, the asgi.py of docs/howto/clients.md."""
     sources = {**project_files(TESTING, DELIVERY, SECURITY, consumers=APP_SOCKET + ARTICLE_SOCKET),
                **{path: code for path, code in files(CLIENTS).items() if path.startswith("myproject/")}}
     assert {"pytest.ini", "myapp/test_consumers.py", "myapp/test_subscriptions.py", "client_subscriptions.py",
@@ -299,8 +305,9 @@ async def test_the_subscription_follower(testing_project):
                                  "deleted ['Final news']"]
 
 
-# security.md's consumers and delivery.md's publish_all(), in a process of the project (one
-# process: the in-memory layer). A middleware of the page's kind puts the tenant in the scope.
+# The consumers of docs/explanation/security.md and publish_all() of docs/explanation/delivery.md,
+# in a process of the project (one process: the in-memory layer). A middleware of the kind the page
+# speaks of puts the tenant in the scope.
 SHARING_KEYS = """
 import asyncio, json
 from asgiref.sync import sync_to_async
