@@ -59,10 +59,12 @@ def user_env(project: Path, checkout: bool = True) -> dict[str, str]:
     return {**env, "PYTHONPATH": f"{project}{os.pathsep}{ROOT}" if checkout else str(project)}
 
 
-def run(project: Path, *args: str, check: bool = True, python: str = sys.executable, checkout: bool = True) -> str:
-    """``python *args`` in the project; its output (stdout then stderr). Fails the test on an error if ``check``."""
-    result = subprocess.run([python, *args], cwd=project, env=user_env(project, checkout), capture_output=True,
-                            text=True, timeout=120)
+def run(project: Path, *args: str, check: bool = True, python: str = sys.executable, checkout: bool = True,
+        env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+    """``python *args`` in the project; its output (stdout then stderr). Fails the test on an error if ``check``.
+    ``env``: variables the user sets on the command line (``API_TOKEN=...``); ``stdin``: what ``<`` feeds it."""
+    result = subprocess.run([python, *args], cwd=project, env={**user_env(project, checkout), **(env or {})},
+                            input=stdin, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     if check:
         assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"
