@@ -60,10 +60,9 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``settings.CHANNELS_ROUTER`` is read when a connection opens; report mistakes at start-up."""
-    return [checks.Error(problem, hint="Correct the key or value in settings.CHANNELS_ROUTER; the settings reference lists every "
-                                       "key, its default and its range: "
-                                       "https://django-channels-router.readthedocs.io/en/latest/reference/settings.html",
-                         id="channels_router.E006") for problem in check_all()]
+    hint = ("Correct the key or value in settings.CHANNELS_ROUTER; the settings reference lists every key, its "
+            "default and its range: https://django-channels-router.readthedocs.io/en/latest/reference/settings.html")
+    return [checks.Error(problem, hint=hint, id="channels_router.E006") for problem in check_all()]
 
 
 @checks.register()
