@@ -124,7 +124,7 @@ def test_the_demos_replies_are_typed_wherever_the_server_declares_a_serializer_o
 
 
 def test_the_how_to_pages_example_compiles_against_the_demos_types(typescript_project):
-    [example] = re.findall(r"^```ts\n(.*?)^```", (ROOT / "docs" / "howto" / "typescript.md").read_text(), re.S | re.M)
+    [example] = re.findall(r"^```ts\n(.*?)^```", (ROOT / "docs/howto/typescript.md").read_text(), re.S | re.M)
     run = tsc(typescript_project, example)
     assert run.returncode == 0, run.stdout + run.stderr
 
