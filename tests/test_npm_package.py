@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 from functools import partial
@@ -166,14 +167,20 @@ def app(name, tarball):
 
 @pytest.fixture(scope="module")
 def typescript_app(tarball):
+    """The TypeScript app, with the demo's generated types importing the client from the package."""
     with app("typescript", tarball) as home:
+        done = run([sys.executable, "manage.py", "socketschema", "--format", "typescript", "--js-module",
+                    "django-channels-router", "--file", str(home / "src" / "sockets.ts")], cwd=ROOT / "testproject",
+                   env={"PATH": os.environ["PATH"], "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
         yield home
 
 
 @pytest.mark.parametrize("resolution", ["bundler", "nodenext"])
 def test_a_fresh_typescript_project_type_checks_against_the_package(typescript_app, resolution):
-    """src/browser.ts (bundler) and src/node.ts (nodenext, with ``ws``) under ``tsc --strict``;
-    each has a ``@ts-expect-error`` line, so untyped (``any``) declarations would fail too."""
+    """src/browser.ts (bundler) and src/node.ts (nodenext, with ``ws``), each with src/generated.ts
+    (the demo's generated types over the package), under ``tsc --strict``; each has a
+    ``@ts-expect-error`` line, so untyped (``any``) declarations would fail too."""
     tsc = typescript_app / "node_modules" / "typescript" / "bin" / "tsc"
     done = run([NODE, str(tsc), "-p", f"tsconfig.{resolution}.json"], cwd=typescript_app)
     assert done.returncode == 0, f"tsc ({resolution}) failed:\n{done.stdout}\n{done.stderr}"
