@@ -59,7 +59,9 @@ def package(session: nox.Session) -> None:
 
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("django_channels_router/py.typed", "drf_bridge/py.typed", "licenses/LICENSE",
-                   "templates/django_channels_router/docs.html", "static/django_channels_router/docs.js"):
+                   "templates/django_channels_router/docs.html", "static/django_channels_router/docs.js",
+                   "static/django_channels_router/router-socket.js",
+                   "static/django_channels_router/router-socket.d.ts"):
         if not any(name.endswith(needed) for name in names):
             session.error(f"the wheel has no {needed}")
     if any(name.startswith(("tests/", "testproject/")) for name in names):
@@ -67,6 +69,10 @@ def package(session: nox.Session) -> None:
 
     with tarfile.open(sdist) as archive:
         archive.extractall(tmp, filter="data")
+        # The npm package's folder for its tests, without the copies `npm pack` makes (one source).
+        members = {name.split("/", 1)[-1] for name in archive.getnames()}
+    if "clients/js/package.json" not in members or members & {"clients/js/router-socket.js", "clients/js/LICENSE"}:
+        session.error("the sdist lacks clients/js, or carries the npm package's copies of the client")
     unpacked = sdist.removeprefix(f"{tmp}/dist/").removesuffix(".tar.gz")
     session.chdir(f"{tmp}/{unpacked}")
     session.install(".[test]")

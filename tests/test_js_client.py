@@ -1,9 +1,10 @@
 """The browser client ``router-socket.js`` under Node's test runner, against daphne and uvicorn.
 
-``tests/js/*.test.mjs`` run with ``node --test``; this module installs their packages (``npm ci``
-when ``tests/js/node_modules`` is missing), hands them the session servers' URLs and the command
-that starts a server of their own (for the restart test), and checks ``router-socket.d.ts``
-with ``tsc --strict``. Skipped without Node >= 20 and npm.
+``clients/js/test/*.test.mjs`` (the npm package's tests) run with ``node --test``; this module
+installs their packages (``npm ci`` when ``clients/js/node_modules`` is missing), hands them the
+session servers' URLs and the command that starts a server of their own (for the restart test),
+and checks ``router-socket.d.ts`` with ``tsc --strict``. Skipped without Node >= 20 and npm.
+The packed npm package itself: tests/test_npm_package.py.
 """
 
 import json
@@ -15,9 +16,10 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, daphne
+from tests.conftest import ROOT, SERVER_ENV, daphne
 
-JS = ROOT / "tests" / "js"
+JS = ROOT / "clients" / "js"  # the npm package: package.json, its lock and node_modules
+TESTS = JS / "test"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 
 
@@ -34,9 +36,9 @@ pytestmark = [
 ]
 
 
-def run(args, timeout, **kwargs):
+def run(args, timeout, cwd=JS, **kwargs):
     try:
-        return subprocess.run(args, cwd=JS, capture_output=True, text=True, timeout=timeout, **kwargs)
+        return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{' '.join(map(str, args))} took longer than {timeout} s:\n{exc.stdout or ''}\n{exc.stderr or ''}")
 
@@ -60,29 +62,48 @@ def server_argv(port="{port}"):
     return {name: [timeout, "-s", "TERM", "-k", "10", "150", *argv] if timeout else argv for name, argv in servers.items()}
 
 
-def test_node_suite(node_modules, daphne_server, uvicorn_server, tmp_path):
-    # tests.asgi:validated_application: Channels' AllowedHostsOriginValidator, ALLOWED_HOSTS = ["127.0.0.1"].
+#: Logs a user in: prints the key of a new session of user "ada" (a browser's ``sessionid`` cookie).
+LOG_IN = """
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+user = User.objects.create_user("ada", password="ada-pass-123")
+session = SessionStore()
+session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                HASH_SESSION_KEY: user.get_session_auth_hash()})
+session.create()
+print(session.session_key)  # the last line: shell may print a line of its own before
+"""
+
+
+def test_node_suite(node_modules, daphne_server, uvicorn_server, database, tmp_path):
+    # tests.asgi:validated_application: Channels' AllowedHostsOriginValidator, ALLOWED_HOSTS = ["127.0.0.1"],
+    # on a migrated SQLite database that holds a logged-in session (node-ws.test.mjs sends its cookie).
     for folder in ("d", "u"):
         (tmp_path / folder).mkdir()
-    with daphne("tests.asgi:validated_application", tmp_path / "d", DJANGO_SETTINGS_MODULE="tests.settings") as d, \
-            daphne("tests.asgi:validated_application", tmp_path / "u", server="uvicorn",
-                   DJANGO_SETTINGS_MODULE="tests.settings") as u:
-        run_node_suite(daphne_server, uvicorn_server, {"daphne": d, "uvicorn": u})
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": f"sqlite:///{database}"}
+    session = subprocess.run([sys.executable, "-m", "django", "shell", "-c", LOG_IN], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env={**SERVER_ENV, **env})
+    assert session.returncode == 0, session.stderr
+    with daphne("tests.asgi:validated_application", tmp_path / "d", **env) as d, \
+            daphne("tests.asgi:validated_application", tmp_path / "u", server="uvicorn", **env) as u:
+        run_node_suite(daphne_server, uvicorn_server, {"daphne": d, "uvicorn": u}, session.stdout.split()[-1])
 
 
-def run_node_suite(daphne_server, uvicorn_server, validated):
+def run_node_suite(daphne_server, uvicorn_server, validated, session_key):
     env = {
         **os.environ,
         "JS_DAPHNE_URL": daphne_server,
         "JS_UVICORN_URL": uvicorn_server,
         "JS_VALIDATED_URLS": json.dumps(validated),
+        "JS_SESSION_KEY": session_key,
         "JS_SERVER_ARGV": json.dumps(server_argv()),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}",
         "DJANGO_SETTINGS_MODULE": "tests.settings",
     }
-    files = sorted(path.name for path in JS.glob("*.test.mjs"))
+    files = sorted(path.name for path in TESTS.glob("*.test.mjs"))
     assert files
-    done = run([NODE, "--test", "--test-concurrency=8", "--test-timeout=60000", *files], timeout=240, env=env)
+    done = run([NODE, "--test", "--test-concurrency=8", "--test-timeout=60000", *files], timeout=240, cwd=TESTS, env=env)
     output = f"{done.stdout}\n{done.stderr}"
     assert done.returncode == 0, f"node --test failed (exit {done.returncode}):\n{output[-20000:]}"
     summary = dict(re.findall(r"^# (tests|pass|fail|duration_ms) (\S+)$", done.stdout, re.M))
@@ -91,9 +112,9 @@ def run_node_suite(daphne_server, uvicorn_server, validated):
 
 
 def test_type_declarations_compile(node_modules):
-    """``router-socket.d.ts`` types ``tests/js/types-check.ts`` under ``tsc --strict``."""
+    """``router-socket.d.ts`` types ``clients/js/test/types-check.ts`` under ``tsc --strict``."""
     tsc = node_modules / "typescript" / "bin" / "tsc"
-    done = run([NODE, str(tsc), "--strict", "--noEmit", "-p", "tsconfig.json"], timeout=120)
+    done = run([NODE, str(tsc), "--strict", "--noEmit", "-p", "tsconfig.json"], timeout=120, cwd=TESTS)
     assert done.returncode == 0, f"tsc failed:\n{done.stdout}\n{done.stderr}"
 
 

@@ -16,7 +16,7 @@ from django_channels_router.contract.typescript import render_typescript
 from django_channels_router.protocol import RESERVED_ROUTES, ROUTE_NAME
 from tests.conftest import ROOT
 
-JS = ROOT / "tests" / "js"
+JS = ROOT / "clients" / "js"  # the npm package, whose devDependencies have tsc
 STATIC = ROOT / "django_channels_router" / "static" / "django_channels_router"
 TSC = JS / "node_modules" / ".bin" / "tsc"
 

@@ -2,7 +2,7 @@
 import {
   CLOSE_CODES, ConnectionClosedError, QueueFullError, RequestTimeoutError, RouterSocket,
   type Reply, type RouterSocketOptions, type Subscription,
-} from "../../django_channels_router/static/django_channels_router/router-socket.js";
+} from "../../../django_channels_router/static/django_channels_router/router-socket.js";
 
 interface Article { id: number; title: string }
 

@@ -1,12 +1,12 @@
-// Shared by the *.test.mjs files; tests/test_js_client.py sets the environment.
+// Shared by the *.test.mjs files; tests/test_js_client.py (in the repository root) sets the environment.
 import { spawn } from "node:child_process";
 import net from "node:net";
 import WebSocket from "ws";
 
-import { RouterSocket } from "../../django_channels_router/static/django_channels_router/router-socket.js";
+import { RouterSocket } from "../../../django_channels_router/static/django_channels_router/router-socket.js";
 
 export { RouterSocket };
-export * from "../../django_channels_router/static/django_channels_router/router-socket.js";
+export * from "../../../django_channels_router/static/django_channels_router/router-socket.js";
 
 /** `{daphne: "ws://127.0.0.1:PORT", uvicorn: ...}`: the session servers of tests/conftest.py. */
 export const SERVERS = Object.fromEntries(["daphne", "uvicorn"].map((name) => {

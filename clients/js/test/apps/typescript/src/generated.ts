@@ -1,0 +1,14 @@
+// The demo's types from `manage.py socketschema --format typescript --js-module django-channels-router`
+// (written to src/sockets.ts by tests/test_npm_package.py), over the installed package.
+import { RouterSocket } from "django-channels-router";
+import { wsModelArticles } from "./sockets.js";
+
+const articles = wsModelArticles(new RouterSocket("ws://127.0.0.1:8000/ws/model/articles/"));
+
+export async function title(id: number): Promise<string> {
+  const reply = await articles.get(null, { id });
+  return reply.status === 200 ? reply.payload.title : reply.payload.detail;
+}
+
+// @ts-expect-error a misspelt payload field
+articles.create({ titel: "New" });

@@ -1,0 +1,19 @@
+// A node program (scripts, SSR), type-checked against the installed package (moduleResolution: nodenext).
+import WebSocket from "ws";
+import { RouterSocket, type Reply } from "django-channels-router";
+
+class SiteWebSocket extends WebSocket {
+  constructor(url: string | URL, protocols?: string | string[]) {
+    super(url, protocols ?? [], { origin: "https://example.com", headers: { Cookie: "sessionid=abc" } });
+  }
+}
+
+const socket = new RouterSocket("wss://example.com/ws/app/", { WebSocket: SiteWebSocket });
+const reply: Reply<{ greeting: string }> = await socket.request<{ name: string }, { greeting: string }>(
+  "sayHello", { name: "Ada" });
+const greeting: string = reply.payload.greeting;
+console.log(greeting, reply.status);
+socket.close();
+
+// @ts-expect-error a WebSocket option must construct a WebSocket
+new RouterSocket("ws://127.0.0.1/", { WebSocket: class NotASocket {} });
