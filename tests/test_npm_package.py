@@ -178,14 +178,16 @@ def typescript_app(tarball):
 
 @pytest.mark.parametrize("resolution", ["bundler", "nodenext"])
 def test_a_fresh_typescript_project_type_checks_against_the_package(typescript_app, resolution):
-    """src/browser.ts (bundler) and src/node.ts (nodenext, with ``ws``), each with src/generated.ts
-    (the demo's generated types over the package), under ``tsc --strict``; each has a
-    ``@ts-expect-error`` line, so untyped (``any``) declarations would fail too."""
+    """src/browser.ts (bundler, with the ``dom`` lib) and src/node.ts (nodenext, with ``ws`` and
+    ``@types/node`` but no ``dom`` lib: the declarations need no DOM types), each with
+    src/generated.ts (the demo's generated types over the package), under ``tsc --strict``; each
+    has ``@ts-expect-error`` lines, so untyped (``any``) declarations would fail too."""
     tsc = typescript_app / "node_modules" / "typescript" / "bin" / "tsc"
     done = run([NODE, str(tsc), "-p", f"tsconfig.{resolution}.json"], cwd=typescript_app)
     assert done.returncode == 0, f"tsc ({resolution}) failed:\n{done.stdout}\n{done.stderr}"
     config = json.loads((typescript_app / f"tsconfig.{resolution}.json").read_text())["compilerOptions"]
     assert config["strict"] is True and config["moduleResolution"] == resolution
+    assert ("dom" in config["lib"]) is (resolution == "bundler"), config["lib"]
 
 
 @contextlib.contextmanager
