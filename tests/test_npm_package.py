@@ -168,10 +168,11 @@ def app(name, tarball):
 
 @pytest.fixture(scope="module")
 def typescript_app(tarball):
-    """The TypeScript app, with the demo's generated types importing the client from the package."""
+    """The TypeScript app, with the demo's generated types, which import the client from the
+    package by default."""
     with app("typescript", tarball) as home:
-        done = run([sys.executable, "manage.py", "socketschema", "--format", "typescript", "--js-module",
-                    "django-channels-router", "--file", str(home / "src" / "sockets.ts")], cwd=ROOT / "testproject",
+        done = run([sys.executable, "manage.py", "socketschema", "--format", "typescript",
+                    "--file", str(home / "src" / "sockets.ts")], cwd=ROOT / "testproject",
                    env={"PATH": os.environ["PATH"], "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr
         yield home
