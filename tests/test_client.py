@@ -129,7 +129,7 @@ async def test_a_restart_close_reconnects_at_once_and_a_policy_close_gives_up(ki
 
 
 
-# -- the reconnect policy (CLOSE_CODES, Reconnect): the same scenarios as tests/js/reconnect.test.mjs ------
+# -- the reconnect policy (CLOSE_CODES, Reconnect): the same scenarios as clients/js/test/close-codes.test.mjs
 
 TRY_LATER_CODE = {"daphne": 4013, "uvicorn": 1013}
 

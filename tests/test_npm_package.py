@@ -79,7 +79,8 @@ def test_package_json_declares_an_esm_package_with_its_types():
     assert package["types"] == "./router-socket.d.ts" and package["main"] == "./router-socket.js"
     assert sorted(package["files"]) == sorted(SHIPPED)
     assert package["sideEffects"] is False and package["engines"] == {"node": ">=20"}
-    assert package["license"] == "MIT" and package["repository"]["directory"] == "clients/js"
+    assert package["license"] == "MIT" and package["homepage"].startswith("https://")
+    assert "repository" not in package, "the project has no public repository URL to give"
     assert package["scripts"]["prepack"] == "node scripts/prepack.mjs"
     assert not package.get("dependencies"), "the client has no dependencies"
 
@@ -167,10 +168,11 @@ def app(name, tarball):
 
 @pytest.fixture(scope="module")
 def typescript_app(tarball):
-    """The TypeScript app, with the demo's generated types importing the client from the package."""
+    """The TypeScript app, with the demo's generated types, which import the client from the
+    package by default."""
     with app("typescript", tarball) as home:
-        done = run([sys.executable, "manage.py", "socketschema", "--format", "typescript", "--js-module",
-                    "django-channels-router", "--file", str(home / "src" / "sockets.ts")], cwd=ROOT / "testproject",
+        done = run([sys.executable, "manage.py", "socketschema", "--format", "typescript",
+                    "--file", str(home / "src" / "sockets.ts")], cwd=ROOT / "testproject",
                    env={"PATH": os.environ["PATH"], "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr
         yield home
@@ -178,14 +180,16 @@ def typescript_app(tarball):
 
 @pytest.mark.parametrize("resolution", ["bundler", "nodenext"])
 def test_a_fresh_typescript_project_type_checks_against_the_package(typescript_app, resolution):
-    """src/browser.ts (bundler) and src/node.ts (nodenext, with ``ws``), each with src/generated.ts
-    (the demo's generated types over the package), under ``tsc --strict``; each has a
-    ``@ts-expect-error`` line, so untyped (``any``) declarations would fail too."""
+    """src/browser.ts (bundler, with the ``dom`` lib) and src/node.ts (nodenext, with ``ws`` and
+    ``@types/node`` but no ``dom`` lib: the declarations need no DOM types), each with
+    src/generated.ts (the demo's generated types over the package), under ``tsc --strict``; each
+    has ``@ts-expect-error`` lines, so untyped (``any``) declarations would fail too."""
     tsc = typescript_app / "node_modules" / "typescript" / "bin" / "tsc"
     done = run([NODE, str(tsc), "-p", f"tsconfig.{resolution}.json"], cwd=typescript_app)
     assert done.returncode == 0, f"tsc ({resolution}) failed:\n{done.stdout}\n{done.stderr}"
     config = json.loads((typescript_app / f"tsconfig.{resolution}.json").read_text())["compilerOptions"]
     assert config["strict"] is True and config["moduleResolution"] == resolution
+    assert ("dom" in config["lib"]) is (resolution == "bundler"), config["lib"]
 
 
 @contextlib.contextmanager

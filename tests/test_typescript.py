@@ -1,5 +1,6 @@
 """manage.py socketschema --format typescript: the demo's types compile with tsc --strict over the
-shipped router-socket.d.ts, and a call with a wrong payload does not."""
+shipped router-socket.d.ts, imported from the npm package by name, and a call with a wrong payload
+does not."""
 
 import json
 import re
@@ -21,7 +22,7 @@ STATIC = ROOT / "django_channels_router" / "static" / "django_channels_router"
 TSC = JS / "node_modules" / ".bin" / "tsc"
 
 USAGE = """\
-import { RouterSocket } from "./router-socket.js";
+import { RouterSocket } from "django-channels-router";
 import { wsArticles, wsModelArticles, type WsModelArticlesPush } from "./sockets.js";
 
 const articles = wsModelArticles(new RouterSocket("ws://127.0.0.1:8000/ws/model/articles/"));
@@ -68,6 +69,23 @@ MISTAKES = {
 }
 
 
+def install_client(folder):
+    """The npm package as ``npm pack`` makes it, in ``folder/node_modules``: clients/js's
+    package.json (its ``exports``) and the static folder's files, which its prepack script copies."""
+    package = folder / "node_modules" / "django-channels-router"
+    package.mkdir(parents=True, exist_ok=True)
+    shutil.copy(JS / "package.json", package / "package.json")
+    for name in ("router-socket.js", "router-socket.d.ts"):
+        shutil.copy(STATIC / name, package / name)
+    (folder / "package.json").write_text('{"type": "module"}')
+
+
+def socketschema(*args):
+    return subprocess.run([sys.executable, "manage.py", "socketschema", *args], cwd=ROOT / "testproject",
+                          env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+
+
 def tsc(tmp_path, source):
     (tmp_path / "usage.ts").write_text(source)
     return subprocess.run([str(TSC), "--strict", "--noEmit", "--target", "es2022", "--module", "nodenext",
@@ -82,13 +100,9 @@ def typescript_project(tmp_path_factory):
     if not TSC.exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True, timeout=300)
     tmp = tmp_path_factory.mktemp("typescript")
-    run = subprocess.run([sys.executable, "manage.py", "socketschema", "--format", "typescript",
-                          "--file", str(tmp / "sockets.ts")], cwd=ROOT / "testproject",
-                         env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=120)
+    run = socketschema("--format", "typescript", "--file", str(tmp / "sockets.ts"))
     assert run.returncode == 0, run.stderr
-    shutil.copy(STATIC / "router-socket.d.ts", tmp / "router-socket.d.ts")
-    (tmp / "package.json").write_text('{"type": "module"}')
+    install_client(tmp)
     return tmp
 
 
@@ -129,12 +143,17 @@ def test_the_how_to_pages_example_compiles_against_the_demos_types(typescript_pr
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_file_and_check_take_typescript_from_a_ts_extension_into_a_new_folder(tmp_path):
-    def socketschema(*args):
-        return subprocess.run([sys.executable, "manage.py", "socketschema", *args], cwd=ROOT / "testproject",
-                              env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)},
-                              capture_output=True, text=True, timeout=120)
+def test_the_module_imports_the_client_from_the_npm_package_unless_js_module_says_otherwise():
+    default = socketschema("--format", "typescript")
+    assert default.returncode == 0, default.stderr
+    imports = [line for line in default.stdout.splitlines() if line.startswith("import")]
+    assert imports == ['import type { Reply, RouterSocket } from "django-channels-router";']
+    vendored = socketschema("--format", "typescript", "--js-module", "./vendor/router-socket.js")
+    assert vendored.returncode == 0, vendored.stderr
+    assert vendored.stdout == default.stdout.replace('"django-channels-router"', '"./vendor/router-socket.js"')
 
+
+def test_file_and_check_take_typescript_from_a_ts_extension_into_a_new_folder(tmp_path):
     target = tmp_path / "src" / "sockets.ts"  # as the README says, into a folder that does not exist yet
     run = socketschema("--file", str(target))
     assert run.returncode == 0, run.stderr
@@ -250,8 +269,7 @@ def test_the_typescript_of_any_legal_project_compiles_with_tsc_strict(typescript
     for corner in CORNERS:
         test = example(corner)(test)
     settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))(test)()
-    shutil.copy(STATIC / "router-socket.d.ts", tmp_path / "router-socket.d.ts")
-    (tmp_path / "package.json").write_text('{"type": "module"}')
+    install_client(tmp_path)
     for n, (_, source) in enumerate(generated):
         (tmp_path / f"p{n}.ts").write_text(source)
     run = subprocess.run([str(TSC), "--strict", "--noEmit", "--target", "es2022", "--module", "nodenext",

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_channels_router.contract.asyncapi import project_document, render
-from django_channels_router.contract.typescript import render_typescript
+from django_channels_router.contract.typescript import DEFAULT_MODULE, render_typescript
 
 #: The format a file's extension stands for, unless --format says otherwise.
 FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".ts": "typescript"}
@@ -24,8 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["yaml", "json", "typescript"],
                             help="Default: from the extension of --file or --check (.json, .yaml/.yml, .ts), else "
                                  "yaml. typescript: types and typed wrappers over the shipped RouterSocket.")
-        parser.add_argument("--js-module", default="./router-socket.js",
-                            help="With --format typescript: where the TypeScript imports RouterSocket from.")
+        parser.add_argument("--js-module", default=DEFAULT_MODULE,
+                            help="With --format typescript: where the TypeScript imports RouterSocket from "
+                                 f"(default: {DEFAULT_MODULE}, the npm package).")
         parser.add_argument("--file", help="Write to this file instead of standard output (its folders are created).")
         parser.add_argument("--check", metavar="PATH",
                             help="Compare with the document in PATH: exit 1 with a diff when it is out of date.")

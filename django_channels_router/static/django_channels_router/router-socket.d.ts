@@ -93,6 +93,21 @@ export interface GiveUpDetail { reason: string; status: number | null }
 /** After a reconnect, per subscription: its new reply, or null and the error (it has then ended). */
 export interface ResubscribedDetail { subscription: Subscription; reply: Reply | null; error?: Error }
 
+/** A listener of any event: a function or an object with `handleEvent` (the DOM's
+ * `EventListenerOrEventListenerObject`, declared here so that a project without the `"dom"` lib,
+ * Node with `@types/node`, type-checks). */
+export type EventListenerLike = ((event: Event) => void) | { handleEvent(event: Event): void };
+/** The options of `removeEventListener` (the DOM's `EventListenerOptions`). */
+export interface ListenerOptions {
+  capture?: boolean;
+}
+/** The options of `addEventListener` (the DOM's `AddEventListenerOptions`). */
+export interface AddListenerOptions extends ListenerOptions {
+  once?: boolean;
+  passive?: boolean;
+  signal?: AbortSignal;
+}
+
 export interface RouterSocketEventMap {
   open: CustomEvent<OpenDetail>;
   close: CustomEvent<CloseDetail>;
@@ -170,12 +185,12 @@ export class RouterSocket extends EventTarget {
 
   addEventListener<K extends keyof RouterSocketEventMap>(type: K,
     listener: (this: RouterSocket, event: RouterSocketEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions): void;
-  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions): void;
+    options?: boolean | AddListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerLike | null,
+    options?: boolean | AddListenerOptions): void;
   removeEventListener<K extends keyof RouterSocketEventMap>(type: K,
     listener: (this: RouterSocket, event: RouterSocketEventMap[K]) => void,
-    options?: boolean | EventListenerOptions): void;
-  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions): void;
+    options?: boolean | ListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerLike | null,
+    options?: boolean | ListenerOptions): void;
 }

@@ -1,5 +1,5 @@
-// The demo's types from `manage.py socketschema --format typescript --js-module django-channels-router`
-// (written to src/sockets.ts by tests/test_npm_package.py), over the installed package.
+// The demo's types from `manage.py socketschema --format typescript` (written to src/sockets.ts by
+// tests/test_npm_package.py), which import the client from the installed package by default.
 import { RouterSocket } from "django-channels-router";
 import { wsModelArticles } from "./sockets.js";
 
