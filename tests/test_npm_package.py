@@ -32,6 +32,9 @@ import pytest
 import django_channels_router
 from tests.conftest import ROOT, daphne, free_port
 
+# node, npm, tsc and Vite do the work here, the same whatever Django, Channels and DRF are installed.
+pytestmark = pytest.mark.independent_of_versions
+
 CLIENT = ROOT / "clients" / "js"
 APPS = CLIENT / "test" / "apps"
 STATIC = ROOT / "django_channels_router" / "static" / "django_channels_router"

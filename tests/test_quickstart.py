@@ -32,7 +32,8 @@ from tests import test_docs_page
 from tests.conftest import ROOT, free_port, server_process
 from tests.projects import SETTINGS, blocks, files, make_project, run, user_env
 
-pytestmark = pytest.mark.timeout(600)  # a cold uv cache downloads the packages
+# A cold uv cache downloads the packages. The virtualenv installs the newest releases whatever the session has.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.independent_of_versions]
 
 QUICKSTART = ROOT / "docs/quickstart.md"
 PROJECT_NAME = "django-channels-router"
