@@ -12,7 +12,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def socket_route(route: str | None = None, *, detail: bool = False, method: str = "POST",
                  hydrate: str | Callable[..., Any] | None = None,
                  dehydrate: str | Callable[..., Any] | None = "dehydrate",
-                 request: Any = None, response: Any = None) -> Callable[[F], F]:
+                 request: Any = None, response: Any = None, description: str | None = None) -> Callable[[F], F]:
     """Make the decorated method the handler of a route, checked like the router's other routes.
 
     ``route`` defaults to the method's name without an ``on_`` prefix. ``detail=True`` routes
@@ -22,7 +22,11 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
     handler's payload is serialised with the router's serializer when it is a model instance,
     a queryset or a serializer, and sent as it is otherwise. ``request`` and ``response`` (a DRF
     serializer class or a JSON Schema) are the route's declarations, as in a plain ``routes``
-    entry: the payload is checked against ``request`` and both are in ``manage.py socketschema``::
+    entry: the payload is checked against ``request`` and both are in ``manage.py socketschema``.
+    ``description`` is what the schema and the docs page say of the route, for the people who call
+    it, instead of the handler's docstring (which may then speak to the server's developers);
+    ``{model}``, ``{models}`` and ``{lookup}`` in it become the model's verbose names and the
+    router's ``lookup_url_kwarg``::
 
         @socket_route(detail=True, method="POST")
         def publish(self, article, headers):
@@ -42,6 +46,7 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
             "detail": detail,
             **({"request": request} if request is not None else {}),
             **({"response": response} if response is not None else {}),
+            **({"description": description} if description is not None else {}),
         }
         return func
 
