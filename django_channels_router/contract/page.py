@@ -130,8 +130,14 @@ def _field(name: str, schema: Any, resolver: Resolver, seen: tuple[str, ...], re
         elif len(non_null) == 1:
             inner = _field(name, non_null[0][0], resolver, seen, required)
         else:
-            inner = Field(name, type="one of", required=required, children=[
-                _field(f"option {n}", option, resolver, seen, True) for n, (option, _) in enumerate(non_null, 1)])
+            choices = [_field(f"option {n}", option, resolver, seen, True) for n, (option, _) in enumerate(non_null, 1)]
+            if any(choice.children or choice.type.startswith("array") for choice in choices):
+                inner = Field(name, type="one of", required=required, children=choices)
+            else:  # plain values (a uuid: a string or an integer): one row, each type's constraints
+                inner = Field(name, type=" or ".join(_unique([choice.type for choice in choices])), required=required,
+                              enum=[value for choice in choices for value in choice.enum],
+                              constraints=[f"{choice.type}: {'; '.join(choice.constraints)}" for choice in choices
+                                           if choice.constraints])
         inner.title = row.title or inner.title
         inner.description = row.description or inner.description
         inner.flags = _unique([*flags, *inner.flags, *(["nullable"] if nullable else [])])
