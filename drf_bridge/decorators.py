@@ -12,7 +12,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def socket_route(route: str | None = None, *, detail: bool = False, method: str = "POST",
                  hydrate: str | Callable[..., Any] | None = None,
                  dehydrate: str | Callable[..., Any] | None = "dehydrate",
-                 request: Any = None, response: Any = None) -> Callable[[F], F]:
+                 request: Any = None, response: Any = None, description: str | None = None) -> Callable[[F], F]:
     """Make the decorated method the handler of a route, checked like the router's other routes.
 
     ``route`` defaults to the method's name without an ``on_`` prefix. ``detail=True`` routes
@@ -26,7 +26,11 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
     serializer instance such as ``ArticleSerializer(many=True)``) only documents the reply. Both
     are in ``manage.py socketschema`` and its TypeScript. Without a ``response``, a detail route
     whose ``dehydrate`` is the router's own, unchanged one is documented as replying one object of
-    the router's serializer, as ``publish`` below does; declare ``response`` for any other reply::
+    the router's serializer, as ``publish`` below does; declare ``response`` for any other reply.
+    ``description`` is what the schema and the docs page say of the route, for the people who call
+    it, instead of the handler's docstring (which may then speak to the server's developers);
+    ``{model}``, ``{models}`` and ``{lookup}`` in it become the model's verbose names and the
+    router's ``lookup_url_kwarg``::
 
         @socket_route(detail=True, method="POST")
         def publish(self, article, headers):
@@ -46,6 +50,7 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
             "detail": detail,
             **({"request": request} if request is not None else {}),
             **({"response": response} if response is not None else {}),
+            **({"description": description} if description is not None else {}),
         }
         return func
 

@@ -23,7 +23,8 @@ class GetModelMixin:
 
     handler_errors: ClassVar[dict[str, set[int]]] = {"on_get": {404}}
 
-    @socket_route("get", detail=True, method="GET")
+    @socket_route("get", detail=True, method="GET", description=(
+        "One {model}, by its ``{lookup}`` (in the headers, or in the payload)."))
     def on_get(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
         """``instance`` is the object named by the id, already permission-checked."""
         return {"payload": instance}
@@ -35,7 +36,9 @@ class ListModelMixin:
     #: 400: query parameters a filter refuses; 404: a page past the last.
     handler_errors: ClassVar[dict[str, set[int]]] = {"on_list": {400, 404}}
 
-    @socket_route("list", method="GET", hydrate="hydrate_list", dehydrate="dehydrate_list")
+    @socket_route("list", method="GET", hydrate="hydrate_list", dehydrate="dehydrate_list", description=(
+        "The {models} you may see. The payload holds query parameters (search, ordering, page...), "
+        "as a GET request's query string would; without any, all of them."))
     def on_list(self, objects: Any, headers: dict[str, Any]) -> SocketResult:
         """``objects`` is the queryset after ``filter_queryset``, or the page when paginated."""
         return {"payload": objects}
@@ -55,7 +58,9 @@ class CreateModelMixin:
 
     handler_errors: ClassVar[dict[str, set[int]]] = {"on_create": {400}}  # the serializer's validation
 
-    @socket_route("create", method="POST", hydrate="hydrate_create")
+    @socket_route("create", method="POST", hydrate="hydrate_create", description=(
+        "Create one {model} from the payload; the reply holds it as saved (201). "
+        "An invalid payload is answered 400 with the errors by field."))
     def on_create(self, serializer: BaseSerializer[Any], headers: dict[str, Any]) -> SocketResult:
         """``serializer`` holds the validated data (handlers of writes run in a transaction)."""
         self.perform_create(serializer)
@@ -75,12 +80,16 @@ class UpdateModelMixin:
 
     handler_errors: ClassVar[dict[str, set[int]]] = {"on_update": {400, 404}, "on_patch": {400, 404}}
 
-    @socket_route("update", detail=True, method="PUT")
+    @socket_route("update", detail=True, method="PUT", description=(
+        "Replace one {model}, by its ``{lookup}`` (in the headers, or in the payload): the payload holds "
+        "every writable field. The reply holds the {model} as saved."))
     def on_update(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
         """``instance`` is the object to change; the payload is validated and saved here."""
         return self.update_instance(instance, partial=False)
 
-    @socket_route("patch", detail=True, method="PATCH")
+    @socket_route("patch", detail=True, method="PATCH", description=(
+        "Change some fields of one {model}, by its ``{lookup}`` (in the headers, or in the payload): the "
+        "payload holds only those fields. The reply holds the {model} as saved."))
     def on_patch(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
         return self.update_instance(instance, partial=True)
 
@@ -101,7 +110,8 @@ class DeleteModelMixin:
 
     handler_errors: ClassVar[dict[str, set[int]]] = {"on_delete": {404}}
 
-    @socket_route("delete", detail=True, method="DELETE", dehydrate=None)
+    @socket_route("delete", detail=True, method="DELETE", dehydrate=None, description=(
+        "Delete one {model}, by its ``{lookup}`` (in the headers, or in the payload); 204, no payload."))
     def on_delete(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
         self.perform_destroy(instance)
         return {"status": StatusCodes.NO_CONTENT}

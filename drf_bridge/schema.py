@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from django_channels_router import RouteInfo
+from django_channels_router.routes import resolve_on_class
 
 
 class Components(Protocol):
@@ -52,11 +53,12 @@ def route_schema(router: Any, route: RouteInfo, components: Components) -> dict[
             "response": _payload(response_kind, router, serializer, components, "response"),
             "headers": _detail_headers(router) if route.options.get("detail") or route.name == "subscribe"
             else {"type": ["object", "null"]},
-            "status": status, "errors_exhaustive": True, "validation_errors": request_kind in ("request", "partial")}
+            "status": status, "errors_exhaustive": True, "validation_errors": request_kind in ("request", "partial"),
+            **_description(router, route)}
     # A custom route (@socket_route): what it declares; its handler may reply with anything else.
     custom: dict[str, Any] = {
         "headers": _detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
-        "validation_errors": True}
+        "validation_errors": True, **_description(router, route)}
     serializer = _serializer_class(router)
     if route.options.get("response") is None and replies_with_serializer(router, route) and serializer is not None:
         custom["response"] = components.serializer(serializer, "response")
@@ -72,6 +74,32 @@ def replies_with_serializer(router: Any, route: RouteInfo) -> bool:
 
     return (bool(route.options.get("detail")) and route.dehydrate == "dehydrate"
             and getattr(router, "dehydrate", None) is GenericSocketRouter.dehydrate)
+
+
+def _description(router: Any, route: RouteInfo) -> dict[str, Any]:
+    """``{"description": ...}`` from ``@socket_route(description=...)``, for the people who call the
+    route, unless the handler is a subclass's override with a docstring of its own (that wins, as
+    it describes the override); ``{}`` otherwise (the handler's docstring stays)."""
+    text = route.options.get("description")
+    if not isinstance(text, str):
+        return {}
+    handler = resolve_on_class(router, route.handler)
+    if getattr(handler, "socket_route", None) is None and (getattr(handler, "__doc__", None) or "").strip():
+        return {}
+    model = _model(router)
+    names = {"{model}": str(model._meta.verbose_name) if model is not None else "object",
+             "{models}": str(model._meta.verbose_name_plural) if model is not None else "objects",
+             "{lookup}": str(router.lookup_url_kwarg)}
+    for placeholder, value in names.items():
+        text = text.replace(placeholder, value)
+    return {"description": text}
+
+
+def _model(router: Any) -> Any:
+    queryset = getattr(router, "queryset", None)
+    if queryset is not None:
+        return queryset.model
+    return getattr(getattr(_serializer_class(router), "Meta", None), "model", None)
 
 
 def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, Any]]:
@@ -97,7 +125,9 @@ def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, An
 
 def _payload(kind: str | None, router: Any, serializer: Any, components: Components, direction: str) -> Any:
     if kind in (None, "null"):
-        return {"type": "null"} if kind == "null" else {"type": ["object", "null"]}
+        return {"type": "null"} if kind == "null" else {
+            "type": ["object", "null"], "description": f"Not needed; it may hold the {router.lookup_url_kwarg!r} "
+                                                       "instead of the headers."}
     if kind == "query":
         return _query_parameters(router)
     if kind == "unsubscribe":

@@ -166,7 +166,10 @@ class SubscribeModelMixin(_Host):
         serializer = getattr(cls, "serializer_class", None)
         return getattr(getattr(serializer, "Meta", None), "model", None)
 
-    @socket_route("subscribe", method="GET", hydrate="hydrate_subscription", dehydrate=None)
+    @socket_route("subscribe", method="GET", hydrate="hydrate_subscription", dehydrate=None, description=(
+        "Be told when {models} you may see are created, updated or deleted: one {model}, with its "
+        "``{lookup}`` in the headers, or those ``list`` gives for the same query parameters in the payload. "
+        "201; every push of the subscription has this request's uuid in ``headers.subscription``."))
     async def on_subscribe(self, subscription: ModelSubscription, headers: dict[str, Any]) -> SocketResult:
         """Start pushing changes; 201 with ``{"subscription": <this request's uuid>}``.
 
@@ -194,7 +197,9 @@ class SubscribeModelMixin(_Host):
         payload = {"subscription": subscription.id, "model": subscription.label}
         return {"status": StatusCodes.CREATED, "payload": payload}
 
-    @socket_route("unsubscribe", method="GET", dehydrate=None)
+    @socket_route("unsubscribe", method="GET", dehydrate=None, description=(
+        "Stop one subscription (the payload ``{\"subscription\": <uuid of its subscribe>}``) or all of "
+        "them (a null payload); 204. No push of it follows the reply."))
     async def on_unsubscribe(self, payload: Any, headers: dict[str, Any]) -> SocketResult:
         """Stop one subscription (``{"subscription": uuid}``), or all of them (no payload, or no
         ``subscription`` key); 204. Once the reply is sent, no push of the subscription follows."""

@@ -125,13 +125,134 @@ async def logged(page, kind, route, count=1):
 async def test_the_page_loads_without_a_console_error_and_lists_every_demo_route(page, demo):
     base, _ = demo
     await open_docs(page, base)
-    listed = set(await page.locator("tr.route").evaluate_all("rows => rows.map(r => r.dataset.route)"))
+    listed = set(await page.locator("section.route").evaluate_all("rows => rows.map(r => r.dataset.route)"))
     assert {"sayHello", "getArticle", "slowEcho", "get", "list", "create", "update", "patch", "delete",
             "subscribe", "unsubscribe"} <= listed
-    assert await page.locator("#socket-ws-model-articles ul.pushes code").all_inner_texts() == [
+    assert await page.locator("#socket-ws-model-articles li.push h4 code").all_text_contents() == [
         "created", "deleted", "resync", "unsubscribed", "updated"]
     example = json.loads(await page.locator("pre.example[data-socket=ws-model-articles][data-route=create]").text_content())
     assert set(example["payload"]) == {"title", "body"}  # from the serializer's request variant: no read-only id
+    assert "status" not in example
+    assert page.console_errors == []
+
+
+async def login(page, base):
+    """Log in as the demo's admin through the admin's page: the console's sockets carry the session."""
+    await page.goto(f"{base}/admin/login/?next=/socket-docs/")
+    await page.fill("#id_username", "admin")
+    await page.fill("#id_password", "docs-pass-123")
+    await page.click("input[type=submit]")
+    await page.wait_for_selector("body[data-ready=true]")
+    page.console_errors.clear()  # the admin's pages ask for a /favicon.ico the demo does not have
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+async def test_every_payload_has_a_field_table_and_a_model_route_lists_its_serializer_s_fields(page, demo):
+    base, _ = demo
+    await page.set_viewport_size({"width": 1440, "height": 1000})
+    await open_docs(page, base)
+    await page.keyboard.press("Tab")  # keyboard: the first stop skips to the console
+    assert await page.evaluate("document.activeElement.className") == "skip"
+    for route in await page.locator("section.route").all():
+        name = await route.get_attribute("data-route")
+        for payload in await route.locator(".message .payload").all():
+            kind = await payload.locator(".payload-type .type-name").text_content()  # (off-screen cards are not laid out)
+            tables = await payload.locator("table.fields").count()
+            # An object with fields, an array of them, a choice of shapes: a table; a plain value: its type.
+            assert tables == 1 or kind in ("any", "null", "object", "string", "integer"), (name, kind)
+    create = page.locator("#ws-model-articles--route-create")
+    await create.scroll_into_view_if_needed()
+    reply = create.locator(".message.reply .payload > table.fields > tbody > tr")
+    for _ in range(50):  # a card is laid out once on screen (content-visibility: auto), a frame later
+        rows = [" ".join(text.split()) for text in await reply.all_inner_texts()]
+        if all(rows):
+            break
+        await page.wait_for_timeout(50)
+    assert rows == ["id required integer read-only", "title required string at most 200 characters",
+                    "body string", "created_at required string date-time read-only"]
+    request = create.locator(".message.request .payload > table.fields > tbody > tr")
+    assert [" ".join(text.split()) for text in await request.all_inner_texts()] == [
+        "title required string at least 1 character; at most 200 characters", "body string"]
+    assert await create.locator(".message.reply h4 .status").first.inner_text() == "201"
+    assert await create.locator(".statuses li").all_inner_texts() == [
+        "400 invalid payload: the payload holds the errors by field", "401 not authenticated", "403 permission denied"]
+    socket_wide = " ".join((await page.locator("#socket-ws-model-articles .socket-wide").inner_text()).split())
+    assert socket_wide.startswith("Any route of this socket may also answer 429")
+    summary = await page.locator("#ws-model-articles--route-unsubscribe .summary").text_content()
+    assert summary.endswith("No push of it follows the reply.")
+    await create.locator("details.raw summary").click()  # the raw JSON Schema, from asyncapi.json
+    raw = create.locator("details.raw pre")
+    await raw.nth(2).wait_for()
+    request_schema = json.loads(await raw.first.text_content())
+    assert request_schema["properties"]["payload"] == {"$ref": "#/components/schemas/ArticleRequest"}
+    await create.locator("button.try").focus()
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "console-payload"
+    assert json.loads(await page.locator("#console-payload").input_value()) == {"title": "string", "body": "string"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "docs-page.png"
+    await create.scroll_into_view_if_needed()
+    await page.click("#console-clear")
+    await page.screenshot(path=str(shot))
+    print(f"\nscreenshot of the docs page: {shot}")
+    assert page.console_errors == []
+
+
+async def test_every_generated_example_is_sent_without_a_400(page, demo):
+    """As a logged-in user (so writes get past permissions to validation), each route's example
+    from Try it, sent as it is: no 400 but where the route declares no payload schema (nothing to
+    make an example from). Deletes go last, so the detail routes before them find their object."""
+    base, _ = demo
+    await login(page, base)
+    await open_docs(page, base)
+    routes = [(await r.get_attribute("data-socket"), await r.get_attribute("data-route"),
+               await r.locator(".message.request > .payload:last-of-type > .payload-type > .type-name").text_content())
+              for r in await page.locator("section.route").all()]
+    routes.sort(key=lambda r: (r[1] == "delete", r[1] == "unsubscribe"))
+    answered = {}
+    for socket, route, payload_type in routes:
+        await page.click("#console-clear")
+        await page.click(f"button.try[data-socket={socket}][data-route={route}]")
+        assert await page.locator("#console-lookup").input_value() != "" or await page.locator("#console-lookup-label").is_hidden()
+        await page.click("#console-send")
+        [reply] = await logged(page, "reply", route)
+        answered[socket, route] = reply["status"]
+        if payload_type != "any":
+            assert reply["status"] != 400, (socket, route, reply)
+    assert answered["ws-model-articles", "create"] == 201
+    assert answered["ws-model-articles", "get"] == 200
+    assert answered["ws-model-articles", "patch"] == 200
+    assert answered["ws-model-articles", "delete"] == 204
+    assert answered["ws-model-articles", "subscribe"] == 201
+    print(f"\n{len(answered)} examples sent: " + ", ".join(f"{s}/{r} {status}" for (s, r), status in answered.items()))
+    assert page.console_errors == []
+
+
+async def test_the_console_tells_replies_from_pushes_wraps_them_and_names_the_handshake_user(page, demo):
+    base, _ = demo
+    await page.set_viewport_size({"width": 1440, "height": 1000})
+    await login(page, base)
+    await open_docs(page, base)
+    await page.select_option("#console-socket", "ws-model-articles")
+    assert await page.locator("#console-user").inner_text() == "admin"
+    await send(page, "ws-model-articles", "subscribe", None)
+    await logged(page, "reply", "subscribe")
+    await send(page, "ws-model-articles", "create", {"title": "x" * 200, "body": "word " * 300})
+    await logged(page, "push", "created")
+    await logged(page, "reply", "create")
+    kinds = await page.locator("#console-log li .kind").all_inner_texts()
+    assert [kind.lower() for kind in kinds[:2]] == ["push", "reply"] or [k.lower() for k in kinds[:2]] == ["reply", "push"]
+    panel = await page.locator("#console").bounding_box()
+    for entry in await page.locator("#console-log li pre").all():
+        box = await entry.bounding_box()
+        assert box["x"] + box["width"] <= panel["x"] + panel["width"] + 1  # wrapped, not past the edge
+        assert await entry.evaluate("e => e.scrollWidth <= e.clientWidth")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "docs-console.png"
+    await page.screenshot(path=str(shot))
+    print(f"\nscreenshot of the console: {shot}")
     assert page.console_errors == []
 
 
@@ -146,12 +267,7 @@ async def test_the_console_sends_say_hello_and_shows_its_reply(page, demo):
 
 async def test_the_console_shows_a_subscription_push(page, demo):
     base, _ = demo
-    await page.goto(f"{base}/admin/login/?next=/socket-docs/")  # the socket connects with the session's user
-    await page.fill("#id_username", "admin")
-    await page.fill("#id_password", "docs-pass-123")
-    await page.click("input[type=submit]")
-    await page.wait_for_selector("body[data-ready=true]")
-    page.console_errors.clear()  # the admin's pages ask for a /favicon.ico the demo does not have
+    await login(page, base)  # the socket connects with the session's user
     await open_docs(page, base)
     await send(page, "ws-model-articles", "subscribe", None)
     [subscribed] = await logged(page, "reply", "subscribe")

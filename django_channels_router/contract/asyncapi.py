@@ -291,7 +291,7 @@ def _channel(channel_id: str, address: str, parameters: list[str], cls: type[Any
             "reply": {"channel": ref, "messages": [_message_ref(channel_id, reply), _message_ref(channel_id, error)]},
         }
         if doc.description:
-            operation["summary"] = doc.description.splitlines()[0]
+            operation["summary"] = split_description(doc.description)[0]
             operation["description"] = doc.description
         operations[f"{channel_id}.{request}"] = operation
     for name, (payload, headers) in sorted(describe_pushes(cls, components).items()):
@@ -416,3 +416,9 @@ def render(document: Mapping[str, Any], fmt: str) -> str:
 
     return str(yaml.dump(dict(document), Dumper=Dumper, sort_keys=True, allow_unicode=True,
                          default_flow_style=False, width=100))
+
+
+def split_description(text: str) -> tuple[str, str]:
+    """The first paragraph (the summary: whole sentences, never a line cut mid-sentence) and the rest."""
+    parts = re.split(r"\n\s*\n", text.strip(), maxsplit=1)
+    return " ".join(parts[0].split()), parts[1] if len(parts) > 1 else ""

@@ -30,7 +30,8 @@ from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve,
 from django.utils.cache import get_conditional_response
 
 from ..conf import docs_access
-from .asyncapi import project_document, render
+from .asyncapi import render
+from .page import lookup_values, page_model
 
 __all__ = ["asset", "docs", "schema"]
 
@@ -47,9 +48,14 @@ def docs(request: HttpRequest) -> HttpResponse:
     refused = _refusal(request)
     if refused is not None:
         return refused
-    document = project_document()
+    model = page_model()
+    sockets = model["sockets"]
+    lookups = lookup_values(sockets)
+    user = getattr(request, "user", None)
+    username = user.get_username() if user is not None and user.is_authenticated else ""
     response = render_page(request, "django_channels_router/docs.html", {
-        "document": document, "sockets": _sockets(document), "assets": asset_urls(),
+        "document": model["document"], "sockets": _with_examples(sockets, lookups), "assets": asset_urls(),
+        "console": _console(sockets, lookups, username),
         "from_static_url": not _assets_from_page(), "static_url": settings.STATIC_URL})
     response.setdefault("Content-Security-Policy", content_security_policy())
     return response
@@ -123,7 +129,7 @@ def schema(request: HttpRequest, fmt: str) -> HttpResponse:
     if refused is not None:
         return refused
     content_type = "application/json" if fmt == "json" else "application/yaml"
-    return HttpResponse(render(project_document(), fmt), content_type=f"{content_type}; charset=utf-8")
+    return HttpResponse(render(page_model()["document"], fmt), content_type=f"{content_type}; charset=utf-8")
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:
@@ -166,33 +172,30 @@ def _login_url() -> str | None:
     return None
 
 
-def _sockets(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the template lists: each channel with its routes and pushes, in the document's order."""
-    sockets = []
-    for channel_id, channel in document["channels"].items():
-        routes, pushes = [], []
-        for operation_id, operation in document["operations"].items():
-            if operation["channel"]["$ref"] != f"#/channels/{channel_id}":
-                continue
-            entry = {"id": operation_id, "name": operation["title"], "summary": operation.get("summary", ""),
-                     "description": operation.get("description", "")}
-            key = operation["messages"][0]["$ref"].rpartition("/")[2]
-            if operation["action"] == "send":
-                entry["push_json"] = _pretty(channel["messages"][key]["payload"])
-                pushes.append(entry)
-            elif key != "PING":
-                route = key.removesuffix(".request")
-                error = channel["messages"][f"{route}.error"]["payload"]
-                entry.update(request_json=_pretty(channel["messages"][key]["payload"]),
-                             reply_json=_pretty(channel["messages"][f"{route}.reply"]["payload"]),
-                             error_json=_pretty(error),
-                             statuses=error["properties"]["status"].get("description", ""))
-                routes.append(entry)
-        sockets.append({"id": channel_id, "address": channel["address"], "title": channel.get("title", ""),
-                        "description": channel.get("description", ""),
-                        "parameters": list(channel.get("parameters", {})), "routes": routes, "pushes": pushes})
-    return sockets
+def _with_examples(sockets: list[dict[str, Any]], lookups: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sockets (cached, shared) with this load's example requests: the ids found now."""
+    return [{**socket, "routes": [{**route, "found": route["anchor"] in lookups,
+                                   "example_text": example_request(route, lookups)} for route in socket["routes"]]}
+            for socket in sockets]
 
 
-def _pretty(schema: Any) -> str:
-    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False)
+def example_request(route: dict[str, Any], lookups: dict[str, Any]) -> str:
+    """A route's example request as JSON text; a detail route's id is the one found, or a
+    placeholder to replace."""
+    headers = dict(route["example"]["headers"])
+    if route["lookup"]:
+        headers[route["lookup"]] = lookups.get(route["anchor"], f"<{route['lookup']}>")
+    message = {"uuid": "1", "route": route["name"], "headers": headers, "payload": route["example"]["payload"]}
+    return json.dumps(message, indent=2, ensure_ascii=False)
+
+
+def _console(sockets: list[dict[str, Any]], lookups: dict[str, Any], username: str) -> dict[str, Any]:
+    """What the console's script needs (the page's ``json_script``): each socket's address, URL
+    parameters and handshake user, and each route's example request and object lookup."""
+    return {"sockets": [{
+        "id": socket["id"], "address": socket["address"], "parameters": socket["parameters"],
+        "user": username if socket["auth"] else "",
+        "routes": [{"name": route["name"], "anchor": route["anchor"], "headers": route["example"]["headers"],
+                    "payload": route["example"]["payload"], "lookup": route["lookup"], "model": route["model"],
+                    "id": lookups.get(route["anchor"])} for route in socket["routes"]],
+    } for socket in sockets]}
