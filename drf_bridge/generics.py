@@ -84,10 +84,14 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     @classmethod
     def route_errors(cls, route: RouteInfo) -> set[int]:
         """Also DRF's authentication, permissions and throttles (:meth:`initial`), the object's
-        lookup on detail routes (404), and what the mixins' handlers answer."""
+        lookup on detail routes (400 without an id or with a malformed ``if-match`` or
+        ``if-none-match``, 404; on writes, 412 for a stale ``if-match``), and what the mixins'
+        handlers answer."""
         errors = super().route_errors(route) | {401, 403, 429}
         if route.options.get("detail"):
-            errors.add(404)
+            errors |= {400, 404}
+            if route.options.get("method", "POST") not in SAFE_METHODS:
+                errors.add(412)
         for klass in cls.__mro__:
             errors |= vars(klass).get("handler_errors", {}).get(route.handler, set())
         return errors
