@@ -16,6 +16,7 @@ class StatusCodes(IntEnum):
     CREATED = 201
     ACCEPTED = 202
     NO_CONTENT = 204
+    NOT_MODIFIED = 304
     BAD_REQUEST = 400
     UNAUTHORIZED = 401
     FORBIDDEN = 403

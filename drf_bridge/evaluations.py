@@ -17,9 +17,11 @@ __all__ = ["Evaluation", "EvaluationCache", "evaluations"]
 class Evaluation:
     """What one change looks like to subscribers who share a key: ``{pk: data}`` for the changed
     objects they may see (None where object permissions refuse one), or ``ended``, the error
-    reply of a subscriber whose credentials no longer authenticate."""
+    reply of a subscriber whose credentials no longer authenticate. ``etags``: ``{pk: tag}`` of
+    the data in ``seen`` (``headers.etag`` of its pushes)."""
 
     seen: dict[str, Any] = field(default_factory=dict)
+    etags: dict[str, str | None] = field(default_factory=dict)
     ended: dict[str, Any] | None = None
 
 

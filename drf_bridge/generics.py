@@ -23,10 +23,11 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 from rest_framework.utils.encoders import JSONEncoder
 
-from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError, StatusCodes
+from django_channels_router import AsyncSocketRouterConsumer, RouteInfo, SocketError, SocketResult, StatusCodes
 from django_channels_router.errors import access_refused
 from django_channels_router.workers import run_in_worker
 
+from . import conditional
 from .fields import use_prebuilt_fields
 from .request import SocketRequest, build_request, query_params_from
 
@@ -83,10 +84,14 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
     @classmethod
     def route_errors(cls, route: RouteInfo) -> set[int]:
         """Also DRF's authentication, permissions and throttles (:meth:`initial`), the object's
-        lookup on detail routes (404), and what the mixins' handlers answer."""
+        lookup on detail routes (400 without an id or with a malformed ``if-match`` or
+        ``if-none-match``, 404; on writes, 412 for a stale ``if-match``), and what the mixins'
+        handlers answer."""
         errors = super().route_errors(route) | {401, 403, 429}
         if route.options.get("detail"):
-            errors.add(404)
+            errors |= {400, 404}
+            if route.options.get("method", "POST") not in SAFE_METHODS:
+                errors.add(412)
         for klass in cls.__mro__:
             errors |= vars(klass).get("handler_errors", {}).get(route.handler, set())
         return errors
@@ -361,7 +366,67 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
             raise SocketError(400, f'This route needs the object\'s id in headers["{key}"] or payload["{key}"].',
                               "missing_id")
         self.kwargs[key] = lookup
-        return self.get_object()
+        instance = self.get_object()
+        return instance if self.request.method in SAFE_METHODS else self.check_if_match(instance, headers)
+
+    # -- conditional requests: etag, if-match, if-none-match -------------------------------
+
+    def get_etag(self, instance: Any, data: Any) -> str | None:
+        """The entity tag of ``instance`` as ``data``, its serialised form, shows it: sent as
+        ``headers.etag`` with every reply and push that carries this one object, and compared with
+        a request's ``if-none-match`` and ``if-match``.
+
+        By default a strong tag hashed from the canonical JSON of ``data`` (sorted keys, the
+        router's ``json_encoder``), so it changes exactly when what the client is sent changes,
+        and every subscriber and caller who is sent the same data gets the same tag. Override it
+        to read a version column instead (``return str(instance.version)``: a tag without quotes
+        is quoted); return None for no tag (then ``if-match`` never holds for the object).
+        """
+        return conditional.etag_of_data(data, self.json_encoder)
+
+    def etag_of(self, instance: Any, data: Any) -> str | None:
+        """:meth:`get_etag`, quoted as an HTTP entity tag (``"..."``)."""
+        tag = self.get_etag(instance, data)
+        return None if tag is None else conditional.quote_etag(tag)
+
+    def object_reply(self, value: Any, headers: Mapping[str, Any], status: int = StatusCodes.OK) -> SocketResult:
+        """The reply of a route that carries one object (``value``: a model instance, or a
+        serializer that holds it): its data with ``headers.etag``. On a GET route, a request
+        whose ``if-none-match`` holds the current tag (or is ``*``) gets 304 and no payload."""
+        serializer = value if isinstance(value, BaseSerializer) else self.get_serializer(value)
+        tag = self.etag_of(serializer.instance, serializer.data)  # .data is kept: dehydrate reuses it
+        reply_headers = None if tag is None else {"etag": tag}
+        if self.request.method in SAFE_METHODS:
+            wanted = conditional.precondition(headers, conditional.IF_NONE_MATCH)
+            if wanted is not None and not conditional.if_none_match_passes(wanted, tag):
+                return {"status": StatusCodes.NOT_MODIFIED, "headers": reply_headers}
+        return {"status": status, "payload": serializer, "headers": reply_headers}
+
+    def check_if_match(self, instance: Any, headers: Mapping[str, Any]) -> Any:
+        """A write to one object with ``if-match``: 412 ``precondition_failed`` unless it holds the
+        object's current tag, as this caller is sent the object (the route's serializer). Returns
+        the object to write.
+
+        Inside the write's transaction (see :meth:`get_handler`) the object's row is locked first
+        (``SELECT ... FOR UPDATE``, on databases that have it) and the object read again, so no
+        other write can commit between this check and this write; on SQLite, writers are
+        serialised by the database itself.
+        """
+        wanted = conditional.precondition(headers, conditional.IF_MATCH)
+        if wanted is None:
+            return instance
+        model = type(instance)
+        using = instance._state.db or db_router.db_for_write(model)
+        connection = transaction.get_connection(using)
+        if connection.in_atomic_block and connection.features.has_select_for_update:
+            list(model._base_manager.db_manager(using).select_for_update().filter(pk=instance.pk).values_list("pk"))
+            instance = self.get_object()  # read again: what a write that committed meanwhile left
+        tag = self.etag_of(instance, self.get_serializer(instance).data)
+        if not conditional.if_match_passes(wanted, tag):
+            raise SocketError(StatusCodes.PRECONDITION_FAILED, "The object has changed since the tag in if-match "
+                              "was read: read it again, then retry.", "precondition_failed",
+                              None if tag is None else {"etag": tag})
+        return instance
 
     def dehydrate(self, value: Any) -> Any:
         """Serialise what a handler returned: a serializer, a model instance, a queryset or a

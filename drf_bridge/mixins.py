@@ -26,8 +26,9 @@ class GetModelMixin:
     @socket_route("get", detail=True, method="GET", description=(
         "One {model}, by its ``{lookup}`` (in the headers, or in the payload)."))
     def on_get(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
-        """``instance`` is the object named by the id, already permission-checked."""
-        return {"payload": instance}
+        """``instance`` is the object named by the id, already permission-checked. The reply
+        carries ``headers.etag``; 304 when ``if-none-match`` holds it (see ``object_reply``)."""
+        return self.object_reply(instance, headers)  # type: ignore[attr-defined, no-any-return]
 
 
 class ListModelMixin:
@@ -64,7 +65,7 @@ class CreateModelMixin:
     def on_create(self, serializer: BaseSerializer[Any], headers: dict[str, Any]) -> SocketResult:
         """``serializer`` holds the validated data (handlers of writes run in a transaction)."""
         self.perform_create(serializer)
-        return {"status": StatusCodes.CREATED, "payload": serializer}
+        return self.object_reply(serializer, headers, StatusCodes.CREATED)  # type: ignore[attr-defined, no-any-return]
 
     def hydrate_create(self, headers: dict[str, Any], payload: Any) -> BaseSerializer[Any]:
         serializer = self.get_serializer(data=self.request.data)  # type: ignore[attr-defined]
@@ -85,21 +86,21 @@ class UpdateModelMixin:
         "every writable field. The reply holds the {model} as saved."))
     def on_update(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
         """``instance`` is the object to change; the payload is validated and saved here."""
-        return self.update_instance(instance, partial=False)
+        return self.update_instance(instance, partial=False, headers=headers)
 
     @socket_route("patch", detail=True, method="PATCH", description=(
         "Change some fields of one {model}, by its ``{lookup}`` (in the headers, or in the payload): the "
         "payload holds only those fields. The reply holds the {model} as saved."))
     def on_patch(self, instance: Any, headers: dict[str, Any]) -> SocketResult:
-        return self.update_instance(instance, partial=True)
+        return self.update_instance(instance, partial=True, headers=headers)
 
-    def update_instance(self, instance: Any, partial: bool) -> SocketResult:
+    def update_instance(self, instance: Any, partial: bool, headers: dict[str, Any] | None = None) -> SocketResult:
         serializer = self.get_serializer(instance, data=self.request.data, partial=partial)  # type: ignore[attr-defined]
         serializer.is_valid(raise_exception=True)
         self.perform_update(serializer)
         if getattr(instance, "_prefetched_objects_cache", None):
             instance._prefetched_objects_cache = {}  # as DRF: serialise what was saved, not the prefetch
-        return {"payload": serializer}
+        return self.object_reply(serializer, headers or {})  # type: ignore[attr-defined, no-any-return]
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         serializer.save()

@@ -107,18 +107,21 @@ def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, An
     resync."""
     serializer = _serializer_class(router)
     model = getattr(getattr(serializer, "Meta", None), "model", None)
-    headers = {"type": "object", "required": ["subscription", "model", "seq"], "properties": {
+    properties = {
         "subscription": {**components.UUID, "description": "The uuid of the subscribe request."},
         "model": {"const": model._meta.label_lower} if model is not None else {"type": "string"},
         "seq": {"type": "integer", "minimum": 1,
-                "description": "1, 2, 3... per subscription: a gap means lost pushes."}}}
+                "description": "1, 2, 3... per subscription: a gap means lost pushes."}}
+    headers = {"type": "object", "required": ["subscription", "model", "seq"], "properties": properties}
     item = components.serializer(serializer, "response") if serializer is not None else {"type": "object"}
     ended = {"type": "object", "required": ["status", "detail", "code"], "properties": {
         "status": {"type": "integer"}, "detail": {"type": "string"}, "code": {"type": "string"}},
         "description": "The subscription ended (its credentials stopped passing, or it grew too large)."}
     resync = {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}},
               "description": "Pushes of this subscription were lost: re-read with list/get."}
-    return {"created": (item, headers), "updated": (item, headers),
+    tagged = {**headers, "properties": {**properties, "etag": {
+        "type": "string", "description": "The object's entity tag, as get gives it."}}}
+    return {"created": (item, tagged), "updated": (item, tagged),
             "deleted": ({"type": "object", "required": ["id"], "properties": {"id": {}}}, headers),
             "unsubscribed": (ended, headers), "resync": (resync, headers)}
 

@@ -105,6 +105,8 @@ class SubscriptionHost(Protocol):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]: ...
 
+    def etag_of(self, instance: Any, data: Any) -> str | None: ...
+
 
 if TYPE_CHECKING:
     class _Host(SubscriptionHost, AsyncSocketRouterConsumer):
@@ -117,7 +119,8 @@ class SubscribeModelMixin(_Host):
     """``subscribe`` and ``unsubscribe``: pushes ``created``, ``updated`` and ``deleted`` for the
     objects this connection may ``get`` (with an id) or ``list`` (without; the payload holds the
     same query parameters as ``list``). Each push carries ``headers.subscription``, the uuid of
-    the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription.
+    the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription;
+    ``created`` and ``updated`` also carry ``headers.etag``, the object's tag as ``get`` gives it.
     When pushes were lost (a change event that never arrived, a change that could not be worked
     out, a channel layer outage), the subscription gets a ``resync`` push: the client re-reads
     with ``list``/``get``.
@@ -424,7 +427,9 @@ class SubscribeModelMixin(_Host):
                         pushes.append((ENDED, ending(self.too_large()), headers))
                         break
                     room -= pk not in subscription.known and subscription.pk is None
-                    pushes.append(("updated" if pk in subscription.known else "created", seen[pk], headers))
+                    tag = evaluation.etags.get(pk)
+                    pushes.append(("updated" if pk in subscription.known else "created", seen[pk],
+                                   headers if tag is None else {**headers, "etag": tag}))
                     subscription.known.add(pk)
                 elif pk in subscription.known:  # gone, out of the queryset, or no longer allowed
                     pushes.append(("deleted", {"id": model._meta.pk.to_python(pk)}, headers))
@@ -445,13 +450,15 @@ class SubscribeModelMixin(_Host):
             except REFUSALS:
                 return Evaluation()
             seen: dict[str, Any] = {}
+            etags: dict[str, str | None] = {}
             for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):
                 try:
                     self.check_object_permissions(request, obj)
-                    seen[str(obj.pk)] = self.get_serializer(obj).data
+                    seen[str(obj.pk)] = data = self.get_serializer(obj).data
+                    etags[str(obj.pk)] = self.etag_of(obj, data)
                 except REFUSALS:
                     seen[str(obj.pk)] = None
-            return Evaluation(seen)
+            return Evaluation(seen, etags=etags)
 
     def authenticate_again(self, subscription: ModelSubscription, request: Any) -> None:
         """Authenticate a push's request as a new request with the subscription's credentials

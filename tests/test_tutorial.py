@@ -288,7 +288,9 @@ async def tour(project: Path, url: str, origin: str) -> None:
             'updated 2 {"id": 1, "title": "Hello again", "body": "", "published": true}',
             'deleted 3 {"id": 2}']
         for push in pushes:
-            assert push["headers"] == {"subscription": reply["uuid"], "model": "myapp.article", "seq": push["headers"]["seq"]}
+            etag = {"etag": push["headers"]["etag"]} if push["route"] != "deleted" else {}
+            assert push["headers"] == {"subscription": reply["uuid"], "model": "myapp.article",
+                                       "seq": push["headers"]["seq"], **etag}
         assert (await model.call("unsubscribe", {"subscription": reply["uuid"]}))["status"] == 204
     page = step("09").read_text()
     for line in ('created 1 {id: 3, title: "Third", body: "", published: false}',

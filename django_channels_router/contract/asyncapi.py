@@ -43,7 +43,7 @@ STATUS_TEXT = {
     400: "invalid payload", 401: "not authenticated", 403: "permission denied", 404: "not found",
     409: "conflict", 413: "too large", 429: "throttled or too many requests", 500: "server error",
     501: "not implemented", 503: "database or channel layer unavailable, or the server is restarting",
-    504: "request timeout",
+    504: "request timeout", 412: "precondition failed: the if-match tag is stale",
 }
 BASE_SCHEMAS: dict[str, Any] = {
     "Uuid": {"description": "Chosen by the client, echoed in the reply.", "oneOf": [
