@@ -27,7 +27,7 @@ from . import groups, shutdown
 from .admission import FrameAdmission, ParsedRequest
 from .conf import Limits, rate, timeout
 from .groups import GroupMembership
-from .idempotency import check_app_installed
+from .idempotency import app_missing
 from .lifecycle import ConnectionLifecycle
 from .outbox import FrameSending
 from .pipeline import Steps, current_uuid, resolve, respond, run_async, run_sync
@@ -40,8 +40,6 @@ from .workers import call_sync, run_in_worker
 __all__ = ["RouterMixin", "SocketRouterConsumer", "AsyncSocketRouterConsumer"]
 
 logger = logging.getLogger("django_channels_router")
-# Here, not in the app's checks: the check is about the app missing from INSTALLED_APPS.
-checks.register(check_app_installed)
 
 
 class RouterMixin(FrameAdmission, GroupMembership, FrameSending, ConnectionLifecycle):
@@ -377,3 +375,10 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         for group in list(self.joined_groups):
             await self.leave(group)
         await super().websocket_disconnect(message)
+
+
+@checks.register()
+def check_idempotency_app(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``channels_router.E011``. Registered here, not with the app's checks: it reports that the app
+    is missing from ``INSTALLED_APPS``."""
+    return app_missing(RouterMixin)

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .models import IdempotencyKey
 
 __all__ = ["HEADER", "REPLAY_HEADER", "STORED_HEADER", "TRANSPORT_HEADERS", "Once", "idempotent_request",
-           "prune_expired", "run_once"]
+           "app_missing", "prune_expired", "run_once"]
 
 logger = logging.getLogger("django_channels_router")
 
@@ -248,27 +248,36 @@ def prune_expired(database: str | None = None, batch: int = PRUNE_BATCH) -> int:
     return rows.filter(id__in=expired).delete()[0] if expired else 0
 
 
-def check_app_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    """``channels_router.E011``: a consumer accepts ``idempotency-key`` but the app that holds the
-    records' table is not installed."""
-    from django.apps import apps
-    from django.core import checks
+def app_missing(base: type) -> list[Any]:
+    """``channels_router.E011`` for each consumer (a subclass of ``base``) with routes that take an
+    ``idempotency-key`` while the app that holds the records' table is not installed."""
+    from importlib import import_module
 
-    from .checks import BASES, _import_asgi_application, subclasses
-    from .consumers import RouterMixin
+    from django.apps import apps
+    from django.conf import settings
+    from django.core import checks
 
     if apps.is_installed("django_channels_router"):
         return []
-    _import_asgi_application()
+    try:  # the project's routing, so that every consumer class exists (as the app's own checks do)
+        import_module(getattr(settings, "ASGI_APPLICATION", None).rpartition(".")[0])
+    except Exception:  # reported by channels_router.W001 once the app is installed
+        pass
+    classes, waiting = set(), [base]
+    while waiting:
+        for sub in waiting.pop().__subclasses__():
+            if sub not in classes:
+                classes.add(sub)
+                waiting.append(sub)
     errors: list[Any] = []
-    for cls in subclasses(RouterMixin):
-        if cls in BASES:
-            continue
+    for cls in sorted(classes, key=lambda cls: (cls.__module__, cls.__qualname__)):
+        if cls.__module__.startswith(("django_channels_router.", "drf_bridge.")):
+            continue  # the packages' own bases
         names = [name for name, route in cls.route_table.items()  # type: ignore[attr-defined]
                  if cls.route_is_idempotent(route)]  # type: ignore[attr-defined]
         if names:
             errors.append(checks.Error(
-                f"{cls.__module__}.{cls.__qualname__}: routes {', '.join(map(repr, names))} accept an "
+                f"{cls.__module__}.{cls.__qualname__}: routes {', '.join(map(repr, names))} take an "
                 f"{HEADER}, whose records need the 'django_channels_router' app: without it, requests with "
                 "the header are answered 500.",
                 hint="Add 'django_channels_router' to INSTALLED_APPS and run manage.py migrate.",

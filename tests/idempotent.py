@@ -30,6 +30,17 @@ class IdempotentArticleRouter(ArticleRouter):
         time.sleep(payload.get("sleep", 0))
         return {"status": 201, "payload": article}
 
+    @socket_route("seesItsRecord", method="POST")
+    def sees_its_record(self, payload, headers):
+        """The key's record is already in the handler's transaction (and on no other connection)."""
+        from django.db import transaction
+
+        from django_channels_router.models import IdempotencyKey
+
+        Article.objects.create(title=payload["title"])
+        return {"payload": {"atomic": transaction.get_connection().in_atomic_block,
+                            "record": IdempotencyKey.objects.filter(key=headers["idempotency-key"]).exists()}}
+
     @socket_route("failAfterWrite", method="POST")
     def fail_after_write(self, payload, headers):
         Article.objects.create(title=payload["title"])
