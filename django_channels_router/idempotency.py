@@ -259,11 +259,15 @@ def app_missing(base: type) -> list[Any]:
 
     if apps.is_installed("django_channels_router"):
         return []
-    try:  # the project's routing, so that every consumer class exists (as the app's own checks do)
-        import_module(getattr(settings, "ASGI_APPLICATION", None).rpartition(".")[0])
-    except Exception:  # reported by channels_router.W001 once the app is installed
-        pass
-    classes, waiting = set(), [base]
+    application = getattr(settings, "ASGI_APPLICATION", None)
+    if application:  # the project's routing, so that every consumer class exists (as the app's own checks do)
+        try:
+            import_module(application.rpartition(".")[0])
+        except Exception:  # reported by channels_router.W001 once the app is installed
+            pass
+    classes: set[type] = set()
+    waiting = [base]
+    sub: type
     while waiting:
         for sub in waiting.pop().__subclasses__():
             if sub not in classes:
