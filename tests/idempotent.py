@@ -82,6 +82,22 @@ class PlainIdempotentSocket(SocketRouterConsumer):
         return {"payload": {"articles": Article.objects.count()}}
 
 
+async def create_article_async(payload, headers):
+    """An async handler's ORM calls (``database_sync_to_async``) run in the thread, and so in the
+    transaction, of the key's record."""
+    from channels.db import database_sync_to_async
+    from django.db import transaction
+
+    def create():
+        assert transaction.get_connection().in_atomic_block
+        return Article.objects.create(title=payload["title"])
+
+    article = await database_sync_to_async(create)()
+    if payload.get("fail"):
+        raise RuntimeError("after the write")
+    return {"status": 201, "payload": {"id": article.pk, "title": article.title}}
+
+
 class AsyncPlainIdempotentSocket(AsyncSocketRouterConsumer):
     idempotent_routes = "__all__"
-    routes = [{"route": "create", "handler": create_article}]
+    routes = [{"route": "create", "handler": create_article_async}]

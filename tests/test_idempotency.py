@@ -215,6 +215,9 @@ async def test_plain_routes_opt_in_with_the_route_option_or_idempotent_routes(co
         assert (await comm.request("note", None, {"idempotency-key": "n"}))["headers"] == {"idempotent-replay": True}
         assert (await comm.request("plain", None, {"idempotency-key": "q"}))["headers"] is None
         assert (await comm.request("plain", None, {"idempotency-key": "q"}))["headers"] is None
+    if consumer is AsyncPlainIdempotentSocket:  # an async handler's write rolls back with the record too
+        failed = await comm.request("create", {"title": "p", "fail": True}, {"idempotency-key": "f"})
+        assert failed["status"] == 500 and await rows(title="p") == 1 and await rows(IdempotencyKey, key="f") == 0
     # Anonymous, without a session: the key protects within the connection only.
     other = await connected(consumer)
     assert (await other.request("create", {"title": "p"}, {"idempotency-key": "p"}))["headers"] is None
@@ -295,3 +298,21 @@ async def test_through_two_server_processes_concurrent_duplicates_run_once(serve
                                        CallingClient(b).call("slowCreate", {**payload, "title": "both"}, key("both")))
     assert sorted(reply["status"] for reply in replies) in ([201, 409], [201, 201])
     assert await rows(title="both") == 1
+
+
+def test_the_identity_is_the_user_else_the_session_else_the_connection():
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import AnonymousUser, User
+
+    socket = PlainIdempotentSocket()
+    socket.scope = {"user": User(pk=3), "session": SimpleNamespace(session_key="s3")}
+    assert socket.idempotency_identity() == "user:3"
+    socket.scope["user"] = AnonymousUser()
+    assert socket.idempotency_identity() == "session:s3"
+    socket.scope["session"] = SimpleNamespace(session_key=None)  # no session cookie
+    connection_identity = socket.idempotency_identity()
+    assert connection_identity.startswith("connection:") and socket.idempotency_identity() == connection_identity
+    other = PlainIdempotentSocket()
+    other.scope = {}
+    assert other.idempotency_identity() != connection_identity
