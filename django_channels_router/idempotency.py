@@ -186,9 +186,11 @@ def _claim(model: type[IdempotencyKey], database: str, once: Once, route: str) -
 
     if insert():
         return None
-    record = rows.get(identity=once.identity, key=once.key)
-    if record.created <= now - timedelta(seconds=limit("IDEMPOTENCY_TTL", None)):  # expired, not yet pruned
-        record.delete()
+    record = rows.filter(identity=once.identity, key=once.key).first()
+    if record is not None and record.created <= now - timedelta(seconds=limit("IDEMPOTENCY_TTL", None)):
+        record.delete()  # expired, not yet pruned: the key is free again
+        record = None
+    if record is None:  # expired, or pruned since the insert failed
         if insert():
             return None
         record = rows.get(identity=once.identity, key=once.key)
