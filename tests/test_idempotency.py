@@ -316,3 +316,27 @@ def test_the_identity_is_the_user_else_the_session_else_the_connection():
     other = PlainIdempotentSocket()
     other.scope = {}
     assert other.idempotency_identity() != connection_identity
+
+
+async def test_on_sqlite_a_duplicate_from_another_process_waits_for_the_first_then_gets_its_reply(database, tmp_path):
+    """SQLite runs one write transaction at a time: the duplicate's insert of the record waits for
+    the first request's commit (within SQLite's 5 s timeout), then finds its record."""
+    import sqlite3
+
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": f"sqlite:///{database}"}
+    for folder in ("d", "u"):
+        (tmp_path / folder).mkdir()
+    with (daphne("tests.asgi:application", tmp_path / "d", **env) as first_url,
+          daphne("tests.asgi:application", tmp_path / "u", server="uvicorn", **env) as second_url):
+        payload = {"title": "waited", "sleep": 1.5}
+        async with (connect(f"{first_url}/ws/articles/idempotent/") as a,
+                    connect(f"{second_url}/ws/articles/idempotent/") as b):
+            running = asyncio.create_task(CallingClient(a).call("slowCreate", payload, key("wait")))
+            await asyncio.sleep(0.5)
+            waited = await CallingClient(b).call("slowCreate", payload, key("wait"))
+            done = await running
+    assert done["status"] == waited["status"] == 201 and waited["payload"] == done["payload"]
+    assert waited["headers"] == {"idempotent-replay": True}
+    with sqlite3.connect(database) as db_file:
+        assert db_file.execute("SELECT count(*) FROM demo_article WHERE title = 'waited'").fetchone() == (1,)
+        assert db_file.execute("SELECT count(*) FROM django_channels_router_idempotencykey").fetchone() == (1,)
