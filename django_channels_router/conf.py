@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBSCRIPTIONS": 64,
     "MAX_SUBSCRIBED_OBJECTS": 10_000,
     "WORKER_THREADS": min(32, (os.cpu_count() or 1) + 4),  # as ThreadPoolExecutor's default
+    # Idempotent writes (django_channels_router.idempotency): seconds a key's record is kept, the
+    # records kept per identity (the oldest go first), and the largest reply kept (a frame, in bytes).
+    "IDEMPOTENCY_TTL": 86_400,
+    "IDEMPOTENCY_MAX_KEYS": 1000,
+    "IDEMPOTENCY_MAX_REPLY_BYTES": 65_536,
     # Who may see the socket docs page and schema (django_channels_router.urls).
     "DOCS_ACCESS": "authenticated",
 }

@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar
+from uuid import uuid4
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from django.core import checks
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import router as db_router
 
 from . import groups, shutdown
 from .admission import FrameAdmission, ParsedRequest
 from .conf import Limits, rate, timeout
 from .groups import GroupMembership
+from .idempotency import app_missing
 from .lifecycle import ConnectionLifecycle
 from .outbox import FrameSending
 from .pipeline import Steps, current_uuid, resolve, respond, run_async, run_sync
@@ -85,6 +89,10 @@ class RouterMixin(FrameAdmission, GroupMembership, FrameSending, ConnectionLifec
     #: and Channels share, for code that is not thread-safe (then they run one at a time).
     thread_sensitive: ClassVar[bool] = False
 
+    #: Routes that run once per ``idempotency-key``: a list of route names, or ``"__all__"``. A
+    #: route's own ``"idempotent"`` option wins. Model routers accept keys on every route but GET ones.
+    idempotent_routes: ClassVar[Collection[str] | str] = ()
+
     def _get_routes(self) -> list[RouteInfo]:
         return list(self.route_table.values())
 
@@ -117,7 +125,38 @@ class RouterMixin(FrameAdmission, GroupMembership, FrameSending, ConnectionLifec
             errors.add(501)  # not_implemented (pipeline.resolve)
         if rate(cls.rate_limit):
             errors.add(429)  # throttled (parse_frame)
+        if cls.route_is_idempotent(route):
+            errors |= {400, 409, 422}  # a bad idempotency-key, one in progress, one reused (idempotency)
         return errors
+
+    @classmethod
+    def route_is_idempotent(cls, route: RouteInfo) -> bool:
+        """Whether a request to ``route`` with an ``idempotency-key`` runs once per identity and key:
+        the route's ``"idempotent"`` option, else whether ``idempotent_routes`` names it."""
+        declared = route.options.get("idempotent")
+        if declared is not None:
+            return bool(declared)
+        return cls.idempotent_routes == "__all__" or route.name in cls.idempotent_routes
+
+    def idempotency_identity(self) -> str:
+        """Who an ``idempotency-key`` belongs to: the user, else the connection's session, else the
+        connection itself (then a key protects only within this connection)."""
+        user = self.user
+        if getattr(user, "is_authenticated", False):
+            return f"user:{user.pk}"
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if session_key:
+            return f"session:{session_key}"
+        if "_connection_identity" not in self.__dict__:
+            self._connection_identity = uuid4().hex
+        return f"connection:{self._connection_identity}"
+
+    def idempotency_database(self, route: RouteInfo) -> str:
+        """The database alias of the records of ``route``'s keys: the one its writes go to, so that
+        both commit together (the model routers' model's; here, where the router sends the record)."""
+        from .models import IdempotencyKey
+
+        return db_router.db_for_write(IdempotencyKey)
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]:
         """The handler that serves ``route`` on this connection; override to wrap it."""
@@ -336,3 +375,10 @@ class AsyncSocketRouterConsumer(RouterMixin, AsyncJsonWebsocketConsumer):
         for group in list(self.joined_groups):
             await self.leave(group)
         await super().websocket_disconnect(message)
+
+
+@checks.register()
+def check_idempotency_app(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``channels_router.E011``. Registered here, not with the app's checks: it reports that the app
+    is missing from ``INSTALLED_APPS``."""
+    return app_missing(RouterMixin)

@@ -78,6 +78,15 @@ def access_refused(user: Any, denied: str = PERMISSION_DENIED_DETAIL,
                        {"WWW-Authenticate": authenticate} if authenticate else None)
 
 
+def is_client_error(exc: Exception) -> bool:
+    """Whether :func:`reply_for_exception` answers ``exc`` with a 4xx (without logging it)."""
+    if isinstance(exc, SocketError):
+        return exc.status < 500
+    if isinstance(exc, (Http404, PermissionDenied)):
+        return True
+    return drf_exceptions is not None and isinstance(exc, drf_exceptions.APIException) and exc.status_code < 500
+
+
 def reply_for_exception(exc: Exception, route: str | None, uuid: Any = None) -> tuple[int, Any, dict[str, Any] | None]:
     """Map an exception raised while serving ``route`` to ``(status, payload, headers)``.
 

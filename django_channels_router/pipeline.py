@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from asgiref.sync import iscoroutinefunction
 
 from .errors import InvalidResult, SocketError, access_refused, reply_for_exception
+from .idempotency import idempotent_request, run_once
 from .protocol import encode_frame, error_frame
 from .routes import Callback, RouteInfo
 from .status import is_success
@@ -54,13 +55,24 @@ class RouterHost(Protocol):
 
     def get_handler(self, route: RouteInfo) -> Callable[..., Any]: ...
 
+    @classmethod
+    def route_is_idempotent(cls, route: RouteInfo) -> bool: ...
+
+    def idempotency_identity(self) -> str: ...
+
+    def idempotency_database(self, route: RouteInfo) -> str: ...
+
 
 #: The uuid of the request being served, for code that needs it (``RouterMixin.request_uuid``).
 current_uuid: ContextVar[str | int] = ContextVar("django_channels_router_uuid")
 
 
 def respond(consumer: RouterHost, uuid: Any, route: RouteInfo, headers: dict[str, Any], payload: Any) -> Steps:
-    """Serve one parsed request: prepare -> access -> validate -> hydrate -> handler -> dehydrate -> reply frame."""
+    """Serve one parsed request: prepare -> access -> validate -> hydrate -> handler -> dehydrate -> reply frame.
+
+    A request with an ``idempotency-key`` to a route that accepts one runs hydrate, handler and
+    dehydrate as one step, in a transaction with the key's record (:mod:`.idempotency`).
+    """
     started = time.perf_counter()
     current_uuid.set(uuid)
     try:
@@ -72,6 +84,7 @@ def respond(consumer: RouterHost, uuid: Any, route: RouteInfo, headers: dict[str
         if route.access is not None:
             if not (yield resolve(consumer, route, route.access), (consumer.user, headers, payload)):
                 raise access_refused(consumer.user)
+        once = idempotent_request(consumer, route, headers, payload)  # the raw payload: before validate
         hydrate = consumer.get_hydrate(route)
         validate = consumer.get_validate(route)
         if validate is not None:  # the declared "request": 400 before hydrate when it does not match
@@ -80,22 +93,41 @@ def respond(consumer: RouterHost, uuid: Any, route: RouteInfo, headers: dict[str
             # writes) gets the payload too.
             if route.hydrate is None:
                 payload = validated  # a serializer's validated_data; a route's own hydrate gets the payload
-        if hydrate is not None:
-            payload = yield hydrate, route.hydrate_args(headers, payload)
-        result = yield consumer.get_handler(route), route.handler_args(headers, payload)
-        status, reply_headers, reply_payload = _normalise(result)
-        if route.dehydrate is not None and is_success(status):
-            reply_payload = yield resolve(consumer, route, route.dehydrate), (reply_payload,)
-        try:
-            frame = encode_frame(uuid, route.name, status, reply_headers, reply_payload, consumer.json_encoder)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidResult(f"payload or headers are not JSON-serialisable ({exc})") from None
+        if once is not None:  # hydrate, handler and dehydrate in one transaction with the key's record
+            status, frame = yield run_once, (once, consumer, uuid, route,
+                                             _producer(consumer, route, headers, payload, hydrate))
+        else:
+            if hydrate is not None:
+                payload = yield hydrate, route.hydrate_args(headers, payload)
+            result = yield consumer.get_handler(route), route.handler_args(headers, payload)
+            status, reply_headers, reply_payload = _normalise(result)
+            if route.dehydrate is not None and is_success(status):
+                reply_payload = yield resolve(consumer, route, route.dehydrate), (reply_payload,)
+            try:
+                frame = encode_frame(uuid, route.name, status, reply_headers, reply_payload, consumer.json_encoder)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise InvalidResult(f"payload or headers are not JSON-serialisable ({exc})") from None
     except Exception as exc:
         status, frame = _error_reply(consumer, uuid, route, exc)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("route=%s uuid=%r status=%s duration=%.1fms", route.name, uuid, status,
                      (time.perf_counter() - started) * 1000)
     return frame
+
+
+def _producer(consumer: RouterHost, route: RouteInfo, headers: dict[str, Any], payload: Any,
+              hydrate: Callable[..., Any] | None) -> Callable[[], tuple[int, dict[str, Any] | None, Any]]:
+    """The steps :func:`respond` yields after validate, as one sync call (for :func:`run_once`)."""
+
+    def produce() -> tuple[int, dict[str, Any] | None, Any]:
+        value = payload if hydrate is None else call_sync(hydrate, route.hydrate_args(headers, payload))
+        status, reply_headers, reply_payload = _normalise(
+            call_sync(consumer.get_handler(route), route.handler_args(headers, value)))
+        if route.dehydrate is not None and is_success(status):
+            reply_payload = call_sync(resolve(consumer, route, route.dehydrate), (reply_payload,))
+        return status, reply_headers, reply_payload
+
+    return produce
 
 
 def _error_reply(consumer: RouterHost, uuid: Any, route: RouteInfo, exc: Exception) -> tuple[int, str]:

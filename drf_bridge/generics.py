@@ -248,6 +248,18 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
             return instance
         return hydrate_sync
 
+    @classmethod
+    def route_is_idempotent(cls, route: RouteInfo) -> bool:
+        """Every route but GET ones accepts an ``idempotency-key``, unless it says
+        ``"idempotent": False``."""
+        if route.options.get("idempotent") is None and route.options.get("method", "POST") not in SAFE_METHODS:
+            return True
+        return super().route_is_idempotent(route)
+
+    def idempotency_database(self, route: RouteInfo) -> str:
+        """The database the model is written to, where the write's transaction runs (see get_handler)."""
+        return db_router.db_for_write(self.get_queryset().model)
+
     def hydrates_in_transaction(self, route: RouteInfo) -> bool:
         """Writes whose handler is sync, and whose hydrate, if any, is sync too."""
         if route.options.get("method", "POST") in SAFE_METHODS:

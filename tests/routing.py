@@ -15,6 +15,7 @@ from tests.consumers import (
     close_at_once,
 )
 from tests.drf import ArticleRouter, LargeArticleRouter
+from tests.idempotent import IdempotentArticleRouter
 from tests.security import HeadersRouter, TenantArticleRouter
 
 websocket_urlpatterns = [
@@ -29,6 +30,7 @@ websocket_urlpatterns = [
     path("ws/headers/", HeadersRouter.as_asgi()),
     path("ws/articles/", ArticleRouter.as_asgi()),
     path("ws/articles/large/", LargeArticleRouter.as_asgi()),
+    path("ws/articles/idempotent/", IdempotentArticleRouter.as_asgi()),
     path("ws/impatient/sync/", ImpatientSyncSocket.as_asgi()),
     path("ws/impatient/async/", ImpatientAsyncSocket.as_asgi()),
     path("ws/tenant/<str:source>/", TenantArticleRouter.as_asgi()),

@@ -23,6 +23,7 @@ MISTAKES = [
     ({"CHANNEL_LAYERS": {}}, {}),
     ({"CHANNEL_LAYERS": IN_MEMORY}, {}),  # W002: a deployment check
     ({}, {"INSTALLED_APPS": {"remove": ["drf_bridge"]}}),
+    ({}, {"INSTALLED_APPS": {"remove": ["django_channels_router"]}}),  # E011: routes that take idempotency-key
     ({}, {}),  # the broken classes below
 ]
 

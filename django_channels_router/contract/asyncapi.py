@@ -41,7 +41,8 @@ UUID = {"$ref": "#/components/schemas/Uuid"}
 #: What a status means on a route, for the error reply's description.
 STATUS_TEXT = {
     400: "invalid payload", 401: "not authenticated", 403: "permission denied", 404: "not found",
-    409: "conflict", 413: "too large", 429: "throttled or too many requests", 500: "server error",
+    409: "conflict, or a request with the same idempotency-key still running", 413: "too large",
+    422: "idempotency-key used for another request", 429: "throttled or too many requests", 500: "server error",
     501: "not implemented", 503: "database or channel layer unavailable, or the server is restarting",
     504: "request timeout", 412: "precondition failed: the if-match tag is stale",
 }
