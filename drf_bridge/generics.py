@@ -97,6 +97,15 @@ class GenericSocketRouter(AsyncSocketRouterConsumer):
         return errors
 
     @classmethod
+    def replies_with_serializer(cls, route: RouteInfo) -> bool:
+        """The rule for a custom route that declares no ``response``: a detail route (it loads one
+        object) whose dehydrate is the router's own, unchanged ``dehydrate()`` (the ``@socket_route``
+        default, which serialises a model instance with ``get_serializer()``) replies with one object
+        of the router's serializer. Any other route's reply is what it declares, else any JSON."""
+        return (bool(route.options.get("detail")) and route.dehydrate == "dehydrate"
+                and getattr(cls, "dehydrate", None) is GenericSocketRouter.dehydrate)
+
+    @classmethod
     def describe_route(cls, route: RouteInfo, components: Any) -> dict[str, Any]:
         """For the schema generator: as drf-spectacular describes a ViewSet's actions (see
         ``drf_bridge.schema``)."""

@@ -5,7 +5,7 @@ ones only in requests), partial for ``patch``; ``list`` and ``subscribe`` take t
 of the ``filter_backends`` and the paginator, and ``list`` replies in the paginator's shape.
 Subscriptions add their pushes. The statuses are the router's ``route_errors()``. A custom route
 (``@socket_route``) says what it declares; a detail one without a ``response`` replies with the
-router's serializer when its dehydrate is the router's default (:func:`replies_with_serializer`).
+router's serializer when its dehydrate is the router's default (``GenericSocketRouter.replies_with_serializer``).
 
 The routers' ``describe_route``/``describe_pushes`` class methods call this module for the schema
 generator (``django_channels_router.contract``), which passes its ``components``: it returns
@@ -60,20 +60,9 @@ def route_schema(router: Any, route: RouteInfo, components: Components) -> dict[
         "headers": _detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
         "validation_errors": True, **_description(router, route)}
     serializer = _serializer_class(router)
-    if route.options.get("response") is None and replies_with_serializer(router, route) and serializer is not None:
+    if route.options.get("response") is None and router.replies_with_serializer(route) and serializer is not None:
         custom["response"] = components.serializer(serializer, "response")
     return custom
-
-
-def replies_with_serializer(router: Any, route: RouteInfo) -> bool:
-    """The rule for a custom route that declares no ``response``: a detail route (it loads one
-    object) whose dehydrate is the router's own, unchanged ``dehydrate()`` (the ``@socket_route``
-    default, which serialises a model instance with ``get_serializer()``) replies with one object
-    of the router's serializer. Any other route's reply is what it declares, else any JSON."""
-    from .generics import GenericSocketRouter
-
-    return (bool(route.options.get("detail")) and route.dehydrate == "dehydrate"
-            and getattr(router, "dehydrate", None) is GenericSocketRouter.dehydrate)
 
 
 def _description(router: Any, route: RouteInfo) -> dict[str, Any]:

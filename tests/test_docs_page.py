@@ -222,6 +222,7 @@ async def test_every_generated_example_is_sent_without_a_400(page, demo):
         if payload_type != "any":
             assert reply["status"] != 400, (socket, route, reply)
     assert answered["ws-model-articles", "create"] == 201
+    assert answered["ws-articles", "create"] == 201
     assert answered["ws-model-articles", "get"] == 200
     assert answered["ws-model-articles", "patch"] == 200
     assert answered["ws-model-articles", "delete"] == 204

@@ -161,8 +161,9 @@ def test_statuses_are_those_of_the_route_and_those_of_every_route_are_said_once_
     [socket] = [s for s in suite["sockets"] if s["id"] == "ws-articles"]
     routes = {route["name"]: route for route in socket["routes"]}
     assert [status for status, _ in socket["common_errors"]] == [429, 500, 503]
-    assert [status for status, _ in routes["get"]["errors"]] == [401, 403, 404]
-    assert [status for status, _ in routes["create"]["errors"]] == [400, 401, 403]
+    # get: a missing id or a malformed if-none-match is a 400; create takes an idempotency-key (409, 422).
+    assert [status for status, _ in routes["get"]["errors"]] == [400, 401, 403, 404]
+    assert [status for status, _ in routes["create"]["errors"]] == [400, 401, 403, 409, 422]
     assert [status for status, _ in routes["list"]["errors"]] == [400, 401, 403, 404]  # a filter's, a page past the last
     assert (routes["get"]["reply_status"], routes["create"]["reply_status"], routes["delete"]["reply_status"]) == (
         200, 201, 204)

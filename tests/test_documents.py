@@ -20,7 +20,7 @@ def texts():
 def test_documents_cite_only_documents_of_the_project():
     # A user reads the cited file: the protocol is in the project's own documents, not in a file kept elsewhere.
     cited = {(name, text.relative_to(ROOT).as_posix()) for text in texts()
-             for name in re.findall(r"\b[\w./-]+\.md\b", text.read_text(errors="replace"))}
+             for name in re.findall(r"(?<![\w./-])[\w./-]+\.md\b", text.read_text(errors="replace"))}
     missing = {(name, where) for name, where in cited
                if not (ROOT / name).exists() and not (ROOT / where).parent.joinpath(name).exists()}
     assert not missing, sorted(missing)

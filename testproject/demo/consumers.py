@@ -130,7 +130,8 @@ class ArticleConsumer(SocketRouterConsumer):
     routes = [
         # A serializer class as the dehydrate: ArticleSerializer(article).data, and the reply's type.
         {"route": "get", "hydrate": load_article, "dehydrate": ArticleSerializer},
-        {"route": "create", "hydrate": deserialize, "dehydrate": ArticleSerializer},
+        # "request" declares the payload (checked before deserialize): the docs page shows its fields.
+        {"route": "create", "request": ArticleSerializer, "hydrate": deserialize, "dehydrate": ArticleSerializer},
         # A function says nothing of its result: "response" does.
         {"route": "list", "dehydrate": serialize_many, "response": ArticleSerializer(many=True)},
     ]
