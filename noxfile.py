@@ -8,7 +8,9 @@ So every Python, every Django line and every dependency floor is tested. ``nox -
 sessions, ``nox`` runs them all, ``nox -s "tests(django='4.2', deps='oldest')"`` runs one.
 Arguments after ``--`` go to pytest. Each session runs the README's test suite, but for the tests
 marked ``independent_of_versions`` (the quickstart in its own virtualenv, the npm package, the docs
-build), which do the same in every session and run in the README's test command.
+build: they do the same in every session) and ``documentation`` (the projects built from the
+README, the tutorial and the how-to guides, whose examples are kept working on the releases the
+README's test command installs), which that command runs once.
 """
 
 import nox
@@ -43,8 +45,8 @@ def tests(session: nox.Session, django: str, deps: str) -> None:
     if deps == "oldest":
         pins += [*FLOORS, f"djangorestframework=={DJANGO[django][2]}"]
     session.install("-e", ".[test]", *pins)
-    # What does not depend on the session's versions ran in the README's test command already.
-    session.run("python", "-m", "pytest", "-m", "not independent_of_versions", *session.posargs)
+    # Run once, by the README's test command: see the module's docstring.
+    session.run("python", "-m", "pytest", "-m", "not independent_of_versions and not documentation", *session.posargs)
 
 
 @nox.session(python="3.11")

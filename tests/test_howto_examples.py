@@ -38,6 +38,9 @@ from django_channels_router.client import RouterClient
 from tests.conftest import ROOT, SERVERS, free_port, server_process
 from tests.projects import SETTINGS, blocks, files, make_project, run, user_env
 
+# The documentation's own project, checked on the releases the README's test command installs.
+pytestmark = pytest.mark.documentation
+
 CLIENTS = ROOT / "docs/howto/clients.md"
 TESTING = ROOT / "docs/howto/testing.md"
 DELIVERY = ROOT / "docs/explanation/delivery.md"

@@ -7,8 +7,13 @@ what the README says it prints. Every relative link of the README leads to a fil
 
 import re
 
+import pytest
+
 from tests.conftest import ROOT, SERVERS, free_port, server_process
 from tests.projects import SETTINGS, files, make_project, run, user_env
+
+# The documentation's own project, checked on the releases the README's test command installs.
+pytestmark = pytest.mark.documentation
 
 README = ROOT / "README.md"
 QUICKSTART = ROOT / "docs/quickstart.md"

@@ -36,6 +36,9 @@ from websockets.exceptions import InvalidStatus
 from tests.conftest import ROOT, CallingClient, free_port, server_process
 from tests.projects import SETTINGS, add_sources, files, make_project, run, start_project, user_env
 
+# The documentation's own project, checked on the releases the README's test command installs.
+pytestmark = pytest.mark.documentation
+
 TUTORIAL = ROOT / "docs" / "tutorial"
 STEPS = sorted(TUTORIAL.glob("[0-9][0-9]-*.md"))
 REQUIRED = {SETTINGS, "myproject/asgi.py", "myproject/urls.py", "myapp/models.py", "myapp/routing.py",
