@@ -177,7 +177,9 @@ async def test_every_payload_has_a_field_table_and_a_model_route_lists_its_seria
         "title required string at least 1 character; at most 200 characters", "body string"]
     assert await create.locator(".message.reply h4 .status").first.inner_text() == "201"
     assert await create.locator(".statuses li").all_inner_texts() == [
-        "400 invalid payload: the payload holds the errors by field", "401 not authenticated", "403 permission denied"]
+        "400 invalid payload: the payload holds the errors by field", "401 not authenticated", "403 permission denied",
+        "409 conflict, or a request with the same idempotency-key still running",
+        "422 idempotency-key used for another request"]
     socket_wide = " ".join((await page.locator("#socket-ws-model-articles .socket-wide").inner_text()).split())
     assert socket_wide.startswith("Any route of this socket may also answer 429")
     summary = await page.locator("#ws-model-articles--route-unsubscribe .summary").text_content()
