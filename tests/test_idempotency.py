@@ -18,6 +18,7 @@ from django_channels_router.idempotency import prune_expired
 from django_channels_router.models import IdempotencyKey
 from django_channels_router.testing import RouterCommunicator
 from tests.conftest import CallingClient, daphne
+from tests.drf import ArticleRouter
 from tests.idempotent import AsyncPlainIdempotentSocket, IdempotentArticleRouter, PlainIdempotentSocket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -56,6 +57,17 @@ async def test_a_retry_on_another_connection_gets_the_kept_reply_and_writes_once
     assert other["status"] == 201 and other["headers"] is None and await rows(title="once") == 2
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_a_replay_carries_the_kept_reply_s_headers_its_etag_among_them():
+    # An anonymous connection without a session: its keys are its own, so the retry is on it.
+    comm = await connected(ArticleRouter)
+    reply = await comm.request("create", {"title": "tagged"}, {"idempotency-key": "tagged"})
+    assert reply["status"] == 201 and reply["headers"]["etag"].startswith('"')
+    again = await comm.request("create", {"title": "tagged"}, {"idempotency-key": "tagged"})
+    assert again["headers"] == {**reply["headers"], "idempotent-replay": True}
+    assert again["payload"] == reply["payload"] and await rows(title="tagged") == 1
+    await comm.disconnect()
 
 
 async def test_every_write_route_of_a_model_router_takes_a_key_and_get_routes_ignore_it():
