@@ -39,7 +39,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 def distributions(*extras):
     """Every distribution ``pip install ".[extras]"`` installs (normalized names): the package's own
-    requirements from this checkout's pyproject.toml, their dependencies from the installed metadata."""
+    requirements from this checkout's pyproject.toml, their dependencies from the installed metadata
+    (a distribution not installed here counts without its own dependencies)."""
     seen: dict[str, set[str]] = {}  # a distribution and the extras of it walked so far
     todo = [Requirement(f"django-channels-router[{','.join(extras)}]")]
     while todo:
@@ -53,7 +54,11 @@ def distributions(*extras):
         if name in seen and requirement.extras <= seen[name]:
             continue
         seen.setdefault(name, set()).update(requirement.extras)
-        for line in metadata.requires(name) or []:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:  # not installed here (the dev tools in a nox session): a leaf
+            continue
+        for line in requires:
             dependency = Requirement(line)
             if dependency.marker is None or any(dependency.marker.evaluate({"extra": extra})
                                                 for extra in ["", *sorted(requirement.extras)]):
