@@ -12,7 +12,7 @@ from .conf import check_all
 from .consumers import AsyncSocketRouterConsumer, RouterMixin, SocketRouterConsumer
 from .layers import receive_timeout_problem
 from .protocol import ROUTE_NAME
-from .routes import resolve_on_class
+from .routes import resolve_on_class, subclasses
 from .validation import declaration_problem
 
 BASES = {RouterMixin, SocketRouterConsumer, AsyncSocketRouterConsumer}
@@ -85,20 +85,6 @@ def check_channel_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.
                      '"socket_timeout": 10}].',
                 id="channels_router.E010"))
     return errors
-
-
-def subclasses(base: type) -> list[type]:
-    """Every subclass of ``base``, at any depth, in a stable order (module, then name), so that
-    checks report the same way on every run."""
-    found: set[type] = set()
-    waiting = [base]
-    sub: type
-    while waiting:
-        for sub in waiting.pop().__subclasses__():
-            if sub not in found:
-                found.add(sub)
-                waiting.append(sub)
-    return sorted(found, key=lambda cls: (cls.__module__, cls.__qualname__))
 
 
 def _import_asgi_application() -> list[checks.CheckMessage]:

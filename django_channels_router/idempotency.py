@@ -46,6 +46,7 @@ from django.utils import timezone
 from .conf import limit
 from .errors import SocketError, is_client_error, reply_for_exception
 from .protocol import encode_frame
+from .routes import subclasses
 from .status import StatusCodes
 
 if TYPE_CHECKING:
@@ -267,16 +268,8 @@ def app_missing(base: type) -> list[Any]:
             import_module(application.rpartition(".")[0])
         except Exception:  # reported by channels_router.W001 once the app is installed
             pass
-    classes: set[type] = set()
-    waiting = [base]
-    sub: type
-    while waiting:
-        for sub in waiting.pop().__subclasses__():
-            if sub not in classes:
-                classes.add(sub)
-                waiting.append(sub)
     errors: list[Any] = []
-    for cls in sorted(classes, key=lambda cls: (cls.__module__, cls.__qualname__)):
+    for cls in subclasses(base):
         if cls.__module__.startswith(("django_channels_router.", "drf_bridge.")):
             continue  # the packages' own bases
         names = [name for name, route in cls.route_table.items()  # type: ignore[attr-defined]

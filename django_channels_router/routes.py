@@ -163,3 +163,17 @@ def _first_parameters(cls: type, callback: Callback | None) -> list[str]:
     if isinstance(callback, str) and inspect.isfunction(inspect.getattr_static(cls, callback, None)):
         names = names[1:]  # a plain method: skip self (not a staticmethod or a classmethod)
     return names[:2]
+
+
+def subclasses(base: type) -> list[type]:
+    """Every subclass of ``base``, at any depth, in a stable order (module, then name), so that
+    checks report the same way on every run."""
+    found: set[type] = set()
+    waiting = [base]
+    sub: type
+    while waiting:
+        for sub in waiting.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                waiting.append(sub)
+    return sorted(found, key=lambda cls: (cls.__module__, cls.__qualname__))

@@ -12,7 +12,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
-from django_channels_router.checks import subclasses
+from django_channels_router.routes import subclasses
 
 from .changes import discover_subscribed_models, subscribed_models
 from .generics import GenericSocketRouter
