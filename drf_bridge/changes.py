@@ -101,13 +101,13 @@ def notify_change(model: type[Model], pks: Iterable[Any], using: str | None = No
     if pending is not None and not pending.waits_on(connection):
         pending = None
     # One record per object and transaction: what a replay reads is the object as it is then.
-    history.record({label: {key: created for key in keys if pending is None or key not in pending.pks.get(label, ())}
-                    for label in labels}, using)
+    records = history.record({label: {key: created for key in keys if pending is None
+                                      or key not in pending.pks.get(label, ())} for label in labels}, using)
     if pending is not None:
-        pending.add(labels, keys)
+        pending.add(labels, keys, records)
         return
     changes = _Changes()
-    changes.add(labels, keys)
+    changes.add(labels, keys, records)
     if connection.in_atomic_block:
         connection.drf_bridge_changes = changes  # later saves in this transaction join it
     transaction.on_commit(changes.send, using=using)  # at once outside a transaction
@@ -119,20 +119,22 @@ class _Changes:
 
     def __init__(self) -> None:
         self.pks: dict[str, set[str]] = {}
+        self.records: dict[str, list[int]] = {}
 
     def waits_on(self, connection: Any) -> bool:
         return connection.in_atomic_block and any(func == self.send for _, func, *_ in connection.run_on_commit)
 
-    def add(self, labels: set[str], pks: list[str]) -> None:
+    def add(self, labels: set[str], pks: list[str], records: dict[str, list[int]]) -> None:
         for label in labels:
             self.pks.setdefault(label, set()).update(pks)
+            self.records.setdefault(label, []).extend(records.get(label, ()))
 
     def send(self) -> None:
         layer = get_channel_layer()
         for label, pks in self.pks.items():
             number = _next_number(label)
             message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex,
-                       "sender": SENDER, "number": number}
+                       "sender": SENDER, "number": number, "records": self.records.get(label, [])}
             group_send_from_sync(layer, model_group(label), message, partial(_not_sent, label, len(pks)),
                                  partial(_sent, label, number))
 

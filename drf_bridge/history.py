@@ -94,21 +94,28 @@ def margin() -> timedelta:
     return timedelta(seconds=limit("CHANGE_HISTORY_MARGIN", None))
 
 
-def record(changes: dict[str, dict[str, bool]], using: str) -> None:
+def record(changes: dict[str, dict[str, bool]], using: str) -> dict[str, list[int]]:
     """Write the records of ``{label: {pk: created}}`` on database ``using``, in the current
-    transaction (the change's own); every ``PRUNE_EVERY`` records, prune one batch once it commits."""
+    transaction (the change's own); their ids by label, where the database returns them (the
+    change event carries them: see :class:`Sweeper`). Every ``PRUNE_EVERY`` records, prune one
+    batch once the transaction commits."""
     if not enabled():
-        return
+        return {}
     from .models import ChangeRecord
 
     now = timezone.now()
     rows = [ChangeRecord(model=label, pk_value=pk, created=created, at=now)
             for label, pks in changes.items() for pk, created in pks.items()]
     if not rows:
-        return
+        return {}
     ChangeRecord.objects.using(using).bulk_create(rows)
     if any(next(_written) % PRUNE_EVERY == 0 for _ in rows):
         transaction.on_commit(lambda: _prune_quietly(using), using=using)
+    ids: dict[str, list[int]] = {}
+    for row in rows:
+        if row.id is not None:
+            ids.setdefault(row.model, []).append(row.id)
+    return ids
 
 
 def changed_since(model: type[Model], label: str, since: datetime, pk: str | None,

@@ -43,6 +43,7 @@ from .evaluations import Evaluation, evaluations
 from .generics import acting_as, anonymous_user
 from .history import POSITION, RESUME_FROM, RESUMED, InvalidPosition
 from .request import HANDSHAKE_REQUEST, SocketRequest, build_request
+from .sweeper import sweeper
 
 __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 
@@ -126,7 +127,7 @@ class SubscribeModelMixin(_Host):
     the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription;
     ``created`` and ``updated`` also carry ``headers.etag``, the object's tag as ``get`` gives it.
     The reply and every push carry ``headers.position``; a ``subscribe`` with ``resume-from: <position>``
-    continues from there after a reconnect (see :mod:`drf_bridge.history`).
+    continues from there after a reconnect (see ``drf_bridge.history``).
     When pushes were lost (a change event that never arrived, a change that could not be worked
     out, a channel layer outage), the subscription gets a ``resync`` push: the client re-reads
     with ``list``/``get``.
@@ -207,6 +208,8 @@ class SubscribeModelMixin(_Host):
                     await self.leave(group)
                 raise
             self.subscriptions[subscription.id] = subscription
+            if history.enabled():
+                sweeper().watch(self, subscription.label)
             if replay:  # worked out in turn with the live changes, each reading the objects as they are then
                 self._changes.put_nowait(replay)
         if self._change_worker is None:
@@ -348,8 +351,17 @@ class SubscribeModelMixin(_Host):
         """A change to a model this connection subscribes to: queued, so that working it out
         never holds up this connection's requests (or its PINGs)."""
         self._note_number(event)
+        sweeper().heard_of(str(event.get("model")), event.get("records"))
         if event.get("pks"):  # a sender's marker has none: only its number counts
             self._changes.put_nowait(event)
+
+    def watches(self, label: str) -> bool:
+        """Whether a subscription of this connection is to the model labelled ``label``."""
+        return any(subscription.label == label for subscription in self.subscriptions.values())
+
+    def changes_found(self, event: dict[str, Any]) -> None:
+        """Changes whose event never came, found in the history (``drf_bridge.sweeper``)."""
+        self._changes.put_nowait(event)
 
     def _note_number(self, event: dict[str, Any]) -> None:
         """Gap detection (see :class:`GapTracker`): change events lost on the way are a resync,

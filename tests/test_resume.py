@@ -2,7 +2,11 @@
 ``resume-from`` replays what changed since, from the history of changes in the database."""
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,7 +21,7 @@ from demo.models import Article
 from django_channels_router.testing import RouterCommunicator
 from drf_bridge.history import prune
 from drf_bridge.models import ChangeRecord
-from tests.conftest import CallingClient, daphne
+from tests.conftest import ROOT, SERVER_ENV, CallingClient, daphne, reachable
 from tests.drf import ArticleRouter, NoteRouter, NoteSerializer
 from tests.factories import ArticleFactory, NoteFactory, UserFactory
 from tests.models import Note
@@ -311,3 +315,38 @@ async def test_a_subscription_resumes_on_another_server_process(servers):
         assert reply["headers"]["resumed"] is True
         pushes = await client.pushes()
     assert [(p["route"], p["payload"]["id"]) for p in pushes] == [("created", created["payload"]["id"])]
+
+
+#: A process that changes an article and dies once the change is committed, before it sends the
+#: change event: as a server killed with SIGKILL (or by the OOM killer) right after a commit.
+DIES_AFTER_COMMIT = """
+import os, django
+django.setup()
+from django.db import transaction
+from demo.models import Article
+with transaction.atomic():
+    transaction.on_commit(lambda: os._exit(0))  # runs before the change event's own on_commit
+    print(Article.objects.create(title="its sender died").pk, flush=True)
+"""
+
+
+async def test_a_change_whose_sender_died_before_sending_its_event_is_pushed(tmp_path, django_db_setup):
+    """The history has the record of a committed change whose event died with its process; the
+    server that holds the subscription finds it there within seconds (drf_bridge.sweeper)."""
+    if connection.vendor != "postgresql" or not reachable(6379):
+        pytest.skip("two processes share the test's PostgreSQL database and a channels-redis layer")
+    settings = connection.settings_dict
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "REDIS_URL": "redis://127.0.0.1:6379/0",
+           "CHANNELS_REDIS_PREFIX": f"dcr-test-{uuid.uuid4().hex[:8]}",
+           "DATABASE_URL": f"postgresql://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"}
+    with daphne("tests.asgi:application", tmp_path, **env) as server:
+        async with connect(f"{server}/ws/articles/") as ws:
+            client = CallingClient(ws)
+            assert (await client.call("subscribe"))["status"] == 201
+            died = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", DIES_AFTER_COMMIT], cwd=ROOT,
+                                           env={**SERVER_ENV, **env}, capture_output=True, text=True, timeout=60)
+            assert died.returncode == 0, died.stderr
+            pk = int(died.stdout)
+            assert await db(Article.objects.filter(pk=pk).exists)()  # committed, and no event went
+            pushes = [json.loads(await asyncio.wait_for(ws.recv(), 10)), *await client.pushes(wait=1)]
+    assert [(p["route"], p["payload"]["id"]) for p in pushes] == [("created", pk)]
