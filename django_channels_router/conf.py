@@ -39,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "IDEMPOTENCY_TTL": 86_400,
     "IDEMPOTENCY_MAX_KEYS": 1000,
     "IDEMPOTENCY_MAX_REPLY_BYTES": 65_536,
+    # The history of changes that subscriptions resume from (drf_bridge.history): seconds it keeps
+    # (0: none, and subscriptions carry no position), the most records it keeps, and the seconds a
+    # resume reaches back before its position (longer than a write transaction, event delivery and
+    # the skew of the servers' clocks together).
+    "CHANGE_HISTORY_SECONDS": 600,
+    "CHANGE_HISTORY_ROWS": 100_000,
+    "CHANGE_HISTORY_MARGIN": 30,
     # Who may see the socket docs page and schema (django_channels_router.urls).
     "DOCS_ACCESS": "authenticated",
 }
@@ -58,7 +65,7 @@ def setting(name: str, override: Any) -> Any:
 
 def limit(name: str, override: int | None) -> int:
     value = setting(name, override)
-    lowest = 0 if name == "MAX_WAITING_REQUESTS" else 1
+    lowest = 0 if name in ("MAX_WAITING_REQUESTS", "CHANGE_HISTORY_SECONDS") else 1
     if type(value) is not int or value < lowest:
         raise ImproperlyConfigured(f"{name} must be an integer of at least {lowest}, got {value!r}.")
     return value

@@ -38,6 +38,8 @@ from django.db.models.signals import post_delete, post_save
 from django_channels_router.push import group_send, group_send_from_sync
 from django_channels_router.workers import WorkerSends
 
+from . import history
+
 __all__ = ["CHANGE_TYPE", "Gap", "GapTracker", "connect_signals", "discover_subscribed_models", "model_group",
            "notify_change", "register_model"]
 
@@ -75,9 +77,11 @@ def _labels(model: type[Model]) -> set[str]:
 
 # -- the sender's side ------------------------------------------------------------------------------
 
-def notify_change(model: type[Model], pks: Iterable[Any], using: str | None = None) -> None:
+def notify_change(model: type[Model], pks: Iterable[Any], using: str | None = None, created: bool = False) -> None:
     """Tell subscribers these objects changed, for writes that send no signals
-    (``QuerySet.update()``, ``bulk_create()``). Sent once the current transaction commits::
+    (``QuerySet.update()``, ``bulk_create()``; ``created=True`` for new objects). The change is
+    recorded in the history that subscriptions resume from at once, in the current transaction,
+    and sent once that transaction commits::
 
         Article.objects.filter(draft=True).update(draft=False)
         notify_change(Article, ids)
@@ -94,11 +98,16 @@ def notify_change(model: type[Model], pks: Iterable[Any], using: str | None = No
     using = using or router.db_for_write(model)
     connection = connections[using]
     pending: _Changes | None = getattr(connection, "drf_bridge_changes", None)
-    if pending is not None and pending.waits_on(connection):
-        pending.add(labels, keys)
+    if pending is not None and not pending.waits_on(connection):
+        pending = None
+    # One record per object and transaction: what a replay reads is the object as it is then.
+    records = history.record({label: {key: created for key in keys if pending is None
+                                      or key not in pending.pks.get(label, ())} for label in labels}, using)
+    if pending is not None:
+        pending.add(labels, keys, records)
         return
     changes = _Changes()
-    changes.add(labels, keys)
+    changes.add(labels, keys, records)
     if connection.in_atomic_block:
         connection.drf_bridge_changes = changes  # later saves in this transaction join it
     transaction.on_commit(changes.send, using=using)  # at once outside a transaction
@@ -110,20 +119,22 @@ class _Changes:
 
     def __init__(self) -> None:
         self.pks: dict[str, set[str]] = {}
+        self.records: dict[str, list[int]] = {}
 
     def waits_on(self, connection: Any) -> bool:
         return connection.in_atomic_block and any(func == self.send for _, func, *_ in connection.run_on_commit)
 
-    def add(self, labels: set[str], pks: list[str]) -> None:
+    def add(self, labels: set[str], pks: list[str], records: dict[str, list[int]]) -> None:
         for label in labels:
             self.pks.setdefault(label, set()).update(pks)
+            self.records.setdefault(label, []).extend(records.get(label, ()))
 
     def send(self) -> None:
         layer = get_channel_layer()
         for label, pks in self.pks.items():
             number = _next_number(label)
             message = {"type": CHANGE_TYPE, "model": label, "pks": sorted(pks), "event": uuid.uuid4().hex,
-                       "sender": SENDER, "number": number}
+                       "sender": SENDER, "number": number, "records": self.records.get(label, [])}
             group_send_from_sync(layer, model_group(label), message, partial(_not_sent, label, len(pks)),
                                  partial(_sent, label, number))
 
@@ -247,11 +258,11 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _on_save(sender: type[Model], instance: Model, raw: bool = False, using: str | None = None,
-             **kwargs: Any) -> None:
+def _on_save(sender: type[Model], instance: Model, created: bool = False, raw: bool = False,
+             using: str | None = None, **kwargs: Any) -> None:
     if not raw:
         discover_subscribed_models()
-        notify_change(sender, [instance.pk], using)
+        notify_change(sender, [instance.pk], using, created=created)
 
 
 def _on_delete(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -24,6 +26,7 @@ from django.core import checks
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, QueryDict
+from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.serializers import BaseSerializer
 
@@ -32,13 +35,15 @@ from django_channels_router.conf import limit
 from django_channels_router.errors import reply_for_exception
 from django_channels_router.push import push_frame
 
-from . import changes
+from . import changes, history
 from .changes import Gap, GapTracker, model_group, notify_change, register_model
 from .checks import check_subscriptions
 from .decorators import socket_route
 from .evaluations import Evaluation, evaluations
 from .generics import acting_as, anonymous_user
+from .history import POSITION, RESUME_FROM, RESUMED, InvalidPosition
 from .request import HANDSHAKE_REQUEST, SocketRequest, build_request
+from .sweeper import sweeper
 
 __all__ = ["SubscribeModelMixin", "notify_change", "model_group"]
 
@@ -121,6 +126,8 @@ class SubscribeModelMixin(_Host):
     same query parameters as ``list``). Each push carries ``headers.subscription``, the uuid of
     the ``subscribe`` request, ``headers.model``, and ``headers.seq``: 1, 2, 3... per subscription;
     ``created`` and ``updated`` also carry ``headers.etag``, the object's tag as ``get`` gives it.
+    The reply and every push carry ``headers.position``; a ``subscribe`` with ``resume-from: <position>``
+    continues from there after a reconnect (see ``drf_bridge.history``).
     When pushes were lost (a change event that never arrived, a change that could not be worked
     out, a channel layer outage), the subscription gets a ``resync`` push: the client re-reads
     with ``list``/``get``.
@@ -177,7 +184,12 @@ class SubscribeModelMixin(_Host):
         """Start pushing changes; 201 with ``{"subscription": <this request's uuid>}``.
 
         The group is joined before the objects seen now are read, so no change falls between.
+        With ``resume-from``, the objects changed since that position follow the reply (``resumed:
+        true``), or a ``resync`` does (``resumed: false``).
         """
+        asked = RESUME_FROM in headers
+        since = self.resume_point(headers[RESUME_FROM]) if asked else None
+        read_at = timezone.now()
         group = model_group(subscription.label)
         async with self._subscriptions_lock:
             if subscription.id in self.subscriptions:
@@ -190,15 +202,51 @@ class SubscribeModelMixin(_Host):
             await self.join(group)
             try:
                 subscription.known = await run_in_worker(self.visible_pks, subscription)
+                replay, not_resumed = await self._replay(subscription, since) if asked else (None, "")
             except BaseException:
                 if not any(s.label == subscription.label for s in self.subscriptions.values()):
                     await self.leave(group)
                 raise
             self.subscriptions[subscription.id] = subscription
+            if history.enabled():
+                sweeper().watch(self, subscription.label)
+            if replay:  # worked out in turn with the live changes, each reading the objects as they are then
+                self._changes.put_nowait(replay)
         if self._change_worker is None:
             self._change_worker = asyncio.create_task(self._deliver_changes())
+        reply_headers: dict[str, Any] = {POSITION: history.position(read_at)} if history.enabled() else {}
+        if asked:
+            reply_headers[RESUMED] = replay is not None
+            if replay is None:
+                self._start(self._resync_subscription(subscription, not_resumed))
         payload = {"subscription": subscription.id, "model": subscription.label}
-        return {"status": StatusCodes.CREATED, "payload": payload}
+        return {"status": StatusCodes.CREATED, "headers": reply_headers, "payload": payload}
+
+    async def _replay(self, subscription: ModelSubscription,
+                      since: datetime | None) -> tuple[dict[str, Any] | None, str]:
+        """The change event that replays what changed since ``since`` to ``subscription`` alone,
+        or None and why not (the client is then told to re-read)."""
+        if since is None:
+            return None, "resume-from is not a position this server gave"
+        if not history.enabled():
+            return None, "this server keeps no history of changes"
+        most = limit("MAX_SUBSCRIBED_OBJECTS", self.max_subscribed_objects)
+        found = await run_in_worker(history.changed_since, self.get_queryset().model, subscription.label, since,
+                                    subscription.pk, most)
+        if found is None:
+            return None, "resume-from is older than the history of changes reaches back"
+        changed, created = found
+        if len(changed) > most:
+            return None, "more objects changed since resume-from than a subscription may follow"
+        return {"model": subscription.label, "pks": sorted(changed), "event": uuid.uuid4().hex,
+                "replay": subscription.id, "created": created}, ""
+
+    def resume_point(self, value: Any) -> Any:
+        """The time a ``resume-from`` header marks (None: not resumable); 400 when malformed."""
+        try:
+            return history.read_position(value)
+        except InvalidPosition as exc:
+            raise SocketError(400, str(exc), "invalid") from None
 
     @socket_route("unsubscribe", method="GET", dehydrate=None, description=(
         "Stop one subscription (the payload ``{\"subscription\": <uuid of its subscribe>}``) or all of "
@@ -235,7 +283,8 @@ class SubscribeModelMixin(_Host):
         key = self.lookup_url_kwarg
         model = self.get_queryset().model
         subscription = ModelSubscription(self.request_uuid, model._meta.concrete_model._meta.label_lower,
-                                    dict(headers), request.query_params.copy(), request.user, request.auth)
+                                         {name: value for name, value in headers.items() if name != RESUME_FROM},
+                                         request.query_params.copy(), request.user, request.auth)
         if headers.get(key) is not None or (isinstance(payload, dict) and payload.get(key) is not None):
             subscription.pk = str(self.hydrate_object(headers, payload).pk)
             subscription.query = QueryDict()
@@ -302,8 +351,17 @@ class SubscribeModelMixin(_Host):
         """A change to a model this connection subscribes to: queued, so that working it out
         never holds up this connection's requests (or its PINGs)."""
         self._note_number(event)
+        sweeper().heard_of(str(event.get("model")), event.get("records"))
         if event.get("pks"):  # a sender's marker has none: only its number counts
             self._changes.put_nowait(event)
+
+    def watches(self, label: str) -> bool:
+        """Whether a subscription of this connection is to the model labelled ``label``."""
+        return any(subscription.label == label for subscription in self.subscriptions.values())
+
+    def changes_found(self, event: dict[str, Any]) -> None:
+        """Changes whose event never came, found in the history (``drf_bridge.sweeper``)."""
+        self._changes.put_nowait(event)
 
     def _note_number(self, event: dict[str, Any]) -> None:
         """Gap detection (see :class:`GapTracker`): change events lost on the way are a resync,
@@ -344,6 +402,10 @@ class SubscribeModelMixin(_Host):
                        subscription.id, subscription.label, route, error)
         return push_frame(RESYNC, {"reason": "a push was too large to send"}, headers)
 
+    async def _resync_subscription(self, subscription: ModelSubscription, reason: str) -> None:
+        async with self._subscriptions_lock:
+            await self._send_resyncs([subscription], reason)
+
     async def _resync(self, label: str, reason: str) -> None:
         """Tell each subscription to ``label`` to re-read."""
         async with self._subscriptions_lock:
@@ -355,16 +417,25 @@ class SubscribeModelMixin(_Host):
         for subscription in subscriptions:
             if self.subscriptions.get(subscription.id) is not subscription:
                 continue  # ended meanwhile: nothing more is pushed to it
+            read_at = timezone.now()
             try:
                 subscription.known = await run_in_worker(self.visible_pks, subscription)
             except Exception:
                 logger.exception("Could not read subscription %r anew for a resync", subscription.id)
             logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, subscription.label, reason)
             try:
-                headers = self._numbered({"subscription": subscription.id, "model": subscription.label})
+                headers = self._numbered(self._push_headers(subscription, read_at))
                 await self.push(RESYNC, {"reason": reason}, headers)
             except Exception:
                 logger.exception("Could not send resync to subscription %r", subscription.id)
+
+    def _push_headers(self, subscription: ModelSubscription, read_at: datetime | None) -> dict[str, Any]:
+        """A push's ``subscription`` and ``model``, and the ``position`` of what was read at ``read_at``
+        (none when unknown: the client keeps the one before, which replays more, never less)."""
+        headers: dict[str, Any] = {"subscription": subscription.id, "model": subscription.label}
+        if read_at is not None and history.enabled():
+            headers[POSITION] = history.position(read_at)
+        return headers
 
     def _numbered(self, headers: dict[str, Any]) -> dict[str, Any]:
         """``headers`` with the subscription's next ``seq``."""
@@ -407,16 +478,23 @@ class SubscribeModelMixin(_Host):
 
     def subscription_pushes(self, subscriptions: list[ModelSubscription], event: dict[str, Any]) -> list[Push]:
         """What ``event`` means to each subscription, worked out as its own user: ``created``,
-        ``updated``, ``deleted``, or :data:`ENDED` when the subscription may not go on."""
+        ``updated``, ``deleted``, or :data:`ENDED` when the subscription may not go on.
+
+        A replay (``event["replay"]``, for the one subscription it resumes) says ``created`` for the
+        objects created since the position and ``deleted`` for every changed object not seen now:
+        the client may hold it, whatever this connection knew."""
         pushes: list[Push] = []
         model = apps.get_model(event["model"])
+        replay = event.get("replay")
         for subscription in subscriptions:
+            if replay is not None and subscription.id != replay:
+                continue
             pks = [pk for pk in event["pks"] if subscription.pk is None or pk == subscription.pk]
             if not pks:
                 continue
             key = (event["event"], type(self), self.get_subscription_key(subscription), subscription.pk)
             evaluation = evaluations.get(key, partial(self.evaluate, subscription, pks))
-            headers = {"subscription": subscription.id, "model": subscription.label}
+            headers = self._push_headers(subscription, evaluation.read_at)
             if evaluation.ended is not None:
                 pushes.append((ENDED, evaluation.ended, headers))
                 continue
@@ -428,10 +506,11 @@ class SubscribeModelMixin(_Host):
                         break
                     room -= pk not in subscription.known and subscription.pk is None
                     tag = evaluation.etags.get(pk)
-                    pushes.append(("updated" if pk in subscription.known else "created", seen[pk],
+                    new = pk in event["created"] if replay is not None else pk not in subscription.known
+                    pushes.append(("created" if new else "updated", seen[pk],
                                    headers if tag is None else {**headers, "etag": tag}))
                     subscription.known.add(pk)
-                elif pk in subscription.known:  # gone, out of the queryset, or no longer allowed
+                elif pk in subscription.known or replay is not None:  # gone, out of the queryset, or no longer allowed
                     pushes.append(("deleted", {"id": model._meta.pk.to_python(pk)}, headers))
                     subscription.known.discard(pk)
         return pushes
@@ -440,15 +519,16 @@ class SubscribeModelMixin(_Host):
         """The changed objects in the subscriber's queryset now, as :class:`Evaluation`, after
         authenticating the subscribing request anew. Nothing is seen when ``has_permission``
         refuses."""
+        read_at = timezone.now()  # before the reads: the position covers no change made after
         with self.acting_for(subscription) as request:
             try:
                 self.authenticate_again(subscription, request)
             except REFUSALS as exc:
-                return Evaluation(ended=ending(exc))
+                return Evaluation(ended=ending(exc), read_at=read_at)
             try:
                 self.check_permissions(request)
             except REFUSALS:
-                return Evaluation()
+                return Evaluation(read_at=read_at)
             seen: dict[str, Any] = {}
             etags: dict[str, str | None] = {}
             for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):
@@ -458,7 +538,7 @@ class SubscribeModelMixin(_Host):
                     etags[str(obj.pk)] = self.etag_of(obj, data)
                 except REFUSALS:
                     seen[str(obj.pk)] = None
-            return Evaluation(seen, etags=etags)
+            return Evaluation(seen, etags=etags, read_at=read_at)
 
     def authenticate_again(self, subscription: ModelSubscription, request: Any) -> None:
         """Authenticate a push's request as a new request with the subscription's credentials

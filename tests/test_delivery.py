@@ -52,6 +52,7 @@ async def resynced_then_numbered_on(comm, subscription, reason):
     """The next push is ``subscription``'s first, a resync for ``reason``; what the subscription
     has seen is read anew, so the next change is numbered on from there (2)."""
     push = await comm.receive_message(timeout=5)
+    push["headers"].pop("position")  # a resync has one too: what it re-read (tests/test_resume.py)
     assert (push["route"], push["headers"], push["payload"]) == (
         "resync", {"subscription": subscription, "model": "demo.article", "seq": 1}, {"reason": reason})
     article = await db(ArticleFactory)(title="after the resync")
@@ -129,6 +130,7 @@ async def test_a_lost_event_between_two_processes_over_redis_is_a_resync(tmp_pat
             for number in (1, 3):
                 await layer.group_send(GROUP, change("worker-process", number))
             message = json.loads(await asyncio.wait_for(ws.recv(), 10))  # GAP_WAIT (2 s) later
+            message["headers"].pop("position")
             assert (message["route"], message["headers"]) == (
                 "resync", {"subscription": reply["uuid"], "model": "demo.article", "seq": 1})
     await layer.flush()
@@ -169,6 +171,11 @@ class ArticleImporter(AsyncSocketRouterConsumer):
         return {"status": 201}
 
 
+#: Gap detection alone: with the history of changes, the changes of lost events are found there
+#: too and pushed (drf_bridge.sweeper, tests/test_resume.py), before or after the resync.
+NO_HISTORY = override_settings(CHANNELS_ROUTER={"CHANGE_HISTORY_SECONDS": 0})
+
+
 async def all_or_resync(receive, count, seconds):
     """The pushes received until ``count`` of them or a ``resync`` came, or ``seconds`` passed:
     a client must end with every push or be told it lost some."""
@@ -188,7 +195,8 @@ async def test_the_lost_tail_of_a_burst_is_a_resync_within_seconds():
     comm, subscription = await subscribed()
     importer = RouterCommunicator(ArticleImporter.as_asgi(), "/ws/")
     assert (await importer.connect())[0]
-    assert (await importer.request("import", 400))["status"] == 201
+    with NO_HISTORY:
+        assert (await importer.request("import", 400))["status"] == 201
     pushes = await all_or_resync(comm.receive_message, 400, 6)
     assert {p["route"] for p in pushes[:-1]} == {"created"}
     await importer.disconnect()
@@ -228,7 +236,8 @@ async def test_the_lost_tail_of_a_burst_over_redis_is_a_resync_within_seconds(tm
             assert (await CallingClient(ws).call("subscribe"))["status"] == 201
             server.send_signal(signal.SIGSTOP)
             try:
-                await db(burst)()
+                with NO_HISTORY:
+                    await db(burst)()
             finally:
                 server.send_signal(signal.SIGCONT)
 

@@ -1,0 +1,121 @@
+"""Changes whose event never came, found in the history of changes.
+
+A process killed between a change's commit and the send of its change event (SIGKILL, out of
+memory, a crashed host) takes the event with it: the change is committed, its record is in the
+history (:mod:`.history`), but the subscribers of the other processes would never hear of it, and
+no later event shows a gap (the numbers of that sender end with it). So each change event names
+its records, and every ``SWEEP_EVERY`` seconds a process that has subscribers reads the ids of the
+records written lately and hands the changes it never heard of to its subscribers, as if their
+event had come: one query per subscribed model and sweep, on the process, not per subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
+
+from django.apps import apps
+from django.db import connections, router
+from django.utils import timezone
+
+from django_channels_router import run_in_worker
+
+from . import history
+
+__all__ = ["Sweeper", "sweeper"]
+
+logger = logging.getLogger("drf_bridge")
+
+#: Seconds between two sweeps, and how old a record is before the absence of its event counts.
+SWEEP_EVERY = 3.0
+SWEEP_GRACE = 2.0
+
+
+class Sweeper:
+    """The sweeps of one event loop (one server process): the records heard of, by model, and the
+    consumers that subscribe to each model."""
+
+    def __init__(self) -> None:
+        #: model label -> record id -> when it was heard of (or swept), on the monotonic clock.
+        self.heard: dict[str, dict[int, float]] = {}
+        #: model label -> (since when it is watched, the consumers that watch it).
+        self.watchers: dict[str, tuple[datetime, WeakSet[Any]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def heard_of(self, label: str, records: Any) -> None:
+        if label in self.watchers and isinstance(records, list):
+            now = time.monotonic()
+            heard = self.heard.setdefault(label, {})
+            for record in records:
+                heard[record] = now
+
+    def watch(self, consumer: Any, label: str) -> None:
+        """``consumer`` subscribes to ``label``: sweep for it from now on (what was written before,
+        its subscriber reads with ``list`` or ``get``)."""
+        self.watchers.setdefault(label, (timezone.now(), WeakSet()))[1].add(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while self.watchers:
+            await asyncio.sleep(SWEEP_EVERY)
+            for label in list(self.watchers):
+                try:
+                    await self.sweep(label)
+                except Exception:
+                    logger.exception("Could not sweep the history of changes of %s", label)
+
+    async def sweep(self, label: str) -> None:
+        """Hand the changes of ``label`` that were never heard of to the consumers that watch it."""
+        since, consumers = self.watchers[label]
+        watching = [consumer for consumer in consumers if consumer.watches(label)]
+        if not watching:
+            del self.watchers[label]
+            self.heard.pop(label, None)
+            return
+        heard = self.heard.setdefault(label, {})
+        keep = time.monotonic() - history.margin().total_seconds() - 2 * SWEEP_EVERY - SWEEP_GRACE
+        for record in [record for record, at in heard.items() if at < keep]:
+            del heard[record]
+        unheard = await run_in_worker(_unheard, label, since, set(heard))
+        if not unheard:
+            return
+        now = time.monotonic()
+        heard.update(dict.fromkeys(unheard, now))
+        logger.warning("%d change(s) of %s came with no change event (its sender may have died): pushed now",
+                       len(unheard), label)
+        event = {"model": label, "pks": sorted(set(unheard.values())), "event": uuid.uuid4().hex}
+        for consumer in watching:
+            consumer.changes_found(dict(event))
+
+
+def _unheard(label: str, since: datetime, heard: set[int]) -> dict[int, str]:
+    """The records of ``label`` written between the margin and the grace before now (and not
+    before ``since``) that are not in ``heard``: ``{record id: object pk}``."""
+    from .models import ChangeRecord
+
+    database = router.db_for_write(apps.get_model(label))
+    if not connections[database].features.can_return_rows_from_bulk_insert:
+        return {}  # events carry no record ids there: nothing to compare
+    now = timezone.now()
+    start = max(since, now - history.margin() - timedelta(seconds=SWEEP_EVERY))
+    rows = ChangeRecord.objects.using(database).filter(model=label, at__gte=start,
+                                                        at__lt=now - timedelta(seconds=SWEEP_GRACE))
+    return {record: pk for record, pk in rows.values_list("id", "pk_value") if record not in heard}
+
+
+_sweepers: WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = WeakKeyDictionary()
+
+
+def sweeper() -> Sweeper:
+    """The running event loop's sweeper."""
+    loop = asyncio.get_running_loop()
+    found = _sweepers.get(loop)
+    if found is None:
+        found = _sweepers[loop] = Sweeper()
+    return found
