@@ -216,7 +216,7 @@ def headers_of(document, channel, key):
 def test_the_v1_2_headers_are_described_where_each_route_takes_or_sends_them():
     """idempotency-key on writes, if-none-match and 304 on get, if-match and 412's etag on writes to
     one object, etag on replies of one object, resume-from, position and resumed on subscribe, and
-    position on every push of a subscription (PROTOCOL.md, Additions v1.2)."""
+    position on every push of a subscription (docs/reference/protocol.md)."""
     from tests.drf import ArticleRouter
 
     class Plain(SocketRouterConsumer):
