@@ -78,5 +78,5 @@ for (const [name, base] of Object.entries(SERVERS)) {
 test("the recipe's module is the one the how-to includes", async () => {
   const { readFile } = await import("node:fs/promises");
   const page = await readFile(new URL("../../../docs/howto/live-list.md", import.meta.url), "utf8");
-  assert.match(page, /literalinclude:: \.\.\/\.\.\/clients\/js\/test\/live-list\.mjs/);
+  assert.match(page, /\{literalinclude\} \.\.\/\.\.\/clients\/js\/test\/live-list\.mjs/);
 });
