@@ -3,7 +3,10 @@
 The serializer's request and response variants (read-only fields only in replies, write-only
 ones only in requests), partial for ``patch``; ``list`` and ``subscribe`` take the query parameters
 of the ``filter_backends`` and the paginator, and ``list`` replies in the paginator's shape.
-Subscriptions add their pushes. The statuses are the router's ``route_errors()``. A custom route
+Subscriptions add their pushes. The headers of PROTOCOL v1.2: ``if-none-match`` and the 304 on
+``get``, ``if-match`` (and the current ``etag`` on its 412) on writes to one object, ``etag`` on
+replies of one object, ``resume-from``/``position``/``resumed`` on ``subscribe`` and ``position``
+on every push of a subscription. The statuses are the router's ``route_errors()``. A custom route
 (``@socket_route``) says what it declares; a detail one without a ``response`` replies with the
 router's serializer when its dehydrate is the router's default (``GenericSocketRouter.replies_with_serializer``).
 
@@ -16,6 +19,8 @@ themselves, and imports none of the generator.
 from __future__ import annotations
 
 from typing import Any, Protocol
+
+from rest_framework.permissions import SAFE_METHODS
 
 from django_channels_router import RouteInfo
 from django_channels_router.routes import resolve_on_class
@@ -40,6 +45,25 @@ STANDARD = {
     "subscribe": (201, "query", "subscribed"),
     "unsubscribe": (204, "unsubscribe", "null"),
 }
+#: Headers of the conditional requests and resumable subscriptions (PROTOCOL v1.2).
+ETAG = {"type": "string", "description": "The object's entity tag, as get gives it."}
+IF_NONE_MATCH = {"type": "string", "maxLength": 1024, "description": (
+    "A tag get gave (or several, comma-separated, or *): the reply is 304 with a null payload while it holds.")}
+IF_MATCH = {"type": "string", "maxLength": 1024, "description": (
+    "The tag the client last read: 412 precondition_failed and nothing written unless it is still current.")}
+POSITION = {"type": "string", "maxLength": 200, "description": (
+    "Where the subscription is in the server's history of changes: keep the latest one and send it as "
+    "resume-from to continue after a reconnect.")}
+RESUME_FROM = {**POSITION, "description": (
+    "The last position received for this subscription (same route, payload and other headers): the server "
+    "continues it, or replies resumed: false and pushes resync.")}
+RESUMED = {"type": "boolean", "description": (
+    "Only on a subscribe with resume-from. true: the changes since the position follow as pushes, then live "
+    "ones. false: the history does not reach back; a resync push follows (re-read with list/get).")}
+#: Reply headers of the routes that carry one object (their 304 too), and of subscribe.
+OBJECT_REPLY = {"type": ["object", "null"], "properties": {"etag": ETAG}, "additionalProperties": True}
+SUBSCRIBED = {"type": ["object", "null"], "properties": {"position": POSITION, "resumed": RESUMED},
+              "additionalProperties": True}
 
 
 def route_schema(router: Any, route: RouteInfo, components: Components) -> dict[str, Any]:
@@ -48,21 +72,52 @@ def route_schema(router: Any, route: RouteInfo, components: Components) -> dict[
     if route.name in STANDARD and route.handler == f"on_{route.name}":
         status, request_kind, response_kind = STANDARD[route.name]
         serializer = _serializer_class(router)
-        return {
+        standard = {
             "request": _payload(request_kind, router, serializer, components, "request"),
             "response": _payload(response_kind, router, serializer, components, "response"),
-            "headers": _detail_headers(router) if route.options.get("detail") or route.name == "subscribe"
-            else {"type": ["object", "null"]},
+            "headers": _request_headers(router, route),
             "status": status, "errors_exhaustive": True, "validation_errors": request_kind in ("request", "partial"),
-            **_description(router, route)}
+            **_conditional(route), **_description(router, route)}
+        if route.name in ("get", "create", "update", "patch"):
+            standard["reply_headers"] = OBJECT_REPLY
+        if route.name == "subscribe":
+            standard["reply_headers"] = SUBSCRIBED
+        return standard
     # A custom route (@socket_route): what it declares; its handler may reply with anything else.
     custom: dict[str, Any] = {
-        "headers": _detail_headers(router) if route.options.get("detail") else {"type": ["object", "null"]},
-        "validation_errors": True, **_description(router, route)}
+        "headers": _request_headers(router, route), "validation_errors": True,
+        **_conditional(route), **_description(router, route)}
     serializer = _serializer_class(router)
     if route.options.get("response") is None and router.replies_with_serializer(route) and serializer is not None:
         custom["response"] = components.serializer(serializer, "response")
     return custom
+
+
+def _request_headers(router: Any, route: RouteInfo) -> dict[str, Any]:
+    """The lookup on detail routes and subscribe, the conditional headers, and subscribe's resume-from."""
+    if not route.options.get("detail") and route.name != "subscribe":
+        return {"type": ["object", "null"]}
+    headers = _detail_headers(router)
+    extra: dict[str, Any] = {}
+    if route.name == "subscribe" and route.handler == "on_subscribe":
+        extra["resume-from"] = RESUME_FROM
+    elif route.options.get("detail") and route.options.get("method", "POST") not in SAFE_METHODS:
+        extra["if-match"] = IF_MATCH
+    elif route.name == "get" and route.handler == "on_get":
+        extra["if-none-match"] = IF_NONE_MATCH
+    if not extra:
+        return headers
+    return {**headers, "properties": {**headers["properties"], **extra}, "additionalProperties": True}
+
+
+def _conditional(route: RouteInfo) -> dict[str, Any]:
+    """``RouteSchema`` fields of the conditional requests: get's 304, and a write's 412 with the current tag."""
+    if route.name == "get" and route.handler == "on_get":
+        return {"not_modified": True}
+    if route.options.get("detail") and route.options.get("method", "POST") not in SAFE_METHODS:
+        return {"error_headers": {"type": ["object", "null"], "additionalProperties": True, "properties": {"etag": {
+            **ETAG, "description": "On 412: the object's current tag."}}}}
+    return {}
 
 
 def _description(router: Any, route: RouteInfo) -> dict[str, Any]:
@@ -100,7 +155,8 @@ def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, An
         "subscription": {**components.UUID, "description": "The uuid of the subscribe request."},
         "model": {"const": model._meta.label_lower} if model is not None else {"type": "string"},
         "seq": {"type": "integer", "minimum": 1,
-                "description": "1, 2, 3... per subscription: a gap means lost pushes."}}
+                "description": "1, 2, 3... per subscription: a gap means lost pushes."},
+        "position": POSITION}
     headers = {"type": "object", "required": ["subscription", "model", "seq"], "properties": properties}
     item = components.serializer(serializer, "response") if serializer is not None else {"type": "object"}
     ended = {"type": "object", "required": ["status", "detail", "code"], "properties": {
@@ -108,8 +164,7 @@ def push_schemas(router: Any, components: Components) -> dict[str, tuple[Any, An
         "description": "The subscription ended (its credentials stopped passing, or it grew too large)."}
     resync = {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}},
               "description": "Pushes of this subscription were lost: re-read with list/get."}
-    tagged = {**headers, "properties": {**properties, "etag": {
-        "type": "string", "description": "The object's entity tag, as get gives it."}}}
+    tagged = {**headers, "properties": {**properties, "etag": ETAG}}
     return {"created": (item, tagged), "updated": (item, tagged),
             "deleted": ({"type": "object", "required": ["id"], "properties": {"id": {}}}, headers),
             "unsubscribed": (ended, headers), "resync": (resync, headers)}

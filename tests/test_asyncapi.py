@@ -143,8 +143,9 @@ class Documented:
     def __init__(self, document, channel):
         self.document, self.channel, self.seen = document, channel, set()
 
-    def check(self, message, kind):
-        key = f"{message['route']}.{kind}"
+    def check(self, message, kind=None):
+        kind = kind or {True: "reply", False: "error"}[200 <= message["status"] < 300]
+        key = f"{message['route']}.{'notModified' if message['status'] == 304 else kind}"
         errors = [f"{list(e.absolute_path)}: {e.message}"
                   for e in message_validator(self.document, self.channel, key).iter_errors(message)]
         assert not errors, (key, message, errors)
@@ -163,7 +164,7 @@ async def test_every_documented_model_route_replies_and_pushes_what_the_document
 
     async def call(route, payload=None, headers=None, doc=articles):
         reply = await comm.request(route, payload, headers)
-        doc.check(reply, "reply" if 200 <= reply["status"] < 300 else "error")
+        doc.check(reply)
         return reply
 
     async def pushed():
@@ -182,6 +183,15 @@ async def test_every_documented_model_route_replies_and_pushes_what_the_document
     assert (await call("list"))["status"] == 200
     assert ((await call("update", {"title": "Second", "body": ""}, {"id": pk}))["status"], await pushed()) == (200, "updated")
     assert ((await call("patch", {"title": "Third"}, {"id": pk}))["status"], await pushed()) == (200, "updated")
+    # v1.2: a 304, a stale if-match's 412 (with the current tag), a keyed write and its replay
+    tag = (await call("get", None, {"id": pk}))["headers"]["etag"]
+    assert (await call("get", None, {"id": pk, "if-none-match": tag}))["status"] == 304
+    stale = await call("patch", {"title": "Fourth"}, {"id": pk, "if-match": '"stale"'})
+    assert (stale["status"], stale["headers"]) == (412, {"etag": tag})
+    keyed = await call("patch", {"title": "Fourth"}, {"id": pk, "idempotency-key": "fourth"})
+    assert (keyed["status"], await pushed()) == (200, "updated")
+    assert (await call("patch", {"title": "Fourth"}, {"id": pk, "idempotency-key": "fourth"}))["headers"] == {
+        **keyed["headers"], "idempotent-replay": True}
     assert ((await call("delete", None, {"id": pk}))["status"], await pushed()) == (204, "deleted")
     assert (await call("unsubscribe"))["status"] == 204
     await comm.disconnect()
@@ -195,6 +205,64 @@ async def test_every_documented_model_route_replies_and_pushes_what_the_document
 
     routes = {"subscribe", "create", "get", "list", "update", "patch", "delete", "unsubscribe"}
     assert {key.partition(".")[0] for key in articles.seen} == routes | {"created", "updated", "deleted"}
+    assert {"get.notModified", "patch.error"} <= articles.seen
+
+
+def headers_of(document, channel, key):
+    """The header names a message's schema describes."""
+    return set(document["channels"][channel]["messages"][key]["payload"]["properties"]["headers"].get("properties", {}))
+
+
+def test_the_v1_2_headers_are_described_where_each_route_takes_or_sends_them():
+    """idempotency-key on writes, if-none-match and 304 on get, if-match and 412's etag on writes to
+    one object, etag on replies of one object, resume-from, position and resumed on subscribe, and
+    position on every push of a subscription (docs/reference/protocol.md)."""
+    from tests.drf import ArticleRouter
+
+    class Plain(SocketRouterConsumer):
+        idempotent_routes = ["keyed"]
+        routes = [{"route": name, "handler": _echo} for name in ("keyed", "plain")]
+
+    document = build_document(_application({"/ws/articles/": ArticleRouter, "/ws/plain/": Plain}))
+    assert_valid_asyncapi(document)
+    request = {route: headers_of(document, "ws-articles", f"{route}.request") for route in ArticleRouter.route_table}
+    assert request == {
+        "get": {"id", "if-none-match"}, "list": set(), "count": set(),
+        "create": {"idempotency-key"}, "update": {"id", "if-match", "idempotency-key"},
+        "patch": {"id", "if-match", "idempotency-key"}, "delete": {"id", "if-match", "idempotency-key"},
+        "shout": {"id", "if-match", "idempotency-key"},  # a custom write to one object
+        "subscribe": {"id", "resume-from"}, "unsubscribe": set()}
+    reply = {route: headers_of(document, "ws-articles", f"{route}.reply") for route in ArticleRouter.route_table}
+    keyed = {"idempotent-replay", "idempotent-stored"}
+    assert reply == {"get": {"etag"}, "list": set(), "count": set(), "create": {"etag"} | keyed,
+                     "update": {"etag"} | keyed, "patch": {"etag"} | keyed, "delete": keyed, "shout": keyed,
+                     "subscribe": {"position", "resumed"}, "unsubscribe": set()}
+    assert headers_of(document, "ws-articles", "patch.error") == {"etag", "idempotent-replay"}
+    assert headers_of(document, "ws-articles", "create.error") == {"idempotent-replay"}
+
+    messages = document["channels"]["ws-articles"]["messages"]
+    not_modified = messages["get.notModified"]["payload"]["properties"]
+    assert (not_modified["status"]["const"], not_modified["payload"], set(not_modified["headers"]["properties"])) == (
+        304, {"type": "null"}, {"etag"})
+    replies = document["operations"]["ws-articles.get.request"]["reply"]["messages"]
+    assert [ref["$ref"].rpartition("/")[2] for ref in replies] == ["get.reply", "get.notModified", "get.error"]
+    assert not any(key.endswith(".notModified") for key in messages if key != "get.notModified")
+    assert messages["get.request"]["payload"]["properties"]["headers"]["properties"]["if-none-match"]["type"] == "string"
+    assert messages["subscribe.reply"]["payload"]["properties"]["headers"]["properties"]["resumed"]["type"] == "boolean"
+    key = messages["create.request"]["payload"]["properties"]["headers"]["properties"]["idempotency-key"]
+    assert (key["minLength"], key["maxLength"], key["pattern"]) == (1, 255, "^[!-~]+$")
+
+    pushes = {push: headers_of(document, "ws-articles", f"{push}.push")
+              for push in ("created", "updated", "deleted", "resync", "unsubscribed")}
+    assert all("position" in names for names in pushes.values()), pushes
+    assert {push for push, names in pushes.items() if "etag" in names} == {"created", "updated"}
+    position = messages["created.push"]["payload"]["properties"]["headers"]["properties"]["position"]
+    assert (position["type"], position["maxLength"]) == ("string", 200)
+
+    # A plain consumer: idempotency-key where the route opts in, nothing else of v1.2.
+    assert headers_of(document, "ws-plain", "keyed.request") == {"idempotency-key"}
+    assert headers_of(document, "ws-plain", "keyed.reply") == keyed
+    assert headers_of(document, "ws-plain", "plain.request") == headers_of(document, "ws-plain", "plain.reply") == set()
 
 
 def _application(sockets):

@@ -170,6 +170,29 @@ def test_statuses_are_those_of_the_route_and_those_of_every_route_are_said_once_
 
 
 @pytest.mark.django_db
+def test_the_v1_2_headers_have_their_tables_and_get_s_304_is_listed_with_its_replies(suite):
+    [socket] = [s for s in suite["sockets"] if s["id"] == "ws-articles"]
+    routes = {route["name"]: route for route in socket["routes"]}
+    names = {name: {kind: set(table(route[kind])) if route[kind] else set() for kind in ("headers", "reply_headers")}
+             for name, route in routes.items()}
+    assert names["get"] == {"headers": {"id", "if-none-match"}, "reply_headers": {"etag"}}
+    assert names["patch"] == {"headers": {"id", "if-match", "idempotency-key"},
+                              "reply_headers": {"etag", "idempotent-replay", "idempotent-stored"}}
+    assert names["subscribe"] == {"headers": {"id", "resume-from"}, "reply_headers": {"position", "resumed"}}
+    assert [status for status, _ in routes["get"]["other_replies"]] == [304]
+    assert all(not route["other_replies"] for name, route in routes.items() if name != "get")
+    assert routes["get"]["messages"] == ["get.request", "get.reply", "get.notModified", "get.error"]
+    assert 412 in {status for status, _ in routes["patch"]["errors"]}
+    pushes = {push["name"]: set(table(push["headers"])) for push in socket["pushes"]}
+    assert all({"subscription", "seq", "position"} <= headers for headers in pushes.values()), pushes
+    with override_settings(ROOT_URLCONF="tests.docs_urls", CHANNELS_ROUTER={"DOCS_ACCESS": "public"}):
+        text = Client().get("/socket-docs/").content.decode()
+    get = re.search(r'<section class="route" id="ws-articles--route-get".*?</section>', text, re.S)[0]
+    assert '<p class="other-reply"><span class="status status-ok">304</span> not modified' in get
+    assert 'data-messages="get.request get.reply get.notModified get.error"' in get
+
+
+@pytest.mark.django_db
 def test_examples_name_an_object_that_exists_filter_only_lists_and_never_send_a_status(suite):
     [socket] = [s for s in suite["sockets"] if s["id"] == "ws-articles"]
     routes = {route["name"]: route for route in socket["routes"]}

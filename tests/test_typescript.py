@@ -30,7 +30,7 @@ const plain = wsArticles(new RouterSocket("ws://127.0.0.1:8000/ws/articles/"));
 
 export async function titles(): Promise<string[]> {
   const one = await articles.get(null, { id: 7 });
-  const first: string = one.status === 200 ? one.payload.title : one.payload.detail;
+  const first: string = one.status === 200 ? one.payload.title : one.status === 304 ? "unchanged" : one.payload.detail;
   const created = await articles.create({ title: "New", body: "" });
   if (created.status === 201) created.payload.id.toFixed();
   const page = await articles.list({ search: "x" });
@@ -51,6 +51,14 @@ export async function custom(): Promise<string[]> {
   ];
 }
 
+// v1.2 headers: a conditional get (304: no payload), a keyed write, and a header of the project's.
+export async function unchanged(tag: string): Promise<boolean> {
+  const one = await articles.get(null, { id: 7, "if-none-match": tag, authorization: "Token x" });
+  const nothing: null = one.status === 304 ? one.payload : null;
+  await articles.patch({ title: "New" }, { id: 7, "if-match": tag, "idempotency-key": "patch-1" });
+  return one.status === 304 && nothing === null;
+}
+
 export function onPush(push: WsModelArticlesPush): number | unknown {
   return push.route === "deleted" ? push.payload.id : push.payload;
 }
@@ -65,6 +73,8 @@ MISTAKES = {
         'articles.duplicate(null, { id: 1 }).then((r) => { if (r.status === 201) { const n: number = r.payload.title; } });',
     "a response= schema's field that is not there": 'articles.count().then((r) => { if (r.status === 200) r.payload.total; });',
     "a plain route's reply read as one object": 'plain.list().then((r) => { if (r.status === 200) r.payload.title; });',
+    "a 304 read as the object": 'articles.get(null, { id: 1 }).then((r) => { if (r.status === 304) r.payload.title; });',
+    "an if-match that is not a string": 'articles.delete(null, { id: 1, "if-match": 7 });',
     "an error read as a success": 'articles.duplicate(null, { id: 1 }).then((r) => { if (r.status === 404) r.payload.title; });',
 }
 

@@ -1,7 +1,10 @@
 """An AsyncAPI 3.0 document of every router consumer an ASGI application routes WebSockets to.
 
 One channel per URL pattern, one ``receive`` operation per route (its request envelope, and its
-reply and error envelopes as the operation's ``reply``), one ``send`` operation per push. Payload
+reply and error envelopes as the operation's ``reply``, with a ``notModified`` one between them
+for a route that answers 304), one ``send`` operation per push. Headers schemas name the headers
+a route takes and sends (``idempotency-key`` and ``idempotent-replay`` where the route runs once
+per key; the bridge adds the lookup, ``if-match``, ``etag``, ``resume-from``, ``position``...). Payload
 schemas come from the routes' ``"request"``/``"response"`` declarations; DRF serializers are
 mapped to JSON Schema by drf-spectacular (OpenAPI 3.1 mode, so nullable fields are valid JSON
 Schema) and land in ``components.schemas``.
@@ -33,7 +36,7 @@ from ..routes import RouteInfo, resolve_on_class
 from ..validation import declaration_problem, is_serializer_class, is_serializer_instance
 
 __all__ = ["Components", "RouteSchema", "build_document", "describe_pushes", "describe_route", "project_document",
-           "render", "websocket_consumers"]
+           "render", "websocket_consumers", "with_headers"]
 
 ASYNCAPI_VERSION = "3.0.0"
 ANY_JSON: dict[str, Any] = {"description": "Any JSON value (the route declares no schema)."}
@@ -45,7 +48,21 @@ STATUS_TEXT = {
     422: "idempotency-key used for another request", 429: "throttled or too many requests", 500: "server error",
     501: "not implemented", 503: "database or channel layer unavailable, or the server is restarting",
     504: "request timeout", 412: "precondition failed: the if-match tag is stale",
+    304: "not modified: if-none-match holds the current tag; no payload",
 }
+ANY_HEADERS: dict[str, Any] = {"type": ["object", "null"]}
+#: The request header of a route that runs once per ``idempotency-key`` (PROTOCOL v1.2).
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
+    "description": "New for each write the client means to make: a request sent again with it gets the kept "
+                   "reply, and the write is not made twice."}
+IDEMPOTENT_REPLAY: dict[str, Any] = {
+    "const": True, "description": "This is the kept reply of an earlier request with the same idempotency-key."}
+#: The reply headers of such a route (a kept 4xx is replayed too: the error carries the first).
+IDEMPOTENT_REPLY: dict[str, Any] = {
+    "idempotent-replay": IDEMPOTENT_REPLAY,
+    "idempotent-stored": {"const": False, "description": "The reply was too large to keep: a request sent again "
+                                                         "with the key gets its status and headers, payload null."}}
 BASE_SCHEMAS: dict[str, Any] = {
     "Uuid": {"description": "Chosen by the client, echoed in the reply.", "oneOf": [
         {"type": "string", "minLength": 1, "maxLength": 128},
@@ -63,7 +80,12 @@ class RouteSchema:
 
     request: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_JSON))
     response: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_JSON))
-    headers: Mapping[str, Any] = field(default_factory=lambda: {"type": ["object", "null"]})
+    headers: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_HEADERS))
+    #: The headers of a success reply, and of an error reply.
+    reply_headers: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_HEADERS))
+    error_headers: Mapping[str, Any] = field(default_factory=lambda: dict(ANY_HEADERS))
+    #: True when the route answers 304 (``if-none-match`` holds the current tag): a ``notModified`` reply.
+    not_modified: bool = False
     #: The status of a success: one code, or ``None`` for "any 2xx".
     status: int | None = None
     errors: set[int] = field(default_factory=lambda: {500})
@@ -156,7 +178,19 @@ def describe_route(cls: type[Any], route: RouteInfo, components: Components) -> 
         description=_doc(handler),
     )
     describe = getattr(cls, "describe_route", None)
-    return schema if describe is None else replace(schema, **describe(route, components))
+    if describe is not None:
+        schema = replace(schema, **describe(route, components))
+    if getattr(cls, "route_is_idempotent", None) is not None and cls.route_is_idempotent(route):
+        schema = replace(schema, headers=with_headers(schema.headers, {"idempotency-key": IDEMPOTENCY_KEY}),
+                         reply_headers=with_headers(schema.reply_headers, IDEMPOTENT_REPLY),
+                         error_headers=with_headers(schema.error_headers, {"idempotent-replay": IDEMPOTENT_REPLAY}))
+    return schema
+
+
+def with_headers(schema: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A headers schema (an object, or null) that also names ``properties``; other keys stay allowed
+    (said outright, so the TypeScript type takes them: an auth token, a header of the project's)."""
+    return {**schema, "properties": {**schema.get("properties", {}), **properties}, "additionalProperties": True}
 
 
 def describe_pushes(cls: type[Any], components: Components) -> dict[str, tuple[Any, Any]]:
@@ -285,11 +319,15 @@ def _channel(channel_id: str, address: str, parameters: list[str], cls: type[Any
         request, reply, error = (f"{route.name}.{kind}" for kind in ("request", "reply", "error"))
         messages[request] = _message(f"{route.name} request", _request_envelope(route.name, doc))
         messages[reply] = _message(f"{route.name} reply", _reply_envelope(route.name, doc))
+        replies = [reply]
+        if doc.not_modified:
+            replies.append(f"{route.name}.notModified")
+            messages[replies[-1]] = _message(f"{route.name} not modified", _not_modified_envelope(route.name, doc))
         messages[error] = _message(f"{route.name} error", _error_envelope(route.name, doc))
         operation: dict[str, Any] = {
             "action": "receive", "channel": ref, "title": route.name,
             "messages": [_message_ref(channel_id, request)],
-            "reply": {"channel": ref, "messages": [_message_ref(channel_id, reply), _message_ref(channel_id, error)]},
+            "reply": {"channel": ref, "messages": [_message_ref(channel_id, key) for key in (*replies, error)]},
         }
         if doc.description:
             operation["summary"] = split_description(doc.description)[0]
@@ -320,7 +358,13 @@ def _request_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
 def _reply_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
     status = {"const": doc.status} if doc.status else {"type": "integer", "minimum": 200, "maximum": 299}
     return _object({"uuid": UUID, "route": {"const": route}, "status": status,
-                    "headers": {"type": ["object", "null"]}, "payload": dict(doc.response)})
+                    "headers": dict(doc.reply_headers), "payload": dict(doc.response)})
+
+
+def _not_modified_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
+    return _object({"uuid": UUID, "route": {"const": route},
+                    "status": {"const": 304, "description": STATUS_TEXT[304]},
+                    "headers": dict(doc.reply_headers), "payload": {"type": "null"}})
 
 
 def _error_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
@@ -336,7 +380,7 @@ def _error_envelope(route: str, doc: RouteSchema) -> dict[str, Any]:
                   "description": f"From the router: {known}. The handler may answer others itself."}
         body = {"anyOf": [body, {"description": "What the handler returned with its own error status."}]}
     return _object({"uuid": UUID, "route": {"const": route}, "status": status,
-                    "headers": {"type": ["object", "null"]}, "payload": body})
+                    "headers": dict(doc.error_headers), "payload": body})
 
 
 def _push_envelope(route: str, payload: Any, headers: Any) -> dict[str, Any]:

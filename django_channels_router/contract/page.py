@@ -427,6 +427,9 @@ def _route(channel: Mapping[str, Any], resolver: Resolver, channel_id: str, oper
     errors = set(status.get("enum") or (cls.route_errors(info) if info is not None and
                                         hasattr(cls, "route_errors") else {500}))
     success = reply["properties"]["status"]
+    replies = [ref["$ref"].rpartition("/")[2] for ref in operation["reply"]["messages"]]
+    others = [channel["messages"][other]["payload"]["properties"]["status"]
+              for other in replies[1:-1]]  # between the success and the error: get's 304
     bridge = hasattr(cls, "lookup_url_kwarg") and hasattr(cls, "get_queryset")
     lookup = str(cls.lookup_url_kwarg) if bridge and options.get("detail") else None
     query = bridge and options.get("method") == "GET"  # the payload holds query parameters
@@ -446,6 +449,9 @@ def _route(channel: Mapping[str, Any], resolver: Resolver, channel_id: str, oper
         "headers": _headers_fields(request, resolver),
         "payload": fields_of(payload_schema, resolver),
         "reply_status": success.get("const") or "2xx",
+        "other_replies": [(other["const"], _status_text(other["const"])) for other in others],
+        "reply_headers": _headers_fields(reply, resolver),
+        "messages": [key, *replies],
         "reply": fields_of(reply["properties"]["payload"], resolver),
         "error_statuses": errors, "exhaustive": "enum" in status, "validation_errors": validation,
         "lookup": lookup, "model": _model_name(cls) if lookup else "",

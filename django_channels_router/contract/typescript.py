@@ -9,7 +9,8 @@ published on npm as ``django-channels-router``, which the module imports by defa
     if (reply.status === 200) console.log(reply.payload.title);  // narrowed to Article
 
 Replies are unions discriminated by ``status``: the success status with the route's reply
-payload, the error statuses with the error body. A status the document gives as a range (a plain
+payload, 304 with ``null`` where the route has it (``get`` with ``if-none-match``), the error
+statuses with the error body. A status the document gives as a range (a plain
 route's 200-299 success, its 400-599 error) is a union of its literals, declared once per file
 (``Status200To299``), so that ``reply.status === 200`` narrows the payload. The JSON Schema ->
 TypeScript mapping covers what the document contains (drf-spectacular's output and our
@@ -46,6 +47,8 @@ RESERVED = frozenset("""
     namespace of out override readonly require satisfies set type unique
     Array Promise
 """.split())
+#: A route's reply messages, in the order of its ``Reply`` union: success, 304 (``get``), error.
+REPLY_KINDS = ("reply", "notModified", "error")
 #: The declarations made per message kind: a route's three types, a push's one.
 SUFFIXES = {"request": ("Payload", "Headers", "Reply"), "push": ("Push",)}
 
@@ -133,7 +136,7 @@ class Types:
             if key.endswith(".request"):
                 name = key.removesuffix(".request")
                 replies = [channel["messages"][f"{name}.{kind}"]["payload"]["properties"]
-                           for kind in ("reply", "error")]
+                           for kind in REPLY_KINDS if f"{name}.{kind}" in channel["messages"]]
                 types += self.route_types(base, envelope, replies)
                 methods.append(self.method(base, envelope))
             else:
