@@ -492,6 +492,38 @@ async def test_past_max_retries_a_request_fails_saying_so_and_without_keys_it_is
         assert (await client.request("echo", "still"))["payload"]["payload"] == "still"
 
 
+async def test_closing_the_client_fails_a_keyed_request_in_flight_and_sends_nothing_again(server):
+    client = RouterClient(f"{server}/ws/async/", reconnect=FAST)
+    await client.connect()
+    reading = asyncio.create_task(client.request("slow", 2))
+    await seconds_until(lambda: client._pending)
+    await client.close()
+    with pytest.raises(ConnectionLost) as lost:
+        await reading
+    assert not lost.value.will_reconnect and not isinstance(lost.value, RetriesExhausted)
+    assert (client.opened, client.state) == (1, "closed")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_key_still_in_progress_past_the_deadline_fails_saying_so(tmp_path, test_database):
+    """Another connection of the same user runs the create with the key for longer than this
+    request may wait: the 409s are asked again until ``request_timeout``, then it says why it stops."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ws/articles/idempotent/"
+    payload = {"title": "long", "sleep": 2.5}
+    with serving("uvicorn", port, tmp_path, DATABASE_URL=test_database):
+        async with (RouterClient(url, headers=USER) as first,
+                    RouterClient(url, headers=USER, request_timeout=1.0) as impatient):
+            running = asyncio.create_task(first.request("slowCreate", payload, idempotency_key="long-1"))
+            await asyncio.sleep(0.5)
+            with pytest.raises(RequestTimeout, match=r"^'slowCreate': no final reply within 1.0 s: the first request "
+                                                     r"with idempotency-key 'long-1' still ran \(409 request_in_progress\)"):
+                await impatient.request("slowCreate", payload, idempotency_key="long-1")
+            assert (await running)["status"] == 201
+            replay = await impatient.request("slowCreate", payload, idempotency_key="long-1")
+            assert replay["headers"] == {"idempotent-replay": True}
+    assert await rows(title="long") == 1
+
 async def test_a_read_in_flight_when_the_connection_drops_is_sent_again(server):
     async with RouterClient(f"{server}/ws/async/", reconnect=FAST) as client:
         reading = asyncio.create_task(client.request("slow", 0.5))
