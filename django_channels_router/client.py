@@ -7,10 +7,11 @@
 
 It speaks the wire protocol (the documentation's protocol reference) as the browser client does: every
 status is a reply (the caller decides what a 4xx means), a heartbeat that reconnects when PONGs
-stop, subscriptions that are sent again after a reconnect, and the same reconnect policy as
-router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the documentation's JavaScript client
-reference has the table). Frames that are not JSON objects are logged and ignored. Needs ``websockets``
-(``pip install "django-channels-router[client]"``).
+stop, requests with an ``idempotency-key`` that are sent again after a reconnect (so each gets
+its one reply), subscriptions that are sent again and resume where they were (v1.2), and the
+same reconnect policy as router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the
+documentation's JavaScript client reference has the table). Frames that are not JSON objects are
+logged and ignored. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
 ``RouterCommunicator`` stays the in-process test tool.
 """
 
