@@ -7,10 +7,11 @@
 
 It speaks the wire protocol (the documentation's protocol reference) as the browser client does: every
 status is a reply (the caller decides what a 4xx means), a heartbeat that reconnects when PONGs
-stop, subscriptions that are sent again after a reconnect, and the same reconnect policy as
-router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the documentation's JavaScript client
-reference has the table). Frames that are not JSON objects are logged and ignored. Needs ``websockets``
-(``pip install "django-channels-router[client]"``).
+stop, requests with an ``idempotency-key`` that are sent again after a reconnect (so each gets
+its one reply), subscriptions that are sent again and resume where they were (v1.2), and the
+same reconnect policy as router-socket.js (``CLOSE_CODES`` and ``Reconnect``; the
+documentation's JavaScript client reference has the table). Frames that are not JSON objects are
+logged and ignored. Needs ``websockets`` (``pip install "django-channels-router[client]"``).
 ``RouterCommunicator`` stays the in-process test tool.
 """
 
@@ -30,7 +31,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-__all__ = ["CLOSE_CODES", "ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RouterClient", "Subscription"]
+__all__ = ["CLOSE_CODES", "ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RetriesExhausted", "RouterClient",
+           "Subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,19 @@ class ConnectionLost(Exception):
         super().__init__(f"The connection closed (code {code}) before the reply came"
                          f"{'; reconnecting' if will_reconnect else ''}.")
         self.code, self.will_reconnect = code, will_reconnect
+
+
+class RetriesExhausted(ConnectionLost):
+    """A keyed request was sent ``max_retries`` times again and each connection closed before its
+    reply; with its key, sending it once more is still safe (the server runs it at most once)."""
+
+    def __init__(self, route: str, sends: int, key: str | None, code: int | None) -> None:
+        ConnectionLost.__init__(self, code, True)
+        self.args = (f"{route!r}: sent {sends} times, and each time the connection closed (last code {code}) before "
+                     f"the reply came; max_retries={sends - 1} reached."
+                     + (f" The server ran it at most once: sending it again with idempotency-key {key!r} is safe."
+                        if key else ""),)
+        self.sends, self.key = sends, key
 
 
 class GaveUp(Exception):
@@ -129,7 +144,14 @@ def retry_after(value: str | None) -> float | None:
 
 
 class Subscription:
-    """A live ``subscribe``: its pushes as an async iterator; sent again after every reconnect."""
+    """A live ``subscribe``: its pushes as an async iterator; sent again after every reconnect.
+
+    It keeps the latest ``headers.position`` the server gave it (v1.2) and sends it again as
+    ``resume-from``, so that the server pushes what changed meanwhile. After each reconnect the
+    iterator yields the new subscribe's reply, with route ``resubscribed``, ``headers.seq`` 0 (the
+    pushes that follow count from 1 again) and ``resumed``: true, the pushes missed follow; false,
+    re-read what you show (a v1.2 server sends a ``resync`` push too; a server before v1.2 never
+    resumes)."""
 
     def __init__(self, client: RouterClient, route: str, payload: Any, headers: Mapping[str, Any],
                  on_resubscribed: Callable[[dict[str, Any]], Any] | None) -> None:
@@ -137,14 +159,39 @@ class Subscription:
         self.on_resubscribed = on_resubscribed
         self.uuid: str = ""
         self.reply: dict[str, Any] = {}
+        #: The latest ``headers.position`` of its reply and pushes; ``None`` from a server before v1.2.
+        self.position: str | None = None
         #: How many times it was sent again after a reconnect.
         self.resubscribed = 0
+        self._again = False  # the send in flight is one after a reconnect
         self._pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(client.queue_limit)
 
-    async def _send(self) -> dict[str, Any]:
-        self.uuid = new_uuid()
-        self.reply = await self.client.request(self.route, self.payload, self.headers, uuid=self.uuid)
+    async def _send(self, again: bool = False) -> dict[str, Any]:
+        """Send it under a new uuid; after a reconnect, from its position if it has one."""
+        self.client._subscriptions.pop(self.uuid, None)
+        self.uuid, self._again = new_uuid(), again
+        self.client._subscriptions[self.uuid] = self  # its reply and pushes may come before the await returns
+        resume = {"resume-from": self.position} if again and self.position is not None else {}
+        try:
+            self.reply = await self.client._call(self.route, self.payload, {**self.headers, **resume}, self.uuid)
+        except BaseException:
+            if not again:
+                self.client._subscriptions.pop(self.uuid, None)
+            raise
         return self.reply
+
+    def _take(self, message: dict[str, Any], reply: bool) -> None:
+        """A reply to its subscribe or a push, as the client reads it: the position first, then the
+        marker of a resubscribe before the pushes that follow it."""
+        headers = message.get("headers")
+        headers = headers if isinstance(headers, dict) else {}
+        if isinstance(headers.get("position"), str):
+            self.position = headers["position"]
+        if not reply:
+            _offer(self._pushes, message)
+        elif self._again:
+            _offer(self._pushes, {**message, "route": "resubscribed", "resumed": headers.get("resumed") is True,
+                                  "headers": {**headers, "subscription": self.uuid, "seq": 0}})
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self
@@ -155,11 +202,12 @@ class Subscription:
     async def unsubscribe(self) -> dict[str, Any]:
         """Stop it (it is not sent again after a reconnect) and send ``unsubscribe`` with
         ``{"subscription": uuid}``; the server's reply."""
-        self.client._subscriptions.discard(self)
-        return await self.client.request("unsubscribe", {"subscription": self.uuid})
+        self.client._subscriptions.pop(self.uuid, None)
+        return await self.client.request("unsubscribe", {"subscription": self.uuid}, idempotency_key=None)
 
 
 _URL_ORIGIN: Any = object()  # RouterClient's default origin: the URL's own
+_NEW_KEY: Any = object()  # request()'s default idempotency key: a fresh one
 
 
 class RouterClient:
@@ -168,7 +216,7 @@ class RouterClient:
     def __init__(self, url: str, *, headers: Mapping[str, Any] | None = None, heartbeat: float = 30.0,
                  pong_timeout: float = 10.0, request_timeout: float = 30.0, queue_limit: int = 1000,
                  reconnect: Reconnect = Reconnect(), max_size: int | None = None, origin: str | None = _URL_ORIGIN,
-                 **connect_options: Any) -> None:
+                 idempotency_keys: bool = True, max_retries: int = 5, **connect_options: Any) -> None:
         """``headers``: merged into every request's message headers (not the handshake's).
         ``heartbeat``: seconds between PINGs; ``pong_timeout``: seconds a PING waits for its PONG
         before the connection is closed with 4000 and made again. ``request_timeout``: seconds a
@@ -182,11 +230,16 @@ class RouterClient:
         ``max_size``: the largest message accepted, in bytes; ``None`` (the default), any size, as
         the server may send one reply or push of any size (a larger one would close the connection
         with 1009). Other keywords go to ``websockets.asyncio.client.connect`` (handshake headers,
-        such as a session cookie or a token: ``additional_headers``)."""
+        such as a session cookie or a token: ``additional_headers``).
+        ``idempotency_keys``: give every request a fresh ``idempotency-key`` header (a v1.2 server
+        runs a keyed write once), so that a request whose connection closes before its reply is sent
+        again after the reconnect, up to ``max_retries`` times within ``request_timeout``; ``False``,
+        none (a request whose connection closes fails with ``ConnectionLost``, as before v1.2)."""
         self.url, self.headers = url, dict(headers or {})
         self.origin = url_origin(url) if origin is _URL_ORIGIN else origin
         self.heartbeat, self.pong_timeout, self.request_timeout = heartbeat, pong_timeout, request_timeout
         self.queue_limit, self.policy = queue_limit, reconnect
+        self.idempotency_keys, self.max_retries = idempotency_keys, max_retries
         self.connect_options = {"max_size": max_size, "origin": self.origin, **connect_options}
         #: ``connecting``, ``open``, ``reconnecting`` or ``closed``.
         self.state = "closed"
@@ -197,7 +250,7 @@ class RouterClient:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._waiting = 0
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: dict[str, Subscription] = {}  # by the uuid of their latest subscribe
         self._runner: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._replied = False  # the current connection answered a request: it is healthy
@@ -227,33 +280,86 @@ class RouterClient:
         self.state = "closed"
 
     async def request(self, route: str, payload: Any = None, headers: Mapping[str, Any] | None = None, *,
-                      uuid: str | None = None) -> dict[str, Any]:
-        """Send one request; its reply ``{uuid, route, status, headers, payload}``, whatever the status."""
+                      uuid: str | None = None, idempotency_key: str | None = _NEW_KEY) -> dict[str, Any]:
+        """Send one request; its reply ``{uuid, route, status, headers, payload}``, whatever the status.
+
+        ``idempotency_key``: by default a fresh one (if the client's ``idempotency_keys``), or yours
+        (here or as the ``idempotency-key`` header), or ``None`` for none. A keyed request whose
+        connection closes is sent again with the same key after the reconnect, and one answered 409
+        ``request_in_progress`` (it still runs elsewhere) shortly after, so it gets the one reply;
+        ``RetriesExhausted`` past ``max_retries`` re-sends, ``RequestTimeout`` past
+        ``request_timeout`` from the call."""
+        if idempotency_key is _NEW_KEY:
+            idempotency_key = new_uuid() if self.idempotency_keys else None
+        sent = {"idempotency-key": idempotency_key, **(headers or {})}
+        key = sent["idempotency-key"]
+        if key is None:
+            del sent["idempotency-key"]
+        return await self._call(route, payload, sent, uuid or new_uuid(), key)
+
+    async def _call(self, route: str, payload: Any, headers: dict[str, Any], request_id: str,
+                    key: str | None = None) -> dict[str, Any]:
+        """Send until the one reply: again after a reconnect, if ``key`` (or it is a subscribe)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout
         if self._waiting >= self.queue_limit:
             raise RuntimeError(f"{self.queue_limit} requests are waiting for the connection; not queueing more.")
+        frame = json.dumps({"uuid": request_id, "route": route, "payload": payload, "status": 200,
+                            "headers": {**self.headers, **headers}})
+        resend = key is not None or request_id in self._subscriptions
+        sends = busy = 0
+        while True:
+            ws = await self._open_before(deadline, route, sends)
+            if ws is None:
+                continue  # it closed again before we could send: wait for the next one
+            sends += 1
+            try:
+                reply = await self._exchange(ws, request_id, frame, deadline)
+            except TimeoutError:
+                raise RequestTimeout(f"{route!r}: no reply within {self.request_timeout} s"
+                                     f"{f' (sent {sends} times)' if sends > 1 else ''}.") from None
+            except ConnectionLost as lost:
+                if not (resend and lost.will_reconnect):
+                    raise
+                if sends > self.max_retries:
+                    raise RetriesExhausted(route, sends, key, lost.code) from None
+                continue
+            if key is None or not _in_progress(reply):
+                return reply
+            # The first request with this key still runs (on a connection that closed, or another process).
+            pause = min(1.0, 0.1 * 2 ** busy)
+            if loop.time() + pause >= deadline:
+                raise RequestTimeout(f"{route!r}: no final reply within {self.request_timeout} s: the first request "
+                                     f"with idempotency-key {key!r} still ran (409 request_in_progress).")
+            busy += 1
+            logger.debug("%r: 409 request_in_progress (idempotency-key %r): asking again in %.1f s.", route, key, pause)
+            await asyncio.sleep(pause)
+
+    async def _open_before(self, deadline: float, route: str, sends: int) -> ClientConnection | None:
+        """The open connection, waiting for it until ``deadline`` (``RequestTimeout``)."""
+        loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
             await asyncio.wait_for(self._wait_open(), max(0.0, deadline - loop.time()))
         except TimeoutError:
-            raise RequestTimeout(f"{route!r}: the connection did not open within {self.request_timeout} s.") from None
+            again = f" again (sent {sends} times)" if sends else ""
+            raise RequestTimeout(f"{route!r}: the connection did not open{again} within {self.request_timeout} s."
+                                 ) from None
         finally:
             self._waiting -= 1
-        request_id = uuid or new_uuid()
-        future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending[request_id] = future
+        return self._ws
+
+    async def _exchange(self, ws: ClientConnection, request_id: str, frame: str, deadline: float) -> dict[str, Any]:
+        """Send ``frame`` on ``ws`` and wait for its reply; ``ConnectionLost`` if ``ws`` closes first."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future  # before the send: the close fails it (_fail_pending)
         try:
-            assert self._ws is not None
-            await self._ws.send(json.dumps({"uuid": request_id, "route": route, "payload": payload, "status": 200,
-                                            "headers": {**self.headers, **(headers or {})}}))
-            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            raise RequestTimeout(f"{route!r}: no reply within {self.request_timeout} s.") from None
-        except ConnectionClosed as exc:
-            raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, self._runner is not None) from None
+            with contextlib.suppress(ConnectionClosed):  # the reader sees the close too, and fails the future
+                await ws.send(frame)
+            return await asyncio.wait_for(future, max(0.0, deadline - asyncio.get_running_loop().time()))
         finally:
-            self._pending.pop(request_id, None)
+            if self._pending.get(request_id) is future:
+                del self._pending[request_id]
             if future.done() and not future.cancelled():
                 future.exception()  # the caller has its error already: not "never retrieved"
 
@@ -278,7 +384,6 @@ class RouterClient:
         the caller can re-read what it may have missed."""
         subscription = Subscription(self, route, payload, headers or {}, on_resubscribed)
         await subscription._send()
-        self._subscriptions.add(subscription)
         return subscription
 
     # -- the connection ---------------------------------------------------------------------
@@ -374,8 +479,10 @@ class RouterClient:
 
     async def _resubscribe(self) -> None:
         self.reconnects += 1
-        for subscription in list(self._subscriptions):
-            reply = await subscription._send()
+        for subscription in list(self._subscriptions.values()):
+            if not subscription.reply:
+                continue  # its first subscribe is still on its way: that request is sent again itself
+            reply = await subscription._send(again=True)
             subscription.resubscribed += 1
             if subscription.on_resubscribed is not None:
                 result = subscription.on_resubscribed(reply)
@@ -396,6 +503,8 @@ class RouterClient:
         future = self._pending.get(request_id) if isinstance(request_id, str) else None
         if future is not None:
             self._replied = True
+            if request_id in self._subscriptions:
+                self._subscriptions[request_id]._take(message, reply=True)
             if not future.done():
                 future.set_result(message)
             return
@@ -403,9 +512,8 @@ class RouterClient:
             return
         headers = message.get("headers")
         subscription_id = headers.get("subscription") if isinstance(headers, dict) else None
-        for subscription in self._subscriptions:
-            if subscription.uuid == subscription_id:
-                _offer(subscription._pushes, message)
+        if isinstance(subscription_id, str) and subscription_id in self._subscriptions:
+            self._subscriptions[subscription_id]._take(message, reply=False)
         for queue in self._listeners:
             _offer(queue, message)
 
@@ -419,6 +527,12 @@ class RouterClient:
             if not future.done():
                 future.set_exception(ConnectionLost(code, will_reconnect))
         self._pending.clear()
+
+
+def _in_progress(reply: dict[str, Any]) -> bool:
+    """A 409 ``request_in_progress``: the first request with the key still runs; try again shortly."""
+    payload = reply.get("payload")
+    return reply.get("status") == 409 and isinstance(payload, dict) and payload.get("code") == "request_in_progress"
 
 
 def _offer(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
