@@ -39,6 +39,32 @@ describe("delivery across a dropped connection", { concurrency: true }, () => {
     });
   }
 
+  for (const kind of ["daphne", "uvicorn"]) {
+    test(`${kind} killed with a keyed create in flight: after the restart it resolves once, written once`, async (t) => {
+      const server = await ownServer(kind);
+      t.after(() => server.stop());
+      await server.start();
+      const socket = connect(t, `${server.url}/ws/articles/idempotent/`, {
+        headers: USER, reconnect: { initialMs: 200, maxMs: 1000, maxRefusals: 100 },
+      });
+      await next(socket, "open");
+      const title = `killed on ${kind}`;
+      let settled = 0;
+      const created = socket.request("slowCreate", { title, sleep: 2 }).then((reply) => { settled += 1; return reply; });
+      await sleep(500); // the server runs it, inside its transaction
+      await server.kill(); // SIGKILL: the transaction never commits, nothing is answered
+      await sleep(300);
+      await server.start(); // the socket comes back and sends the request again, with its key
+      const reply = await created;
+      // Nothing was kept (the first run never committed), so the re-send ran it: no replay.
+      assert.deepEqual([reply.status, reply.payload.title, reply.headers?.["idempotent-replay"]], [201, title, undefined]);
+      const listed = await socket.request("list");
+      assert.equal(listed.payload.filter((article) => article.title === title).length, 1);
+      await sleep(200);
+      assert.equal(settled, 1);
+    });
+  }
+
   for (const [name, base] of Object.entries(SERVERS)) {
     test(`${name}: maxRetries re-sends, then ConnectionClosedError with the attempts`, async (t) => {
       const { WebSocket, sockets } = trackedWebSocket();

@@ -121,7 +121,7 @@ function reachable(port) {
 
 /**
  * A daphne or uvicorn of our own (JS_SERVER_ARGV from the pytest side: argv with `{port}`),
- * on a fixed port so it can be stopped and started again. `stop()` waits for it to exit.
+ * on a fixed port so it can be stopped and started again. `stop()` and `kill()` wait for it to exit.
  * Its database: a copy of the migrated SQLite file JS_DATABASE of its own, kept across restarts.
  */
 export async function ownServer(kind) {
@@ -140,7 +140,7 @@ export async function ownServer(kind) {
     url: `ws://127.0.0.1:${port}`,
     async start() {
       proc = spawn(argv[0], argv.slice(1).map((a) => a.replaceAll("{port}", String(port))),
-        { stdio: ["ignore", "pipe", "pipe"], env });
+        { stdio: ["ignore", "pipe", "pipe"], env, detached: true }); // a process group of its own: kill()
       proc.stdout.on("data", (d) => { log += d; });
       proc.stderr.on("data", (d) => { log += d; });
       const deadline = Date.now() + 30000;
@@ -156,6 +156,13 @@ export async function ownServer(kind) {
       const timer = setTimeout(() => proc.kill("SIGKILL"), 10000);
       await exited;
       clearTimeout(timer);
+    },
+    /** SIGKILL to its process group (timeout(1) and the server): no graceful shutdown, no replies. */
+    async kill() {
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((resolve) => proc.once("exit", resolve));
+      process.kill(-proc.pid, "SIGKILL");
+      await exited;
     },
     get log() { return log; },
   };
