@@ -3,19 +3,24 @@
 // resolves once, the server having written once; maxRetries bounds the re-sends; without keys
 // nothing is sent again; a subscription resumes from its position.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 
 import { ConnectionClosedError, SERVERS, connect, next, ownServer, record, sleep, trackedWebSocket, until } from "./helpers.mjs";
 
 const QUICK = { initialMs: 100, maxMs: 500, jitter: 0 };
 const USER = { Authorization: "User 7" }; // the key's identity: the same user on every connection
 
-describe("delivery across a dropped connection", { concurrency: true }, () => {
-  for (const kind of ["daphne", "uvicorn"]) {
-    test(`${kind}: a keyed create in flight when the connection drops resolves once, written once`, async (t) => {
-      const server = await ownServer(kind);
-      t.after(() => server.stop());
+// One server of our own per kind (with a database), for its tests in turn: few processes at once.
+for (const kind of ["daphne", "uvicorn"]) {
+  describe(`${kind}: keyed requests across a dropped connection and a killed server`, () => {
+    let server;
+    before(async () => {
+      server = await ownServer(kind);
       await server.start();
+    });
+    after(() => server.stop());
+
+    test("a keyed create in flight when the connection drops resolves once, written once", async (t) => {
       const { WebSocket, sockets } = trackedWebSocket();
       const socket = connect(t, `${server.url}/ws/articles/idempotent/`, { WebSocket, headers: USER, reconnect: QUICK });
       const events = record(socket);
@@ -37,13 +42,8 @@ describe("delivery across a dropped connection", { concurrency: true }, () => {
       await sleep(200);
       assert.equal(settled, 1);
     });
-  }
 
-  for (const kind of ["daphne", "uvicorn"]) {
-    test(`${kind} killed with a keyed create in flight: after the restart it resolves once, written once`, async (t) => {
-      const server = await ownServer(kind);
-      t.after(() => server.stop());
-      await server.start();
+    test("a keyed create in flight when the server is killed resolves once after the restart, written once", async (t) => {
       const socket = connect(t, `${server.url}/ws/articles/idempotent/`, {
         headers: USER, reconnect: { initialMs: 200, maxMs: 1000, maxRefusals: 100 },
       });
@@ -63,8 +63,42 @@ describe("delivery across a dropped connection", { concurrency: true }, () => {
       await sleep(200);
       assert.equal(settled, 1);
     });
-  }
 
+    test("a subscription resumes from its position after a reconnect and gets what changed meanwhile", async (t) => {
+      const { WebSocket, sockets } = trackedWebSocket();
+      const url = `${server.url}/ws/articles/`;
+      const socket = connect(t, url, { WebSocket, reconnect: { initialMs: 1500, jitter: 0 } });
+      const writer = connect(t, url);
+      const pushes = [];
+      const sub = socket.subscribe("subscribe", {}, (push) => pushes.push(push));
+      const subscribed = await sub.ready;
+      assert.equal(subscribed.status, 201);
+      if (typeof subscribed.headers?.position !== "string") {
+        t.skip("the server sends no headers.position: resumable subscriptions (position, resume-from, resumed; " +
+          "PROTOCOL.md v1.2, issue 22 item 3) are not on main yet");
+        return;
+      }
+      assert.equal(sub.position, subscribed.headers.position);
+      const live = `live on ${kind}`;
+      assert.equal((await writer.request("create", { title: live })).status, 201);
+      await until(() => pushes.some((push) => push.payload?.title === live), 5000, "the live push");
+      assert.equal(sub.position, pushes.at(-1).headers.position);
+
+      const resubscribed = next(socket, "resubscribed", 10000);
+      sockets.at(-1).terminate();
+      const missed = `missed on ${kind}`;
+      assert.equal((await writer.request("create", { title: missed })).status, 201); // while it is away
+      const { reply, resumed } = await resubscribed;
+      assert.deepEqual([reply.status, reply.headers.resumed, resumed], [201, true, true]);
+      await until(() => pushes.some((push) => push.payload?.title === missed), 5000, "the replayed change");
+      const replayed = pushes.find((push) => push.payload?.title === missed);
+      assert.deepEqual([replayed.route, replayed.headers.subscription], ["created", sub.uuid]);
+      assert.equal(pushes.filter((push) => push.route === "resync").length, 0);
+    });
+  });
+}
+
+describe("re-sends on the session servers", { concurrency: true }, () => {
   for (const [name, base] of Object.entries(SERVERS)) {
     test(`${name}: maxRetries re-sends, then ConnectionClosedError with the attempts`, async (t) => {
       const { WebSocket, sockets } = trackedWebSocket();
@@ -100,37 +134,4 @@ describe("delivery across a dropped connection", { concurrency: true }, () => {
         error.attempts === 1 && /no idempotency key/.test(error.message));
     });
   }
-
-  test("a subscription resumes from its position after a reconnect and gets what changed meanwhile", async (t) => {
-    const server = await ownServer("uvicorn");
-    t.after(() => server.stop());
-    await server.start();
-    const { WebSocket, sockets } = trackedWebSocket();
-    const url = `${server.url}/ws/articles/`;
-    const socket = connect(t, url, { WebSocket, reconnect: { initialMs: 1500, jitter: 0 } });
-    const writer = connect(t, url);
-    const pushes = [];
-    const sub = socket.subscribe("subscribe", {}, (push) => pushes.push(push));
-    const subscribed = await sub.ready;
-    assert.equal(subscribed.status, 201);
-    if (typeof subscribed.headers?.position !== "string") {
-      t.skip("the server sends no headers.position: resumable subscriptions (position, resume-from, resumed; " +
-        "PROTOCOL.md v1.2, issue 22 item 3) are not on main yet");
-      return;
-    }
-    assert.equal(sub.position, subscribed.headers.position);
-    assert.equal((await writer.request("create", { title: "live" })).status, 201);
-    await until(() => pushes.some((push) => push.payload?.title === "live"), 5000, "the live push");
-    assert.equal(sub.position, pushes.at(-1).headers.position);
-
-    const resubscribed = next(socket, "resubscribed", 10000);
-    sockets.at(-1).terminate();
-    assert.equal((await writer.request("create", { title: "missed" })).status, 201); // while it is away
-    const { reply, resumed } = await resubscribed;
-    assert.deepEqual([reply.status, reply.headers.resumed, resumed], [201, true, true]);
-    await until(() => pushes.some((push) => push.payload?.title === "missed"), 5000, "the replayed change");
-    const missed = pushes.find((push) => push.payload?.title === "missed");
-    assert.deepEqual([missed.route, missed.headers.subscription], ["created", sub.uuid]);
-    assert.equal(pushes.filter((push) => push.route === "resync").length, 0);
-  });
 });

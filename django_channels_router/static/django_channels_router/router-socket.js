@@ -286,7 +286,7 @@ export class RouterSocket extends EventTarget {
   }
 
   _call(route, payload, headers, uuid, maxRetries = 0) {
-    if (this.state === "closed") return Promise.reject(new ConnectionClosedError(1000, "socket closed", false));
+    if (this.state === "closed") return Promise.reject(new ConnectionClosedError(1000, "socket closed", false, 0));
     return new Promise((resolve, reject) => {
       headers = { ...this.headers, ...headers };
       // Serialised once: a re-send is the same request (the server compares it with the key's first).
@@ -446,8 +446,8 @@ export class RouterSocket extends EventTarget {
     for (const entry of failed) {
       clearTimeout(entry.timer);
       clearTimeout(entry.backoff);
-      const why = !willReconnect ? "" : entry.keyed ? `not sending the request again: sent ${entry.attempts} times (maxRetries ${entry.maxRetries})`
-        : "not sending the request again: it has no idempotency key, and it may have run";
+      const why = !willReconnect ? "" : `not sending the request again: ${entry.keyed
+        ? `sent ${entry.attempts} times (maxRetries ${entry.maxRetries})` : "it has no idempotency key, and it may have run"}`;
       entry.reject(new ConnectionClosedError(code, reason, willReconnect, entry.attempts, why));
     }
     this.dispatchEvent(new CustomEvent("close", { detail: { code, reason, willReconnect } }));
