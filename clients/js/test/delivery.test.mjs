@@ -39,7 +39,7 @@ for (const [kind, base] of Object.entries(VALIDATED_SERVERS)) {
       const events = record(socket);
       await next(socket, "open");
 
-      const title = `dropped on ${kind}`;
+      const title = `dropped on ${kind} ${Math.random()}`; // (a database may outlive a run)
       let settled = 0;
       const created = socket.request("slowCreate", { title, sleep: 1 }).then((reply) => { settled += 1; return reply; });
       await sleep(300); // the server runs it
