@@ -76,7 +76,7 @@ print(session.session_key)  # the last line: shell may print a line of its own b
 """
 
 
-def test_node_suite(node_modules, daphne_server, uvicorn_server, database, tmp_path):
+def test_node_suite(node_modules, daphne_server, uvicorn_server, database, migrated, tmp_path):
     # tests.asgi:validated_application: Channels' AllowedHostsOriginValidator, ALLOWED_HOSTS = ["127.0.0.1"],
     # on a migrated SQLite database that holds a logged-in session (node-ws.test.mjs sends its cookie).
     for folder in ("d", "u"):
@@ -87,10 +87,10 @@ def test_node_suite(node_modules, daphne_server, uvicorn_server, database, tmp_p
     assert session.returncode == 0, session.stderr
     with daphne("tests.asgi:validated_application", tmp_path / "d", **env) as d, \
             daphne("tests.asgi:validated_application", tmp_path / "u", server="uvicorn", **env) as u:
-        run_node_suite(daphne_server, uvicorn_server, {"daphne": d, "uvicorn": u}, session.stdout.split()[-1])
+        run_node_suite(daphne_server, uvicorn_server, {"daphne": d, "uvicorn": u}, session.stdout.split()[-1], migrated)
 
 
-def run_node_suite(daphne_server, uvicorn_server, validated, session_key):
+def run_node_suite(daphne_server, uvicorn_server, validated, session_key, migrated):
     env = {
         **os.environ,
         "JS_DAPHNE_URL": daphne_server,
@@ -98,6 +98,7 @@ def run_node_suite(daphne_server, uvicorn_server, validated, session_key):
         "JS_VALIDATED_URLS": json.dumps(validated),
         "JS_SESSION_KEY": session_key,
         "JS_SERVER_ARGV": json.dumps(server_argv()),
+        "JS_DATABASE": str(migrated),  # each ownServer() serves a copy of it (SQLite)
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}",
         "DJANGO_SETTINGS_MODULE": "tests.settings",
     }

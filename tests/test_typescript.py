@@ -33,6 +33,9 @@ export async function titles(): Promise<string[]> {
   const first: string = one.status === 200 ? one.payload.title : one.status === 304 ? "unchanged" : one.payload.detail;
   const created = await articles.create({ title: "New", body: "" });
   if (created.status === 201) created.payload.id.toFixed();
+  // The request options reach RouterSocket.request(): a key of the caller's, or none.
+  await articles.create({ title: "Keyed", body: "" }, undefined, { idempotencyKey: "order-7", maxRetries: 2 });
+  await articles.get(null, { id: 7 }, { idempotencyKey: null });
   const page = await articles.list({ search: "x" });
   return page.status === 200 ? [first, ...page.payload.map((a) => a.title)] : [first];
 }
@@ -68,6 +71,7 @@ MISTAKES = {
     "a misspelt payload field": 'articles.create({ titel: "New" });',
     "a payload field of the wrong type": "articles.create({ title: 7 });",
     "a route the socket does not have": "articles.publish(null);",
+    "a request option of the wrong type": 'articles.create({ title: "New", body: "" }, undefined, { idempotencyKey: 7 });',
     "the reply read as another type": 'articles.get(null, { id: 1 }).then((r) => { if (r.status === 200) { const n: number = r.payload.title; } });',
     "a custom route's reply read as another type":
         'articles.duplicate(null, { id: 1 }).then((r) => { if (r.status === 201) { const n: number = r.payload.title; } });',
@@ -157,7 +161,7 @@ def test_the_module_imports_the_client_from_the_npm_package_unless_js_module_say
     default = socketschema("--format", "typescript")
     assert default.returncode == 0, default.stderr
     imports = [line for line in default.stdout.splitlines() if line.startswith("import")]
-    assert imports == ['import type { Reply, RouterSocket } from "django-channels-router";']
+    assert imports == ['import type { Reply, RequestOptions, RouterSocket } from "django-channels-router";']
     vendored = socketschema("--format", "typescript", "--js-module", "./vendor/router-socket.js")
     assert vendored.returncode == 0, vendored.stderr
     assert vendored.stdout == default.stdout.replace('"django-channels-router"', '"./vendor/router-socket.js"')
@@ -176,7 +180,7 @@ def test_file_and_check_take_typescript_from_a_ts_extension_into_a_new_folder(tm
 
 WORDS = ["get", "Item", "item", "x", "push", "Push", "reply", "Reply", "request", "delete", "a", "b", "1", "z9"]
 SEPARATORS = ["", "", "_", ".", ":", "-"]
-SERIALIZER_WORDS = ["Reply", "RouterSocket", "Promise", "Array", "string", "delete", "WsA", "Ws", "APush", "Push",
+SERIALIZER_WORDS = ["Reply", "RouterSocket", "RequestOptions", "Promise", "Array", "string", "delete", "WsA", "Ws", "APush", "Push",
                     "Payload", "Item", "Ω", "é", "_", "1"]
 PATH_PARTS = ["ws/", "1/", "a*/", "x.y/", "é/", "-/", "_/", "~/", "*/", "<int:pk>/", "<slug:s>/"]
 REGEX_PARTS = ["ws/", "1", "a*/", r"\*/", "/*", r"\d+/", "(?P<pk>[0-9]+)/", "[a-z]+/", "(?:x|y)/", "é/", r"\.", "\n"]
@@ -254,8 +258,9 @@ CORNERS = [
     {"serializers": [], "sockets": [("re_path", r"^ws/a*/b/$", {"get": (None, None)}, {})]},  # */ in a comment
     {"serializers": [], "sockets": [("path", "1ws/<int:pk>/", {"get": (None, None)}, {})]},
     {"serializers": [], "sockets": [("path", "ws/", {"getItem": (None, None), "get_item": (None, None)}, {})]},
-    {"serializers": ["ReplySerializer", "RouterSocketSerializer", "PromiseSerializer", "ArraySerializer"],
-     "sockets": [("path", "ws/", {"get": (1, 0), "list": (None, ~3)}, {"said": 2, "many": ~1})]},
+    {"serializers": ["ReplySerializer", "RouterSocketSerializer", "PromiseSerializer", "ArraySerializer",
+                     "RequestOptionsSerializer"],
+     "sockets": [("path", "ws/", {"get": (1, 0), "list": (None, ~3)}, {"said": 2, "many": ~1, "opts": 4})]},
     {"serializers": [], "sockets": [("path", "ws/", {"a:b": (None, None), "a_b": (None, None), "x.push": (None, None)},
                                      {"x": None})]},
     {"serializers": [], "sockets": [("path", "delete/", {"new": (None, None)}, {}), ("path", "ws/", {}, {}),

@@ -84,7 +84,7 @@ def render_typescript(document: Mapping[str, Any], module: str = DEFAULT_MODULE)
     schemas = document.get("components", {}).get("schemas", {})
     types = Types({name: names.claim(name) for name in schemas}, names)
     sockets = [(channel, _plan(names, channel_id, channel)) for channel_id, channel in document["channels"].items()]
-    types.imports = {wanted: names.claim(wanted) for wanted in ("Reply", "RouterSocket")}
+    types.imports = {wanted: names.claim(wanted) for wanted in ("Reply", "RequestOptions", "RouterSocket")}
     imports = ", ".join(name if alias == name else f"{name} as {alias}" for name, alias in types.imports.items())
     out = [HEADER.format(title=_comment(str(info.get("title", ""))), version=_comment(str(info.get("version", ""))),
                          imports=imports, module=json.dumps(module))]
@@ -171,9 +171,10 @@ class Types:
         headers_optional = "?" if _accepts_null(request["headers"]) or not request["headers"].get("required") else ""
         # (an optional parameter cannot come before a required one)
         optional = "?" if headers_optional and _accepts_null(request["payload"]) else ""
-        return (f"    {route}: (payload{optional}: {base}Payload, headers{headers_optional}: {base}Headers): "
-                f"Promise<{base}Reply> =>\n"
-                f"      socket.request({route}, payload ?? null, headers ?? {{}}) as Promise<{base}Reply>,")
+        # options: the request's idempotency key and retries, passed through to RouterSocket.request()
+        return (f"    {route}: (payload{optional}: {base}Payload, headers{headers_optional}: {base}Headers, "
+                f"options?: {self.imports['RequestOptions']}): Promise<{base}Reply> =>\n"
+                f"      socket.request({route}, payload ?? null, headers ?? {{}}, options) as Promise<{base}Reply>,")
 
     def type(self, schema: Any, depth: int) -> str:
         """A TypeScript type for a JSON Schema (``unknown`` for what it cannot say exactly)."""

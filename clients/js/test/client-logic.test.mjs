@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ConnectionClosedError, RouterSocket, record, sleep, until } from "./helpers.mjs";
+import { ConnectionClosedError, RequestTimeoutError, RouterSocket, record, sleep, until } from "./helpers.mjs";
 
 function scripted() {
   const sockets = [];
@@ -272,4 +272,170 @@ test("close() is for good: queued and pending requests reject, nothing reconnect
   await assert.rejects(socket.request("echo"), ConnectionClosedError);
   await sleep(100);
   assert.equal(fake.sockets.length, 1);
+});
+
+// -- v1.2: idempotency keys, re-sends after a lost connection, resumable subscriptions ------------
+
+const reply = (ws, request, status = 200, payload = null, headers = null) =>
+  ws.message({ uuid: request.uuid, route: request.route, status, headers, payload });
+
+test("a keyed request in flight is sent again after the reconnect with the same key, and resolves once", async (t) => {
+  const { socket, fake } = make(t, { headers: { token: "x" } });
+  fake.last().accept();
+  let settled = 0;
+  const pending = socket.request("create", { title: "a" }).then((r) => { settled += 1; return r; });
+  const queued = socket.request("echo", 1); // sent after the re-sent one, in the order they were made
+  const [first, second] = fake.last().sent;
+  assert.match(first.headers["idempotency-key"], /^[0-9a-f-]{36}$/);
+  assert.notEqual(first.headers["idempotency-key"], second.headers["idempotency-key"]);
+  fake.last().drop(1006);
+  await until(() => fake.sockets.length === 2, 1000, "the reconnect");
+  fake.last().accept();
+  const again = fake.last().sent;
+  assert.deepEqual(again.map((m) => m.route), ["create", "echo"]);
+  assert.deepEqual([again[0].headers, again[0].payload], [first.headers, first.payload]); // the same request
+  assert.notEqual(again[0].uuid, first.uuid); // a new request on the wire
+  reply(fake.last(), again[0], 201, { id: 1 }, { "idempotent-replay": true });
+  reply(fake.last(), again[1], 200, 1);
+  assert.deepEqual([(await pending).status, (await pending).payload, (await queued).payload], [201, { id: 1 }, 1]);
+  reply(fake.last(), again[0], 201, { id: 2 }); // a stray second reply is a push, not a second resolution
+  await sleep(10);
+  assert.equal(settled, 1);
+});
+
+test("maxRetries bounds the re-sends: then ConnectionClosedError says how many times it was sent", async (t) => {
+  const { socket, fake } = make(t, { maxRetries: 1 });
+  fake.last().accept();
+  const pending = socket.request("create", { title: "a" });
+  const once = socket.request("create", { title: "b" }, {}, { maxRetries: 0 });
+  fake.last().drop(1006);
+  await assert.rejects(once, (e) => e instanceof ConnectionClosedError && e.willReconnect && e.attempts === 1 &&
+    /sent 1 times \(maxRetries 0\)/.test(e.message));
+  await until(() => fake.sockets.length === 2, 1000, "the reconnect");
+  fake.last().accept();
+  assert.equal(fake.last().sent.length, 1);
+  fake.last().drop(1006);
+  await assert.rejects(pending, (e) => e instanceof ConnectionClosedError && e.willReconnect && e.attempts === 2 &&
+    /not sending the request again: sent 2 times \(maxRetries 1\)/.test(e.message));
+});
+
+test("idempotencyKeys: false sends no key, and a request in flight rejects as in v1; a request's own key or null", async (t) => {
+  const { socket, fake } = make(t, { idempotencyKeys: false });
+  fake.last().accept();
+  const pending = socket.request("create", { title: "a" });
+  socket.request("create", { title: "b" }, {}, { idempotencyKey: "mine-1" }).catch(() => {});
+  socket.request("PING").catch(() => {});
+  const [unkeyed, own, ping] = fake.last().sent;
+  assert.equal("idempotency-key" in unkeyed.headers, false);
+  assert.equal(own.headers["idempotency-key"], "mine-1");
+  assert.deepEqual(ping.headers, {}); // PING: no key
+  fake.last().drop(1006);
+  await assert.rejects(pending, (e) => e instanceof ConnectionClosedError && e.willReconnect && /no idempotency key/.test(e.message));
+  await until(() => fake.sockets.length === 2, 1000, "the reconnect");
+  fake.last().accept();
+  assert.deepEqual(fake.last().sent.map((m) => m.headers["idempotency-key"]), ["mine-1"]);
+
+  const keyed = make(t);
+  keyed.fake.last().accept();
+  keyed.socket.request("echo", 1, {}, { idempotencyKey: null }).catch(() => {});
+  keyed.socket.request("PING").catch(() => {});
+  keyed.socket.subscribe("subscribe", { unsubscribeRoute: "unsubscribe" });
+  const [noKey, noPingKey, subscribe] = keyed.fake.last().sent;
+  assert.deepEqual([noKey.headers, noPingKey.headers, subscribe.headers], [{}, {}, {}]);
+});
+
+test("409 request_in_progress for a keyed request is sent again after Retry-After, within the deadline", async (t) => {
+  const { socket, fake } = make(t);
+  fake.last().accept();
+  const pending = socket.request("create", { title: "a" });
+  const first = fake.last().sent[0];
+  const started = Date.now();
+  reply(fake.last(), first, 409, { detail: "running", code: "request_in_progress" }, { "Retry-After": "1" });
+  await until(() => fake.last().sent.length === 2, 2000, "the retry");
+  assert.ok(Date.now() - started >= 900);
+  const second = fake.last().sent[1];
+  assert.equal(second.headers["idempotency-key"], first.headers["idempotency-key"]);
+  reply(fake.last(), second, 201, { id: 1 }, { "idempotent-replay": true });
+  assert.equal((await pending).status, 201);
+  // Without a key, a 409 is the caller's.
+  const unkeyed = socket.request("create", {}, {}, { idempotencyKey: null });
+  reply(fake.last(), fake.last().sent.at(-1), 409, { code: "request_in_progress" });
+  assert.equal((await unkeyed).status, 409);
+});
+
+test("requestTimeoutMs is the deadline across re-sends; close() rejects a request waiting to be sent again", async (t) => {
+  const { socket, fake } = make(t, { requestTimeoutMs: 300 });
+  fake.last().accept();
+  const pending = socket.request("create", {});
+  fake.last().drop(1006);
+  await until(() => fake.sockets.length === 2, 1000, "the reconnect");
+  fake.last().accept(); // and never answers
+  await assert.rejects(pending, (e) => e instanceof RequestTimeoutError && e.attempts === 2 && /sent 2 times/.test(e.message));
+
+  const other = make(t);
+  other.fake.last().accept();
+  const waiting = other.socket.request("create", {});
+  reply(other.fake.last(), other.fake.last().sent[0], 409, { code: "request_in_progress" });
+  other.socket.close();
+  await assert.rejects(waiting, (e) => e instanceof ConnectionClosedError && !e.willReconnect);
+  await sleep(300);
+  assert.equal(other.fake.last().sent.length, 1);
+});
+
+test("subscriptions keep their position and resume from it after a reconnect", async (t) => {
+  const { socket, fake, events } = make(t);
+  const got = [];
+  const resubscribed = [];
+  const sub = socket.subscribe("subscribe", { payload: { search: "a" }, onResubscribed: (r, resumed) => resubscribed.push(resumed) },
+    (push) => got.push(push.route));
+  fake.last().accept();
+  const first = fake.last().sent[0];
+  assert.equal("resume-from" in first.headers, false);
+  reply(fake.last(), first, 201, null, { subscription: first.uuid, position: "p1" });
+  await sub.ready;
+  assert.equal(sub.position, "p1");
+  const push = (route, headers) => fake.last().message({ uuid: `push-${Math.random()}`, route, status: 200, headers, payload: 1 });
+  push("created", { subscription: sub.uuid, seq: 1, position: "p2" });
+  push("created", { subscription: "another", seq: 1, position: "p9" });
+  push("updated", { subscription: sub.uuid, seq: 2 }); // a push without one keeps the last
+  assert.equal(sub.position, "p2");
+
+  fake.last().drop(1006);
+  await until(() => fake.sockets.length === 2, 1000, "the reconnect");
+  fake.last().accept();
+  const resumed = fake.last().sent[0];
+  assert.deepEqual([resumed.headers["resume-from"], resumed.payload], ["p2", { search: "a" }]);
+  reply(fake.last(), resumed, 201, null, { subscription: resumed.uuid, position: "p2", resumed: true });
+  push("updated", { subscription: sub.uuid, seq: 1, position: "p3" }); // the replay
+  await until(() => resubscribed.length === 1, 1000, "onResubscribed");
+  assert.deepEqual([resubscribed, events.resubscribed.map((d) => d.resumed), sub.position], [[true], [true], "p3"]);
+
+  fake.last().drop(1006); // the history no longer reaches back: resumed false, then resync
+  await until(() => fake.sockets.length === 3, 1000, "the reconnect");
+  fake.last().accept();
+  const refused = fake.last().sent[0];
+  assert.equal(refused.headers["resume-from"], "p3");
+  reply(fake.last(), refused, 201, null, { subscription: refused.uuid, position: "p7", resumed: false });
+  push("resync", { subscription: sub.uuid, seq: 1, position: "p7" });
+  await until(() => resubscribed.length === 2, 1000, "onResubscribed");
+  assert.deepEqual([resubscribed, events.resubscribed.map((d) => d.resumed)], [[true, false], [true, false]]);
+  assert.deepEqual(got, ["created", "updated", "updated", "resync"]);
+  assert.equal(sub.position, "p7");
+});
+
+test("a server that sends no position (v1, v1.1) gets no resume-from, and resumed is false", async (t) => {
+  const { socket, fake, events } = make(t);
+  const sub = socket.subscribe("subscribe");
+  fake.last().accept();
+  fake.last().answer(null, 201);
+  await sub.ready;
+  fake.last().message({ uuid: "p", route: "created", status: 200, headers: { subscription: sub.uuid, seq: 1 }, payload: 1 });
+  assert.equal(sub.position, null);
+  fake.last().drop(1006);
+  await until(() => fake.sockets.length === 2, 1000, "the reconnect");
+  fake.last().accept();
+  assert.deepEqual(fake.last().sent[0].headers, {});
+  fake.last().answer(null, 201);
+  await until(() => events.resubscribed.length === 1, 1000, "resubscribed");
+  assert.equal(events.resubscribed[0].resumed, false);
 });

@@ -1,6 +1,9 @@
 // Shared by the *.test.mjs files; tests/test_js_client.py (in the repository root) sets the environment.
 import { spawn } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import WebSocket from "ws";
 
 import { RouterSocket } from "../../../django_channels_router/static/django_channels_router/router-socket.js";
@@ -38,6 +41,19 @@ export function countingWebSocket() {
     }
   }
   return { WebSocket: Counting, counts };
+}
+
+/** A `ws` WebSocket class that keeps its instances, so that a test can drop a connection
+ * (`sockets.at(-1).terminate()`: no close handshake, the client sees 1006). */
+export function trackedWebSocket() {
+  const sockets = [];
+  class Tracked extends WebSocket {
+    constructor(url) {
+      super(url);
+      sockets.push(this);
+    }
+  }
+  return { WebSocket: Tracked, sockets };
 }
 
 /** A `ws` WebSocket that tells no more than a browser's: not the HTTP status of a refused handshake. */
@@ -105,18 +121,26 @@ function reachable(port) {
 
 /**
  * A daphne or uvicorn of our own (JS_SERVER_ARGV from the pytest side: argv with `{port}`),
- * on a fixed port so it can be stopped and started again. `stop()` waits for it to exit.
+ * on a fixed port so it can be stopped and started again. `stop()` and `kill()` wait for it to exit.
+ * Its database: a copy of the migrated SQLite file JS_DATABASE of its own, kept across restarts.
  */
 export async function ownServer(kind) {
   const argv = JSON.parse(process.env.JS_SERVER_ARGV)[kind];
   const port = await freePort();
+  const env = { ...process.env };
+  if (process.env.JS_DATABASE) {
+    const folder = mkdtempSync(path.join(os.tmpdir(), "router-socket-db-"));
+    process.once("exit", () => rmSync(folder, { recursive: true, force: true }));
+    env.DATABASE_URL = `sqlite:///${path.join(folder, "db.sqlite3")}`;
+    copyFileSync(process.env.JS_DATABASE, path.join(folder, "db.sqlite3"));
+  }
   let proc = null;
   let log = "";
   const server = {
     url: `ws://127.0.0.1:${port}`,
     async start() {
       proc = spawn(argv[0], argv.slice(1).map((a) => a.replaceAll("{port}", String(port))),
-        { stdio: ["ignore", "pipe", "pipe"] });
+        { stdio: ["ignore", "pipe", "pipe"], env, detached: true }); // a process group of its own: kill()
       proc.stdout.on("data", (d) => { log += d; });
       proc.stderr.on("data", (d) => { log += d; });
       const deadline = Date.now() + 30000;
@@ -132,6 +156,13 @@ export async function ownServer(kind) {
       const timer = setTimeout(() => proc.kill("SIGKILL"), 10000);
       await exited;
       clearTimeout(timer);
+    },
+    /** SIGKILL to its process group (timeout(1) and the server): no graceful shutdown, no replies. */
+    async kill() {
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((resolve) => proc.once("exit", resolve));
+      process.kill(-proc.pid, "SIGKILL");
+      await exited;
     },
     get log() { return log; },
   };

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { QueueFullError, RequestTimeoutError, SERVERS, connect, record, sleep } from "./helpers.mjs";
+import { QueueFullError, RequestTimeoutError, SERVERS, connect, next, record, sleep } from "./helpers.mjs";
 
 for (const [server, base] of Object.entries(SERVERS)) {
   describe(`requests on ${server}`, { concurrency: true }, () => {
@@ -29,7 +29,10 @@ for (const [server, base] of Object.entries(SERVERS)) {
         const [echo, created, missing, invalid, failed, secret, denied, conflict, notImpl, throttled, pong] = cases;
         assert.equal(echo.status, 200);
         assert.equal(echo.route, "echo");
-        assert.deepEqual(echo.payload, { payload: { n: 1 }, headers: { token: "t1", extra: 2 } });
+        // Every request carries an idempotency-key of its own (a route that takes none ignores it).
+        const { "idempotency-key": key, ...headers } = echo.payload.headers;
+        assert.match(key, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.deepEqual({ ...echo.payload, headers }, { payload: { n: 1 }, headers: { token: "t1", extra: 2 } });
         assert.deepEqual(echo.headers, { echo: true });
         assert.equal(created.status, 201);
         assert.deepEqual([missing.status, missing.route, missing.payload.code], [404, "noSuchRoute", "route_not_found"]);
@@ -54,7 +57,9 @@ for (const [server, base] of Object.entries(SERVERS)) {
         assert.deepEqual({ ...pingReply, uuid: "u" }, { uuid: "u", route: "PONG", status: 200, headers: null, payload: null });
         // The socket-wide headers can change; the connection is still served after errors.
         socket.headers = { token: "t2" };
-        assert.deepEqual((await socket.request("echo")).payload.headers, { token: "t2" });
+        const again = (await socket.request("echo")).payload.headers;
+        assert.notEqual(again["idempotency-key"], key);
+        assert.deepEqual({ ...again, "idempotency-key": key }, { token: "t2", "idempotency-key": key });
       });
     }
 
@@ -65,9 +70,11 @@ for (const [server, base] of Object.entries(SERVERS)) {
       socket.onPush((push) => pushes.push(push));
       let settled = 0;
       const order = [];
+      const keys = Array.from({ length: 200 }, (_, i) => `key-${i}`);
       const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => {
         // Different sleeps: the replies come back in another order than the requests.
-        const request = i % 2 ? socket.request("echo", i) : socket.request("slow", ((200 - i) % 7) * 0.01);
+        const request = i % 2 ? socket.request("echo", i, {}, { idempotencyKey: keys[i] })
+          : socket.request("slow", ((200 - i) % 7) * 0.01);
         return request.then((reply) => {
           settled += 1;
           order.push(i);
@@ -78,7 +85,7 @@ for (const [server, base] of Object.entries(SERVERS)) {
       replies.forEach((reply, i) => {
         assert.equal(reply.status, 200);
         assert.equal(reply.route, i % 2 ? "echo" : "slow");
-        assert.deepEqual(reply.payload, i % 2 ? { payload: i, headers: {} } : ((200 - i) % 7) * 0.01);
+        assert.deepEqual(reply.payload, i % 2 ? { payload: i, headers: { "idempotency-key": keys[i] } } : ((200 - i) % 7) * 0.01);
       });
       assert.equal(new Set(replies.map((r) => r.uuid)).size, 200);
       assert.notDeepEqual(order, [...order].sort((a, b) => a - b), "replies came in request order");
@@ -89,6 +96,7 @@ for (const [server, base] of Object.entries(SERVERS)) {
     test("a request past requestTimeoutMs rejects; its late reply is dropped", async (t) => {
       const socket = connect(t, `${base}/ws/async/`, { requestTimeoutMs: 400 });
       const events = record(socket);
+      await next(socket, "open"); // (the 400 ms are the requests', not the handshake's on a busy machine)
       const pushes = [];
       socket.onPush((push) => pushes.push(push));
       socket.on("slow", (push) => pushes.push(push));

@@ -2,14 +2,16 @@
 // arrive again. The subscription is a group membership: `join` "news" (re-sent as a new
 // request after the reconnect, since the restarted process has forgotten every group), and
 // the group's broadcasts (route `announcement`, sent by `announce`) are matched by route.
+// Then the server is killed (SIGKILL) with a keyed write in flight: after the restart the write
+// is sent again with its idempotency-key, runs once and resolves once.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { connect, next, ownServer, record, until } from "./helpers.mjs";
+import { connect, next, ownServer, record, sleep, until } from "./helpers.mjs";
 
 describe("server restart", { concurrency: true }, () => {
   for (const kind of ["daphne", "uvicorn"]) {
-    test(`${kind} restarts: reconnect, resubscribe, pushes again`, async (t) => {
+    test(`${kind} restarts: reconnect, resubscribe, pushes again; killed: a keyed write resolves once`, async (t) => {
       const server = await ownServer(kind);
       t.after(() => server.stop());
       await server.start();
@@ -67,6 +69,25 @@ describe("server restart", { concurrency: true }, () => {
       assert.ok(events.reconnecting.length >= 1);
       assert.deepEqual(events["give-up"], []);
       assert.equal(socket.state, "open");
+
+      const writer = connect(t, `${server.url}/ws/articles/idempotent/`, {
+        headers: { Authorization: "User 7" }, // the key's identity, the same on every connection
+        reconnect: { initialMs: 200, maxMs: 1000, maxRefusals: 100 },
+      });
+      const title = `killed on ${kind}`;
+      let settled = 0;
+      const created = writer.request("slowCreate", { title, sleep: 2 }).then((reply) => { settled += 1; return reply; });
+      await sleep(500); // the server runs it, inside its transaction
+      await server.kill(); // the transaction never commits, nothing is answered
+      await sleep(300);
+      await server.start();
+      const written = await created;
+      // Nothing was kept (the first run never committed), so the re-send ran it: no replay.
+      assert.deepEqual([written.status, written.payload.title, written.headers?.["idempotent-replay"]], [201, title, undefined]);
+      const listed = await writer.request("list");
+      assert.equal(listed.payload.filter((article) => article.title === title).length, 1);
+      await sleep(200);
+      assert.equal(settled, 1);
     });
   }
 });

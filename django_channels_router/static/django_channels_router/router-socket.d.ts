@@ -73,10 +73,16 @@ export interface RouterSocketOptions {
   heartbeatMs?: number;
   /** Close with 4000 and reconnect when no PONG comes within this (default 10000). */
   pongTimeoutMs?: number;
-  /** Reject with RequestTimeoutError after this (default 30000). */
+  /** Reject with RequestTimeoutError after this, counted from the call across re-sends (default 30000). */
   requestTimeoutMs?: number;
   /** Requests kept while not open (default 1000); past it, QueueFullError. */
   queueLimit?: number;
+  /** Give every request (but PING) a new `idempotency-key` header, so that one in flight when the
+   * connection drops is sent again after the reconnect and run once (default true). */
+  idempotencyKeys?: boolean;
+  /** Times a request with a key is sent again after losing its connection (default 5); past it,
+   * ConnectionClosedError. */
+  maxRetries?: number;
   reconnect?: ReconnectOptions;
   /** Default `globalThis.WebSocket`; on Node 20 pass the `ws` package's. */
   WebSocket?: WebSocketConstructor;
@@ -90,8 +96,19 @@ export interface ReconnectingDetail { attempt: number; delayMs: number }
 /** Why the socket stopped reconnecting; `status`: the HTTP status of the refused handshakes, where the
  * WebSocket tells it (the `ws` package), else null. */
 export interface GiveUpDetail { reason: string; status: number | null }
-/** After a reconnect, per subscription: its new reply, or null and the error (it has then ended). */
-export interface ResubscribedDetail { subscription: Subscription; reply: Reply | null; error?: Error }
+/** After a reconnect, per subscription: its new reply, or null and the error (it has then ended).
+ * `resumed`: the server continues from the subscription's `position` (the changes since follow);
+ * false: re-read what was missed (a `resync` push follows when the server refused to resume). */
+export interface ResubscribedDetail { subscription: Subscription; reply: Reply | null; resumed: boolean; error?: Error }
+
+/** Per-request options of `request()`. */
+export interface RequestOptions {
+  /** This request's `idempotency-key` (default: a new one, unless the socket's `idempotencyKeys` is
+   * false); null sends none, and the request is then not sent again after a lost connection. */
+  idempotencyKey?: string | null;
+  /** Overrides the socket's `maxRetries` for this request. */
+  maxRetries?: number;
+}
 
 /** A listener of any event: a function or an object with `handleEvent` (the DOM's
  * `EventListenerOrEventListenerObject`, declared here so that a project without the `"dom"` lib,
@@ -119,18 +136,25 @@ export interface RouterSocketEventMap {
 export class RequestTimeoutError extends Error {
   name: "RequestTimeoutError";
   route: string;
+  /** The uuid of the last send. */
   uuid: string;
   timeoutMs: number;
-  constructor(route: string, uuid: string, ms: number);
+  /** Times the request was sent (0: it was still queued). */
+  attempts: number;
+  constructor(route: string, uuid: string, ms: number, attempts?: number);
 }
 
+/** The connection closed before the reply and the request is not sent again: the socket is
+ * closed for good, the request has no idempotency key, or it was sent `maxRetries` times more. */
 export class ConnectionClosedError extends Error {
   name: "ConnectionClosedError";
   code: number;
   reason: string;
   /** Whether the socket reconnects (queued requests then wait for it). */
   willReconnect: boolean;
-  constructor(code: number, reason: string, willReconnect: boolean);
+  /** Times the request was sent. */
+  attempts: number;
+  constructor(code: number, reason: string, willReconnect: boolean, attempts?: number, detail?: string);
 }
 
 export class QueueFullError extends Error {
@@ -142,8 +166,9 @@ export class QueueFullError extends Error {
 export interface SubscribeOptions<P = unknown, T = unknown> {
   headers?: Record<string, unknown>;
   payload?: P;
-  /** The reply of each subscribe re-sent after a reconnect: re-read what was missed. */
-  onResubscribed?: (reply: Reply<T>) => void;
+  /** The reply of each subscribe re-sent after a reconnect, and whether it resumed from the
+   * subscription's `position`: when not, re-read what was missed. */
+  onResubscribed?: (reply: Reply<T>, resumed: boolean) => void;
   /** Route sent by `unsubscribe()` with `{subscription: uuid}` (default "unsubscribe"; null sends nothing). */
   unsubscribeRoute?: string | null;
 }
@@ -153,6 +178,9 @@ export class Subscription<E = unknown, T = unknown> {
   readonly route: string;
   /** The uuid of the current subscribe request (new after every reconnect). */
   readonly uuid: string | null;
+  /** The latest `headers.position` of its reply and pushes, sent as `resume-from` after a
+   * reconnect; null from a server that keeps no history of changes. */
+  readonly position: string | null;
   /** False once unsubscribed, ended by the server or refused (non-2xx reply). */
   readonly active: boolean;
   /** The first subscribe reply, whatever its status. */
@@ -169,8 +197,16 @@ export class RouterSocket extends EventTarget {
   headers: Record<string, unknown>;
   readonly state: SocketState;
 
-  /** Resolves the reply for every status; rejects with RequestTimeoutError, ConnectionClosedError or QueueFullError. */
-  request<P = unknown, R = unknown>(route: string, payload?: P, headers?: Record<string, unknown>): Promise<Reply<R>>;
+  /** Every request's `idempotency-key` (but PING's), unless `idempotencyKeys` is false. */
+  idempotencyKeys: boolean;
+  /** Times a request with a key is sent again after losing its connection. */
+  maxRetries: number;
+
+  /** Resolves the reply for every status; a request with a key that loses its connection is sent
+   * again after the reconnect (and after a 409 `request_in_progress`), resolving once. Rejects with
+   * RequestTimeoutError, ConnectionClosedError or QueueFullError. */
+  request<P = unknown, R = unknown>(route: string, payload?: P, headers?: Record<string, unknown>,
+    options?: RequestOptions): Promise<Reply<R>>;
 
   subscribe<P = unknown, E = unknown, T = unknown>(route?: string, options?: SubscribeOptions<P, T>,
     onEvent?: (push: Push<E>) => void): Subscription<E, T>;

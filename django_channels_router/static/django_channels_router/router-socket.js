@@ -1,11 +1,13 @@
 /**
- * router-socket.js: a dependency-free client for django-channels-router's wire protocol (v1.1).
+ * router-socket.js: a dependency-free client for django-channels-router's wire protocol (v1.2).
  *
  * Requests are answered exactly once and correlated by uuid; messages with a uuid the client
  * never sent are pushes. The socket sends heartbeats, reconnects as CLOSE_CODES and the
  * `reconnect` option say (the policy of the Python RouterClient too), queues requests while it is
- * not open and re-sends live subscriptions after a reconnect. Frames that are not JSON objects are
- * logged and ignored.
+ * not open and re-sends live subscriptions after a reconnect, resuming them from their last
+ * `position` where the server keeps a history. Every request carries an `idempotency-key`, so one
+ * in flight when the connection drops is sent again after the reconnect, and the server runs it
+ * once. Frames that are not JSON objects are logged and ignored.
  *
  *   import { RouterSocket } from "/static/django_channels_router/router-socket.js";
  *   const socket = new RouterSocket("wss://example.com/ws/", { headers: { token } });
@@ -33,26 +35,34 @@ const EXPIRED_KEPT = 1000; // uuids of timed-out requests remembered, so late re
 
 /** The reply a request timed out waiting for. */
 export class RequestTimeoutError extends Error {
-  /** @param {string} route @param {string} uuid @param {number} ms */
-  constructor(route, uuid, ms) {
-    super(`No reply to ${route} (uuid ${uuid}) within ${ms} ms.`);
+  /** @param {string} route @param {string} uuid @param {number} ms @param {number} [attempts=1] times it was sent */
+  constructor(route, uuid, ms, attempts = 1) {
+    super(`No reply to ${route} (uuid ${uuid}) within ${ms} ms${attempts > 1 ? `, sent ${attempts} times` : ""}.`);
     this.name = "RequestTimeoutError";
     this.route = route;
     this.uuid = uuid;
     this.timeoutMs = ms;
+    this.attempts = attempts;
   }
 }
 
-/** The connection closed before the reply came (or the socket is closed for good). */
+/**
+ * The connection closed before the reply came and the request is not sent again (the socket is
+ * closed for good, the request has no idempotency key, or it was sent `maxRetries` times more).
+ */
 export class ConnectionClosedError extends Error {
-  /** @param {number} code @param {string} reason @param {boolean} willReconnect */
-  constructor(code, reason, willReconnect) {
+  /**
+   * @param {number} code @param {string} reason @param {boolean} willReconnect
+   * @param {number} [attempts=1] times the request was sent @param {string} [detail] why it is not sent again
+   */
+  constructor(code, reason, willReconnect, attempts = 1, detail = "") {
     super(`Connection closed (code ${code}${reason ? `, ${reason}` : ""}) before the reply; ` +
-      (willReconnect ? "reconnecting." : "not reconnecting."));
+      (willReconnect ? "reconnecting" : "not reconnecting") + (detail ? `, ${detail}.` : "."));
     this.name = "ConnectionClosedError";
     this.code = code;
     this.reason = reason;
     this.willReconnect = willReconnect;
+    this.attempts = attempts;
   }
 }
 
@@ -64,6 +74,12 @@ export class QueueFullError extends Error {
     this.name = "QueueFullError";
     this.limit = limit;
   }
+}
+
+/** A reply's or a push's `headers.position` (v1.2), or null (a server without a history of changes). */
+function positionOf(message) {
+  const position = message.headers?.position;
+  return typeof position === "string" ? position : null;
 }
 
 function newUuid() {
@@ -119,7 +135,8 @@ function reconnectDelay({ initialMs, maxMs, factor, jitter, restartWindowMs }, a
 /**
  * A subscription made by {@link RouterSocket#subscribe}. Its `uuid` is the uuid of the current
  * subscribe request (a new one after every reconnect); pushes whose `headers.subscription`
- * equals it go to `onEvent`.
+ * equals it go to `onEvent`. Its `position` is the latest `headers.position` of its reply and
+ * pushes: sent again as `resume-from` after a reconnect, the server replays what changed since.
  */
 export class Subscription {
   /** @internal */
@@ -127,6 +144,8 @@ export class Subscription {
     onEvent) {
     Object.assign(this, { socket, route, headers, payload, onEvent, onResubscribed, unsubscribeRoute });
     /** @type {string|null} */ this.uuid = null;
+    /** @type {string|null} The latest `headers.position` received (null from a server that keeps no history). */
+    this.position = null;
     /** False once unsubscribed, ended by the server (`unsubscribed` push) or refused (non-2xx reply). */
     this.active = true;
     this._sending = false;
@@ -148,7 +167,8 @@ export class Subscription {
     if (!wasActive || !this.unsubscribeRoute || this.uuid === null || this.socket.state !== "open") {
       return Promise.resolve(null);
     }
-    return this.socket.request(this.unsubscribeRoute, { subscription: this.uuid }).catch(() => null);
+    return this.socket.request(this.unsubscribeRoute, { subscription: this.uuid }, {}, { idempotencyKey: null })
+      .catch(() => null);
   }
 
   _end() {
@@ -159,15 +179,20 @@ export class Subscription {
   _send() {
     this._sending = true;
     this.uuid = newUuid();
-    this.socket._call(this.route, this.payload, this.headers, this.uuid).then((reply) => {
+    this._pushed = false; // a push of this uuid came: its position is newer than the reply's
+    const from = this.position;
+    const headers = from === null ? this.headers : { ...this.headers, "resume-from": from };
+    this.socket._call(this.route, this.payload, headers, this.uuid).then((reply) => {
       this._sending = false;
       if (reply.status >= 300) this._end();
+      else if (!this._pushed) this.position = positionOf(reply); // (pushes can come before the reply's turn)
       if (!this._settled) {
         this._settled = true;
         this._resolve(reply);
-      } else {
-        this.onResubscribed?.(reply);
-        this.socket.dispatchEvent(new CustomEvent("resubscribed", { detail: { subscription: this, reply } }));
+      } else { // resumed: the changes since `from` follow; else re-read (a `resync` push follows a refused resume)
+        const resumed = from !== null && reply.headers?.resumed === true;
+        this.onResubscribed?.(reply, resumed);
+        this.socket.dispatchEvent(new CustomEvent("resubscribed", { detail: { subscription: this, reply, resumed } }));
       }
     }, (error) => {
       this._sending = false;
@@ -177,7 +202,9 @@ export class Subscription {
         this._settled = true;
         this._reject(error);
       } else if (this.socket.state !== "closed") { // a re-sent subscribe timed out: it has ended
-        this.socket.dispatchEvent(new CustomEvent("resubscribed", { detail: { subscription: this, reply: null, error } }));
+        this.socket.dispatchEvent(new CustomEvent("resubscribed", {
+          detail: { subscription: this, reply: null, resumed: false, error },
+        }));
       }
     });
   }
@@ -189,8 +216,8 @@ export class Subscription {
  * Events (`addEventListener`): `open` (detail `{reconnect}`), `close` (detail
  * `{code, reason, willReconnect}`, also after a failed handshake), `reconnecting` (detail
  * `{attempt, delayMs}`), `give-up` (detail `{reason}`), `resubscribed` (detail
- * `{subscription, reply}` after each subscription re-sent on a reconnect; `{subscription,
- * reply: null, error}` when that request failed, which ends the subscription).
+ * `{subscription, reply, resumed}` after each subscription re-sent on a reconnect; `{subscription,
+ * reply: null, resumed: false, error}` when that request failed, which ends the subscription).
  */
 export class RouterSocket extends EventTarget {
   /**
@@ -199,7 +226,10 @@ export class RouterSocket extends EventTarget {
    * @param {Record<string, unknown>} [options.headers] merged into every request's headers (mutable later as `socket.headers`).
    * @param {number} [options.heartbeatMs=30000] interval between PINGs (0 turns the heartbeat off).
    * @param {number} [options.pongTimeoutMs=10000] close (4000) and reconnect when no PONG comes within this.
-   * @param {number} [options.requestTimeoutMs=30000] reject a request with RequestTimeoutError after this.
+   * @param {number} [options.requestTimeoutMs=30000] reject a request with RequestTimeoutError after this
+   *   (counted from the call, across its re-sends).
+   * @param {boolean} [options.idempotencyKeys=true] give every request (but PING) a new `idempotency-key`.
+   * @param {number} [options.maxRetries=5] times a request with a key is sent again after losing its connection.
    * @param {number} [options.queueLimit=1000] requests kept while not open; past it, QueueFullError.
    * @param {{initialMs?: number, maxMs?: number, factor?: number, jitter?: number, maxRefusals?: number,
    *   restartWindowMs?: number, healthyAfterMs?: number}} [options.reconnect] the backoff (README, "Clients"):
@@ -208,12 +238,14 @@ export class RouterSocket extends EventTarget {
    * @param {typeof WebSocket} [options.WebSocket] constructor to use (default `globalThis.WebSocket`).
    */
   constructor(url, { headers = {}, heartbeatMs = 30000, pongTimeoutMs = 10000, requestTimeoutMs = 30000,
-    queueLimit = 1000, reconnect = {}, WebSocket = globalThis.WebSocket } = {}) {
+    queueLimit = 1000, idempotencyKeys = true, maxRetries = 5, reconnect = {}, WebSocket = globalThis.WebSocket } = {}) {
     super();
     if (!WebSocket) throw new TypeError("No WebSocket: pass one as options.WebSocket (e.g. the `ws` package).");
     this.url = url;
     this.headers = headers;
-    Object.assign(this, { heartbeatMs, pongTimeoutMs, requestTimeoutMs, queueLimit, _WebSocket: WebSocket });
+    Object.assign(this, {
+      heartbeatMs, pongTimeoutMs, requestTimeoutMs, queueLimit, idempotencyKeys, maxRetries, _WebSocket: WebSocket,
+    });
     this.reconnect = {
       initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2, maxRefusals: 5, restartWindowMs: 2000, healthyAfterMs: 5000,
       ...reconnect,
@@ -222,6 +254,7 @@ export class RouterSocket extends EventTarget {
     this.state = "connecting";
     this._pending = new Map(); // uuid -> entry, sent and waiting for the reply
     this._queue = []; // entries waiting for the socket to open
+    this._waiting = new Set(); // entries waiting to be sent again after a 409 request_in_progress
     this._expired = new Set(); // uuids whose reply is no longer awaited
     this._subscriptions = new Set();
     this._routeHandlers = new Map();
@@ -236,24 +269,35 @@ export class RouterSocket extends EventTarget {
 
   /**
    * Send a request; resolves the reply for every status (the caller decides what a 4xx means).
+   * A request with an `idempotency-key` (every one, by default) that loses its connection before
+   * the reply is sent again after the reconnect with the same key, so the server runs it once and
+   * the promise resolves once; a 409 `request_in_progress` is retried shortly.
    * Rejects with RequestTimeoutError, ConnectionClosedError or QueueFullError.
    * @param {string} route
    * @param {unknown} [payload=null]
    * @param {Record<string, unknown>} [headers] merged over the socket's headers.
+   * @param {{idempotencyKey?: string|null, maxRetries?: number}} [options] `idempotencyKey`: this
+   *   request's key (null: none, and no re-send); `maxRetries`: overrides the socket's.
    * @returns {Promise<{uuid: string, route: string|null, status: number, headers: object|null, payload: unknown}>}
    */
-  request(route, payload = null, headers = {}) {
-    return this._call(route, payload, headers, newUuid());
+  request(route, payload = null, headers = {}, { idempotencyKey, maxRetries = this.maxRetries } = {}) {
+    const key = idempotencyKey !== undefined ? idempotencyKey : this.idempotencyKeys && route !== "PING" ? newUuid() : null;
+    return this._call(route, payload, key === null ? headers : { "idempotency-key": key, ...headers }, newUuid(), maxRetries);
   }
 
-  _call(route, payload, headers, uuid) {
-    if (this.state === "closed") return Promise.reject(new ConnectionClosedError(1000, "socket closed", false));
+  _call(route, payload, headers, uuid, maxRetries = 0) {
+    if (this.state === "closed") return Promise.reject(new ConnectionClosedError(1000, "socket closed", false, 0));
     return new Promise((resolve, reject) => {
-      const entry = { uuid, resolve, reject, frame: JSON.stringify({ uuid, route, headers: { ...this.headers, ...headers }, payload, status: 200 }) };
+      headers = { ...this.headers, ...headers };
+      // Serialised once: a re-send is the same request (the server compares it with the key's first).
+      const body = JSON.stringify({ route, headers, payload, status: 200 }).slice(1);
+      const entry = {
+        uuid, route, resolve, reject, frame: () => `{"uuid":${JSON.stringify(entry.uuid)},${body}`,
+        keyed: typeof headers["idempotency-key"] === "string", maxRetries, attempts: 0, lost: 0, busy: 0,
+      };
       entry.timer = setTimeout(() => {
-        if (this._pending.delete(uuid)) this._expire(uuid);
-        else this._queue.splice(this._queue.indexOf(entry), 1);
-        reject(new RequestTimeoutError(route, uuid, this.requestTimeoutMs));
+        this._forget(entry);
+        reject(new RequestTimeoutError(route, entry.uuid, this.requestTimeoutMs, entry.attempts));
       }, this.requestTimeoutMs);
       if (this.state === "open") this._transmit(entry);
       else if (this._queue.length >= this.queueLimit) {
@@ -386,21 +430,57 @@ export class RouterSocket extends EventTarget {
   _closed(code, reason, willReconnect) {
     this._stopHeartbeat();
     this.state = willReconnect ? "reconnecting" : "closed";
-    const error = new ConnectionClosedError(code, reason, willReconnect);
-    const failed = [...this._pending.values(), ...(willReconnect ? [] : this._queue.splice(0))];
+    let failed = [...this._pending.values()];
     this._pending.clear();
     this._expired.clear();
-    if (!willReconnect) for (const sub of this._subscriptions) sub._end();
+    if (willReconnect) { // keyed requests go first in the queue, sent again on open (the server runs a key once)
+      const again = failed.filter((entry) => entry.keyed && entry.lost < entry.maxRetries);
+      for (const entry of again) entry.lost += 1;
+      this._queue.unshift(...again);
+      failed = failed.filter((entry) => !again.includes(entry));
+    } else {
+      failed.push(...this._queue.splice(0), ...this._waiting);
+      this._waiting.clear();
+      for (const sub of this._subscriptions) sub._end();
+    }
     for (const entry of failed) {
       clearTimeout(entry.timer);
-      entry.reject(error);
+      clearTimeout(entry.backoff);
+      const why = !willReconnect ? "" : `not sending the request again: ${entry.keyed
+        ? `sent ${entry.attempts} times (maxRetries ${entry.maxRetries})` : "it has no idempotency key, and it may have run"}`;
+      entry.reject(new ConnectionClosedError(code, reason, willReconnect, entry.attempts, why));
     }
     this.dispatchEvent(new CustomEvent("close", { detail: { code, reason, willReconnect } }));
   }
 
   _transmit(entry) {
+    if (entry.attempts++ > 0) entry.uuid = newUuid(); // a new request on the wire; the same key
     this._pending.set(entry.uuid, entry);
-    this._send(entry.frame);
+    this._send(entry.frame());
+  }
+
+  /** Send `entry` again after a 409 `request_in_progress`: its first send still runs on the server. */
+  _retryLater(entry, reply) {
+    this._waiting.add(entry);
+    const delayMs = Math.min(retryAfter(reply.headers?.["Retry-After"]) ?? 250 * 2 ** entry.busy, 5000);
+    entry.busy += 1;
+    entry.backoff = setTimeout(() => {
+      this._waiting.delete(entry);
+      if (this.state === "open") this._transmit(entry);
+      else this._queue.push(entry);
+    }, delayMs);
+  }
+
+  /** Stop waiting for `entry` (it timed out), wherever it is. */
+  _forget(entry) {
+    clearTimeout(entry.backoff);
+    this._waiting.delete(entry);
+    if (this._pending.get(entry.uuid) === entry) {
+      this._pending.delete(entry.uuid);
+      this._expire(entry.uuid);
+    }
+    const queued = this._queue.indexOf(entry);
+    if (queued >= 0) this._queue.splice(queued, 1);
   }
 
   _send(text) {
@@ -432,6 +512,10 @@ export class RouterSocket extends EventTarget {
     if (pong || entry) this._replied = true;
     if (entry) { // a reply (a PONG too, when the caller sent the PING: a latency probe)
       this._pending.delete(message.uuid);
+      if (entry.keyed && message.status === 409 && message.payload?.code === "request_in_progress") {
+        this._retryLater(entry, message);
+        return;
+      }
       clearTimeout(entry.timer);
       entry.resolve(message);
       return;
@@ -442,6 +526,8 @@ export class RouterSocket extends EventTarget {
     if (id !== undefined) {
       for (const sub of this._subscriptions) {
         if (sub.uuid !== id) continue;
+        const position = positionOf(message);
+        if (position !== null) Object.assign(sub, { position, _pushed: true });
         if (message.route === "unsubscribed") sub._end(); // the server ended it
         this._safely(sub.onEvent, message);
       }
