@@ -186,18 +186,24 @@ def daphne(application, log_dir, server="daphne", **env):
         yield f"ws://127.0.0.1:{port}"
 
 
+def session_server(server, tmp_path_factory, migrated):
+    """tests.asgi served by ``server`` for the whole session, on its own copy of the migrated
+    database (routes that read and write models work, whatever DATABASE_URL the tests use)."""
+    folder = tmp_path_factory.mktemp(server)
+    shutil.copy(migrated, folder / "db.sqlite3")
+    return daphne("tests.asgi:application", folder, server=server, DJANGO_SETTINGS_MODULE="tests.settings",
+                  DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}")
+
+
 @pytest.fixture(scope="session")
-def daphne_server(tmp_path_factory):
-    """tests.asgi served by daphne for the whole session."""
-    with daphne("tests.asgi:application", tmp_path_factory.mktemp("daphne"), DJANGO_SETTINGS_MODULE="tests.settings") as url:
+def daphne_server(tmp_path_factory, migrated):
+    with session_server("daphne", tmp_path_factory, migrated) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def uvicorn_server(tmp_path_factory):
-    """tests.asgi served by uvicorn for the whole session."""
-    with daphne("tests.asgi:application", tmp_path_factory.mktemp("uvicorn"), server="uvicorn",
-                DJANGO_SETTINGS_MODULE="tests.settings") as url:
+def uvicorn_server(tmp_path_factory, migrated):
+    with session_server("uvicorn", tmp_path_factory, migrated) as url:
         yield url
 
 
