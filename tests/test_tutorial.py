@@ -292,8 +292,9 @@ async def tour(project: Path, url: str, origin: str) -> None:
             'deleted 3 {"id": 2}']
         for push in pushes:
             etag = {"etag": push["headers"]["etag"]} if push["route"] != "deleted" else {}
+            assert isinstance(push["headers"]["position"], str)  # where a resume continues
             assert push["headers"] == {"subscription": reply["uuid"], "model": "myapp.article",
-                                       "seq": push["headers"]["seq"], **etag}
+                                       "seq": push["headers"]["seq"], "position": push["headers"]["position"], **etag}
         assert (await model.call("unsubscribe", {"subscription": reply["uuid"]}))["status"] == 204
     page = step("09").read_text()
     for line in ('created 1 {id: 3, title: "Third", body: "", published: false}',

@@ -7,6 +7,7 @@ const articles = wsModelArticles(new RouterSocket("ws://127.0.0.1:8000/ws/model/
 
 export async function title(id: number): Promise<string> {
   const reply = await articles.get(null, { id });
+  if (reply.status === 304) return "unchanged"; // sent if-none-match: payload null
   return reply.status === 200 ? reply.payload.title : reply.payload.detail;
 }
 
