@@ -207,6 +207,30 @@ def uvicorn_server(tmp_path_factory, migrated):
         yield url
 
 
+def shared_database_url():
+    """The URL of the PostgreSQL database this test runs on, for server processes that share it
+    (committed rows only); skips the test on another database."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the server processes share the test's database on PostgreSQL")
+    settings = connection.settings_dict
+    return f"postgresql://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+
+
+@pytest.fixture
+def servers_on_test_database(tmp_path, django_db_setup):
+    """A daphne and a uvicorn process on this test's PostgreSQL database; yields their ws:// base URLs."""
+    url = shared_database_url()
+    for folder in ("d", "u"):
+        (tmp_path / folder).mkdir()
+    with (daphne("tests.asgi:application", tmp_path / "d", DJANGO_SETTINGS_MODULE="tests.settings",
+                 DATABASE_URL=url) as first,
+          daphne("tests.asgi:application", tmp_path / "u", server="uvicorn", DJANGO_SETTINGS_MODULE="tests.settings",
+                 DATABASE_URL=url) as second):
+        yield first, second
+
+
 @pytest.fixture(params=["sync", "async"])
 def kind(request):
     return request.param

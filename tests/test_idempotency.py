@@ -259,19 +259,9 @@ def test_the_schema_lists_the_statuses_of_keyed_routes():
 # -- through real servers ------------------------------------------------------------------------
 
 @pytest.fixture
-def servers(tmp_path, django_db_setup):
+def servers(servers_on_test_database):
     """daphne and uvicorn processes on this test's PostgreSQL database (committed rows are shared)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the server processes share the test's database on PostgreSQL")
-    settings = connection.settings_dict
-    for folder in ("d", "u"):
-        (tmp_path / folder).mkdir()
-    url = f"postgresql://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    with (daphne("tests.asgi:application", tmp_path / "d", DJANGO_SETTINGS_MODULE="tests.settings",
-                 DATABASE_URL=url) as first,
-          daphne("tests.asgi:application", tmp_path / "u", server="uvicorn", DJANGO_SETTINGS_MODULE="tests.settings",
-                 DATABASE_URL=url) as second):
-        yield f"{first}/ws/articles/idempotent/", f"{second}/ws/articles/idempotent/"
+    return tuple(f"{base}/ws/articles/idempotent/" for base in servers_on_test_database)
 
 
 async def test_through_two_server_processes_a_retry_gets_the_kept_reply(servers):

@@ -21,7 +21,7 @@ from demo.models import Article
 from django_channels_router.testing import RouterCommunicator
 from drf_bridge.history import prune
 from drf_bridge.models import ChangeRecord
-from tests.conftest import ROOT, SERVER_ENV, CallingClient, daphne, reachable
+from tests.conftest import ROOT, SERVER_ENV, CallingClient, daphne, reachable, shared_database_url
 from tests.drf import ArticleRouter, NoteRouter, NoteSerializer
 from tests.factories import ArticleFactory, NoteFactory, UserFactory
 from tests.models import Note
@@ -290,19 +290,8 @@ async def test_with_the_history_off_nothing_is_recorded_and_nothing_resumes():
 # -- through real servers ------------------------------------------------------------------------
 
 @pytest.fixture
-def servers(tmp_path, django_db_setup):
-    """daphne and uvicorn processes on this test's PostgreSQL database."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the server processes share the test's database on PostgreSQL")
-    settings = connection.settings_dict
-    url = f"postgresql://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    for folder in ("d", "u"):
-        (tmp_path / folder).mkdir()
-    with (daphne("tests.asgi:application", tmp_path / "d", DJANGO_SETTINGS_MODULE="tests.settings",
-                 DATABASE_URL=url) as first,
-          daphne("tests.asgi:application", tmp_path / "u", server="uvicorn", DJANGO_SETTINGS_MODULE="tests.settings",
-                 DATABASE_URL=url) as second):
-        yield f"{first}/ws/articles/", f"{second}/ws/articles/"
+def servers(servers_on_test_database):
+    return tuple(f"{base}/ws/articles/" for base in servers_on_test_database)
 
 
 async def test_a_subscription_resumes_on_another_server_process(servers):
@@ -333,12 +322,10 @@ with transaction.atomic():
 async def test_a_change_whose_sender_died_before_sending_its_event_is_pushed(tmp_path, django_db_setup):
     """The history has the record of a committed change whose event died with its process; the
     server that holds the subscription finds it there within seconds (drf_bridge.sweeper)."""
-    if connection.vendor != "postgresql" or not reachable(6379):
-        pytest.skip("two processes share the test's PostgreSQL database and a channels-redis layer")
-    settings = connection.settings_dict
+    if not reachable(6379):
+        pytest.skip("Redis is not reachable on 127.0.0.1:6379: the two processes share a channels-redis layer")
     env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "REDIS_URL": "redis://127.0.0.1:6379/0",
-           "CHANNELS_REDIS_PREFIX": f"dcr-test-{uuid.uuid4().hex[:8]}",
-           "DATABASE_URL": f"postgresql://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"}
+           "CHANNELS_REDIS_PREFIX": f"dcr-test-{uuid.uuid4().hex[:8]}", "DATABASE_URL": shared_database_url()}
     with daphne("tests.asgi:application", tmp_path, **env) as server:
         async with connect(f"{server}/ws/articles/") as ws:
             client = CallingClient(ws)
