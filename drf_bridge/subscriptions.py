@@ -351,7 +351,7 @@ class SubscribeModelMixin(_Host):
         """A change to a model this connection subscribes to: queued, so that working it out
         never holds up this connection's requests (or its PINGs)."""
         self._note_number(event)
-        sweeper().heard_of(str(event.get("model")), event.get("records"))
+        sweeper().heard_of(event)
         if event.get("pks"):  # a sender's marker has none: only its number counts
             self._changes.put_nowait(event)
 
@@ -378,7 +378,7 @@ class SubscribeModelMixin(_Host):
             asyncio.get_running_loop().call_later(changes.GAP_WAIT, self._check_gap, gap)  # read now: tests shorten it
 
     def _check_gap(self, gap: Gap) -> None:
-        if self._gaps.lost(gap):
+        if self._gaps.lost(gap) and not sweeper().will_push(gap.label, gap.sender, gap.numbers):
             self._start(self._resync(gap.label, "change events were lost"))
 
     def _start(self, coroutine: Any) -> None:

@@ -43,16 +43,39 @@ class Sweeper:
     def __init__(self) -> None:
         #: model label -> record id -> when it was heard of (or swept), on the monotonic clock.
         self.heard: dict[str, dict[int, float]] = {}
+        #: model label -> (sender, number) of the change events heard of -> when.
+        self.events: dict[str, dict[tuple[str, int], float]] = {}
+        #: (model label, sender) whose change events name their records.
+        self.recorders: set[tuple[str, str]] = set()
         #: model label -> (since when it is watched, the consumers that watch it).
         self.watchers: dict[str, tuple[datetime, WeakSet[Any]]] = {}
         self.task: asyncio.Task[None] | None = None
 
-    def heard_of(self, label: str, records: Any) -> None:
-        if label in self.watchers and isinstance(records, list):
-            now = time.monotonic()
+    def heard_of(self, event: dict[str, Any]) -> None:
+        """A change event reached a consumer of this process: its records and its number."""
+        label, records = event.get("model"), event.get("records")
+        sender, number = event.get("sender"), event.get("number")
+        if label not in self.watchers:
+            return
+        now = time.monotonic()
+        if isinstance(records, list):
             heard = self.heard.setdefault(label, {})
             for record in records:
                 heard[record] = now
+        if isinstance(sender, str) and type(number) is int and event.get("pks"):
+            self.events.setdefault(label, {})[(sender, number)] = now
+            if records:
+                self.recorders.add((label, sender))
+
+    def will_push(self, label: str, sender: str, numbers: range) -> bool:
+        """Whether the changes of a sender's events that a consumer missed are the sweep's to push:
+        none of them reached this process (a sender that died, a layer that lost them), and the
+        sender's events name their records, so these will be found unheard. When one did reach it,
+        only that consumer missed it: it resyncs."""
+        if label not in self.watchers or (label, sender) not in self.recorders or not sweepable(label):
+            return False
+        heard = self.events.get(label, {})
+        return not any((sender, number) in heard for number in numbers)
 
     def watch(self, consumer: Any, label: str) -> None:
         """``consumer`` subscribes to ``label``: sweep for it from now on (what was written before,
@@ -77,11 +100,13 @@ class Sweeper:
         if not watching:
             del self.watchers[label]
             self.heard.pop(label, None)
+            self.events.pop(label, None)
+            self.recorders = {(known, sender) for known, sender in self.recorders if known != label}
             return
         heard = self.heard.setdefault(label, {})
         keep = time.monotonic() - history.margin().total_seconds() - 2 * SWEEP_EVERY - SWEEP_GRACE
-        for record in [record for record, at in heard.items() if at < keep]:
-            del heard[record]
+        _forget_before(heard, keep)
+        _forget_before(self.events.setdefault(label, {}), keep)
         unheard = await run_in_worker(_unheard, label, since, set(heard))
         if not unheard:
             return
@@ -99,14 +124,28 @@ def _unheard(label: str, since: datetime, heard: set[int]) -> dict[int, str]:
     before ``since``) that are not in ``heard``: ``{record id: object pk}``."""
     from .models import ChangeRecord
 
+    if not sweepable(label):
+        return {}
     database = router.db_for_write(apps.get_model(label))
-    if not connections[database].features.can_return_rows_from_bulk_insert:
-        return {}  # events carry no record ids there: nothing to compare
     now = timezone.now()
     start = max(since, now - history.margin() - timedelta(seconds=SWEEP_EVERY))
     rows = ChangeRecord.objects.using(database).filter(model=label, at__gte=start,
                                                         at__lt=now - timedelta(seconds=SWEEP_GRACE))
     return {record: pk for record, pk in rows.values_list("id", "pk_value") if record not in heard}
+
+
+def _forget_before(heard: dict[Any, float], keep: float) -> None:
+    for key in [key for key, at in heard.items() if at < keep]:
+        del heard[key]
+
+
+def sweepable(label: str) -> bool:
+    """Whether changes of ``label`` are recorded on a database that gives the ids of the records
+    it inserts (PostgreSQL, SQLite 3.35+), which their events then carry. Asks the database
+    nothing (safe on the event loop)."""
+    connection = connections[router.db_for_write(apps.get_model(label))]
+    return history.enabled() and connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_rows_from_bulk_insert)
 
 
 _sweepers: WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = WeakKeyDictionary()
