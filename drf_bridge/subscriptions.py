@@ -207,9 +207,9 @@ class SubscribeModelMixin(_Host):
                 if not any(s.label == subscription.label for s in self.subscriptions.values()):
                     await self.leave(group)
                 raise
-            self.subscriptions[subscription.id] = subscription
             if history.enabled():
                 sweeper().watch(self, subscription.label)
+            self.subscriptions[subscription.id] = subscription
             if replay:  # worked out in turn with the live changes, each reading the objects as they are then
                 self._changes.put_nowait(replay)
         if self._change_worker is None:

@@ -78,9 +78,15 @@ class Sweeper:
         return not any((sender, number) in heard for number in numbers)
 
     def watch(self, consumer: Any, label: str) -> None:
-        """``consumer`` subscribes to ``label``: sweep for it from now on (what was written before,
-        its subscriber reads with ``list`` or ``get``)."""
-        self.watchers.setdefault(label, (timezone.now(), WeakSet()))[1].add(consumer)
+        """``consumer`` is about to subscribe to ``label``: sweep for it from now on (what was
+        written before, its subscriber reads with ``list`` or ``get``, or a resume replays)."""
+        entry = self.watchers.get(label)
+        if entry is None or not any(watcher.watches(label) for watcher in entry[1]):
+            # Watched anew: events that came while no connection here subscribed were not heard.
+            entry = self.watchers[label] = (timezone.now(), WeakSet())
+            self.heard.pop(label, None)
+            self.events.pop(label, None)
+        entry[1].add(consumer)
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._run())
 
@@ -112,8 +118,8 @@ class Sweeper:
             return
         now = time.monotonic()
         heard.update(dict.fromkeys(unheard, now))
-        logger.warning("%d change(s) of %s came with no change event (its sender may have died): pushed now",
-                       len(unheard), label)
+        logger.warning("%d change(s) of %s in the history reached no connection of this process as an event "
+                       "(its sender may have died, or the channel layer lost it): pushed now", len(unheard), label)
         event = {"model": label, "pks": sorted(set(unheard.values())), "event": uuid.uuid4().hex}
         for consumer in watching:
             consumer.changes_found(dict(event))
