@@ -48,10 +48,10 @@ JS = ROOT / "clients" / "js"
 ROUTE = "/ws/articles/idempotent/"  # IdempotentArticleRouter: keyed writes, subscribe, list; header auth
 USERS = {"python": 1001, "node": 1002}  # one identity per client, so that its keys survive a reconnect
 KILLS_PER_SERVER = 3  # six kills in all, both kinds
-IN_FLIGHT = 6  # writes at once, per client
+IN_FLIGHT = 8  # writes at once, per client
 SETTLE = 20.0  # seconds the copies may take to catch up once the writes are done (the sweeper's: ~5)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(150)]
 db = database_sync_to_async
 
 
@@ -329,7 +329,11 @@ class NodeClient:
 
 
 @pytest.fixture
-def node_modules():
+def ready():
+    """Skipped, saying why, without PostgreSQL, Redis or node; else the node client's packages."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
     if not (JS / "node_modules" / "ws").is_dir():
         done = subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
                               timeout=300)
@@ -379,10 +383,7 @@ async def chaos(servers: list[Server], proxies: list[Proxy], figures: dict[str, 
         cutter.cancel()
 
 
-async def test_nothing_lost_nothing_twice_while_servers_die_and_connections_drop(tmp_path, node_modules, capsys):
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
+async def test_nothing_lost_nothing_twice_while_servers_die_and_connections_drop(ready, tmp_path, capsys):
     started = time.monotonic()
     await make_users()
     settings = connection.settings_dict
