@@ -17,7 +17,16 @@ const [url, user, prefix, inFlight = "4"] = process.argv.slice(2);
 setTimeout(() => process.exit(3), 170_000).unref(); // never outlives the test by long
 
 const sends = new Map(); // idempotency-key -> times a frame with it was sent
+let inProgress = 0; // 409 request_in_progress answers, asked again by the socket
 class CountingWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.status === 409 && message.payload?.code === "request_in_progress") inProgress += 1;
+    });
+  }
+
   send(data, ...rest) {
     const key = JSON.parse(data).headers?.["idempotency-key"];
     if (key !== undefined) sends.set(key, (sends.get(key) ?? 0) + 1);
@@ -106,7 +115,7 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
     stopping = true;
     await Promise.all(writers);
     const resends = [...sends.values()].reduce((sum, times) => sum + times - 1, 0);
-    print({ done: { ...figures, resends, expected } });
+    print({ done: { ...figures, resends, inProgress, expected } });
   } else if (line === "dump") {
     print({ items: [...live.items.values()] });
   } else if (line === "exit") break;
