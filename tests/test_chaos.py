@@ -486,3 +486,48 @@ async def test_nothing_lost_nothing_twice_while_servers_die_and_connections_drop
     assert state["repeated titles"] == []
     for name, copy in copies.items():
         assert copy == state["articles"], f"{name}'s copy differs from the database"
+
+
+#: A sender killed after its event numbered n+1 went but before event n did (two writes that
+#: committed at once on two threads, the later one's send first): the change of event n is
+#: committed and in the history, its event never goes.
+NUMBERED_NEVER_SENT = """
+import os, django
+django.setup()
+from demo.models import Article
+from drf_bridge import changes
+Article.objects.create(title="one")
+send = changes._Changes.send
+changes._Changes.send = lambda self: [changes._next_number(label) for label in self.pks]  # numbered, never sent
+Article.objects.create(title="two")
+changes._Changes.send = send
+Article.objects.create(title="three")
+os._exit(0)  # SIGKILL: no markers
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="gap detection resyncs although the sweeper pushes the change of the lost "
+                                       "event from the history (found by the chaos test)")
+async def test_a_sender_killed_between_two_events_costs_no_resync(tmp_path):
+    """Within the history, a lost change event is the sweeper's to push: the subscription gets the
+    change, and needs no re-read."""
+    if connection.vendor != "postgresql" or not reachable(6379):
+        pytest.skip("a server and a writing process share the test's PostgreSQL database and channels-redis")
+    from websockets.asyncio.client import connect
+
+    from tests.conftest import CallingClient, daphne
+
+    settings = connection.settings_dict
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "REDIS_URL": "redis://127.0.0.1:6379/0",
+           "CHANNELS_REDIS_PREFIX": f"dcr-test-{uuid.uuid4().hex[:8]}",
+           "DATABASE_URL": f"postgresql://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"}
+    with daphne("tests.asgi:application", tmp_path, **env) as server:
+        async with connect(f"{server}/ws/articles/") as ws:
+            client = CallingClient(ws)
+            assert (await client.call("subscribe"))["status"] == 201
+            done = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", NUMBERED_NEVER_SENT], cwd=ROOT,
+                                           env={**SERVER_ENV, **env}, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            pushes = await client.pushes(wait=8)  # the sweeper's within SWEEP_EVERY + SWEEP_GRACE
+    assert {p["payload"]["title"] for p in pushes if p["route"] in ("created", "updated")} == {"one", "two", "three"}
+    assert "resync" not in [p["route"] for p in pushes]
