@@ -319,9 +319,10 @@ with transaction.atomic():
 """
 
 
-async def test_a_change_whose_sender_died_before_sending_its_event_is_pushed(tmp_path, django_db_setup):
-    """The history has the record of a committed change whose event died with its process; the
-    server that holds the subscription finds it there within seconds (drf_bridge.sweeper)."""
+async def pushes_after_a_writer_dies(script, tmp_path, wait):
+    """Subscribe on a daphne (channels-redis, the test's PostgreSQL database), run ``script`` in a
+    process of its own that writes and dies, then collect the pushes: the first within 10 s, the
+    rest until ``wait`` seconds pass without one. Returns the script's output and the pushes."""
     if not reachable(6379):
         pytest.skip("Redis is not reachable on 127.0.0.1:6379: the two processes share a channels-redis layer")
     env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -330,13 +331,18 @@ async def test_a_change_whose_sender_died_before_sending_its_event_is_pushed(tmp
         async with connect(f"{server}/ws/articles/") as ws:
             client = CallingClient(ws)
             assert (await client.call("subscribe"))["status"] == 201
-            died = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", DIES_AFTER_COMMIT], cwd=ROOT,
+            done = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", script], cwd=ROOT,
                                            env={**SERVER_ENV, **env}, capture_output=True, text=True, timeout=60)
-            assert died.returncode == 0, died.stderr
-            pk = int(died.stdout)
-            assert await db(Article.objects.filter(pk=pk).exists)()  # committed, and no event went
-            pushes = [json.loads(await asyncio.wait_for(ws.recv(), 10)), *await client.pushes(wait=1)]
-    assert [(p["route"], p["payload"]["id"]) for p in pushes] == [("created", pk)]
+            assert done.returncode == 0, done.stderr
+            return done.stdout, [json.loads(await asyncio.wait_for(ws.recv(), 10)), *await client.pushes(wait=wait)]
+
+
+async def test_a_change_whose_sender_died_before_sending_its_event_is_pushed(tmp_path, django_db_setup):
+    """The history has the record of a committed change whose event died with its process; the
+    server that holds the subscription finds it there within seconds (drf_bridge.sweeper)."""
+    output, pushes = await pushes_after_a_writer_dies(DIES_AFTER_COMMIT, tmp_path, wait=1)
+    assert await db(Article.objects.filter(pk=int(output)).exists)()  # committed, though no event went
+    assert [(p["route"], p["payload"]["id"]) for p in pushes] == [("created", int(output))]
 
 
 #: A sender killed after its event numbered n+1 went but before event n did (two writes that
@@ -360,17 +366,6 @@ os._exit(0)  # as SIGKILL: no markers
 async def test_a_gap_left_by_a_dead_sender_is_pushed_from_the_history_without_a_resync(tmp_path, django_db_setup):
     """Gap detection sees event n missing; as no consumer of the process heard of it, the sweep
     pushes its change from the history, and the subscription needs no re-read."""
-    if not reachable(6379):
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379: the two processes share a channels-redis layer")
-    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "REDIS_URL": "redis://127.0.0.1:6379/0",
-           "CHANNELS_REDIS_PREFIX": f"dcr-test-{uuid.uuid4().hex[:8]}", "DATABASE_URL": shared_database_url()}
-    with daphne("tests.asgi:application", tmp_path, **env) as server:
-        async with connect(f"{server}/ws/articles/") as ws:
-            client = CallingClient(ws)
-            assert (await client.call("subscribe"))["status"] == 201
-            done = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", NUMBERED_NEVER_SENT], cwd=ROOT,
-                                           env={**SERVER_ENV, **env}, capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
-            pushes = await client.pushes(wait=8)  # the sweep's within SWEEP_EVERY + SWEEP_GRACE
+    _, pushes = await pushes_after_a_writer_dies(NUMBERED_NEVER_SENT, tmp_path, wait=8)  # a resync: GAP_WAIT
     assert [p["route"] for p in pushes] == ["created"] * 3
     assert {p["payload"]["title"] for p in pushes} == {"one", "two", "three"}
