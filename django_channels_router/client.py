@@ -310,8 +310,9 @@ class RouterClient:
         sends = busy = 0
         while True:
             ws = await self._open_before(deadline, route, sends)
-            if ws is None:
-                continue  # it closed again before we could send: wait for the next one
+            if ws is None:  # it closed again before we could send: wait for the next one, without spinning
+                await asyncio.sleep(0.01)
+                continue
             sends += 1
             try:
                 reply = await self._exchange(ws, request_id, frame, deadline)
@@ -389,11 +390,13 @@ class RouterClient:
     # -- the connection ---------------------------------------------------------------------
 
     async def _wait_open(self) -> None:
-        while not self._open.is_set():
+        while True:  # closed for good first: the open flag may still be set then
             if self._failure is not None:
                 raise GaveUp(str(self._failure)) from self._failure
             if self._runner is None or self._runner.done():
                 raise ConnectionLost(None, False)
+            if self._open.is_set():
+                return
             waiter = asyncio.create_task(self._open.wait())
             done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
