@@ -10,7 +10,8 @@ Arguments after ``--`` go to pytest. Each session runs the README's test suite, 
 marked ``independent_of_versions`` (the quickstart in its own virtualenv, the npm package, the docs
 build: they do the same in every session) and ``documentation`` (the projects built from the
 README, the tutorial and the how-to guides, whose examples are kept working on the releases the
-README's test command installs), which that command runs once.
+README's test command installs) and ``chaos`` (tests/test_chaos.py: a minute of killed servers and
+cut connections through both clients), which that command runs once.
 """
 
 import nox
@@ -46,7 +47,8 @@ def tests(session: nox.Session, django: str, deps: str) -> None:
         pins += [*FLOORS, f"djangorestframework=={DJANGO[django][2]}"]
     session.install("-e", ".[test]", *pins)
     # Run once, by the README's test command: see the module's docstring.
-    session.run("python", "-m", "pytest", "-m", "not independent_of_versions and not documentation", *session.posargs)
+    once = "not independent_of_versions and not documentation and not chaos"
+    session.run("python", "-m", "pytest", "-m", once, *session.posargs)
 
 
 @nox.session(python="3.11")

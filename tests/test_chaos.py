@@ -52,7 +52,7 @@ KILLS_PER_SERVER = 3  # six kills in all, both kinds
 IN_FLIGHT = 8  # writes at once, per client
 SETTLE = 20.0  # seconds the copies may take to catch up once the writes are done (the sweeper's: ~5)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(150), pytest.mark.chaos]
 db = database_sync_to_async
 
 
