@@ -8,7 +8,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 __all__ = ["Evaluation", "EvaluationCache", "evaluations"]
@@ -19,13 +18,13 @@ class Evaluation:
     """What one change looks like to subscribers who share a key: ``{pk: data}`` for the changed
     objects they may see (None where object permissions refuse one), or ``ended``, the error
     reply of a subscriber whose credentials no longer authenticate. ``etags``: ``{pk: tag}`` of
-    the data in ``seen`` (``headers.etag`` of its pushes). ``read_at``: when the reads began (the
-    ``position`` of its pushes)."""
+    the data in ``seen`` (``headers.etag`` of its pushes). ``position``: that of its pushes, taken
+    when the reads began (None when the history is off)."""
 
     seen: dict[str, Any] = field(default_factory=dict)
     etags: dict[str, str | None] = field(default_factory=dict)
     ended: dict[str, Any] | None = None
-    read_at: datetime | None = None
+    position: str | None = None
 
 
 class _Pending:

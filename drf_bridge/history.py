@@ -72,6 +72,11 @@ def position(at: datetime) -> str:
     return signing.Signer(salt=SALT).sign(str(int(at.timestamp() * 1_000_000)))
 
 
+def position_now() -> str | None:
+    """The position of what is read from now on, or None when the history is off."""
+    return position(timezone.now()) if enabled() else None
+
+
 def read_position(value: Any) -> datetime | None:
     """The time a ``resume-from`` value marks; None when it is well-formed but not one this server
     gave (another ``SECRET_KEY``, a tampered value, a time ahead of the clock). Raises

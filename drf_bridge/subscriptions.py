@@ -26,7 +26,6 @@ from django.core import checks
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, QueryDict
-from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.serializers import BaseSerializer
 
@@ -189,7 +188,7 @@ class SubscribeModelMixin(_Host):
         """
         asked = RESUME_FROM in headers
         since = self.resume_point(headers[RESUME_FROM]) if asked else None
-        read_at = timezone.now()
+        position = history.position_now()  # before the reads
         group = model_group(subscription.label)
         async with self._subscriptions_lock:
             if subscription.id in self.subscriptions:
@@ -214,7 +213,7 @@ class SubscribeModelMixin(_Host):
                 self._changes.put_nowait(replay)
         if self._change_worker is None:
             self._change_worker = asyncio.create_task(self._deliver_changes())
-        reply_headers: dict[str, Any] = {POSITION: history.position(read_at)} if history.enabled() else {}
+        reply_headers: dict[str, Any] = {} if position is None else {POSITION: position}
         if asked:
             reply_headers[RESUMED] = replay is not None
             if replay is None:
@@ -417,24 +416,24 @@ class SubscribeModelMixin(_Host):
         for subscription in subscriptions:
             if self.subscriptions.get(subscription.id) is not subscription:
                 continue  # ended meanwhile: nothing more is pushed to it
-            read_at = timezone.now()
+            position = history.position_now()
             try:
                 subscription.known = await run_in_worker(self.visible_pks, subscription)
             except Exception:
                 logger.exception("Could not read subscription %r anew for a resync", subscription.id)
             logger.warning("Subscription %r to %s: %s; sent resync", subscription.id, subscription.label, reason)
             try:
-                headers = self._numbered(self._push_headers(subscription, read_at))
+                headers = self._numbered(self._push_headers(subscription, position))
                 await self.push(RESYNC, {"reason": reason}, headers)
             except Exception:
                 logger.exception("Could not send resync to subscription %r", subscription.id)
 
-    def _push_headers(self, subscription: ModelSubscription, read_at: datetime | None) -> dict[str, Any]:
-        """A push's ``subscription`` and ``model``, and the ``position`` of what was read at ``read_at``
-        (none when unknown: the client keeps the one before, which replays more, never less)."""
+    def _push_headers(self, subscription: ModelSubscription, position: str | None) -> dict[str, Any]:
+        """A push's ``subscription`` and ``model``, and the ``position`` of what it read (none when
+        unknown or the history is off: the client keeps the one before, which replays more, never less)."""
         headers: dict[str, Any] = {"subscription": subscription.id, "model": subscription.label}
-        if read_at is not None and history.enabled():
-            headers[POSITION] = history.position(read_at)
+        if position is not None:
+            headers[POSITION] = position
         return headers
 
     def _numbered(self, headers: dict[str, Any]) -> dict[str, Any]:
@@ -494,7 +493,7 @@ class SubscribeModelMixin(_Host):
                 continue
             key = (event["event"], type(self), self.get_subscription_key(subscription), subscription.pk)
             evaluation = evaluations.get(key, partial(self.evaluate, subscription, pks))
-            headers = self._push_headers(subscription, evaluation.read_at)
+            headers = self._push_headers(subscription, evaluation.position)
             if evaluation.ended is not None:
                 pushes.append((ENDED, evaluation.ended, headers))
                 continue
@@ -519,16 +518,16 @@ class SubscribeModelMixin(_Host):
         """The changed objects in the subscriber's queryset now, as :class:`Evaluation`, after
         authenticating the subscribing request anew. Nothing is seen when ``has_permission``
         refuses."""
-        read_at = timezone.now()  # before the reads: the position covers no change made after
+        position = history.position_now()  # before the reads: it covers no change made after
         with self.acting_for(subscription) as request:
             try:
                 self.authenticate_again(subscription, request)
             except REFUSALS as exc:
-                return Evaluation(ended=ending(exc), read_at=read_at)
+                return Evaluation(ended=ending(exc), position=position)
             try:
                 self.check_permissions(request)
             except REFUSALS:
-                return Evaluation(read_at=read_at)
+                return Evaluation(position=position)
             seen: dict[str, Any] = {}
             etags: dict[str, str | None] = {}
             for obj in self.filter_queryset(self.get_queryset()).filter(pk__in=pks):
@@ -538,7 +537,7 @@ class SubscribeModelMixin(_Host):
                     etags[str(obj.pk)] = self.etag_of(obj, data)
                 except REFUSALS:
                     seen[str(obj.pk)] = None
-            return Evaluation(seen, etags=etags, read_at=read_at)
+            return Evaluation(seen, etags=etags, position=position)
 
     def authenticate_again(self, subscription: ModelSubscription, request: Any) -> None:
         """Authenticate a push's request as a new request with the subscription's credentials
