@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-__all__ = ["CLOSE_CODES", "ConnectionLost", "GaveUp", "Reconnect", "RequestTimeout", "RetriesExhausted", "RouterClient",
-           "Subscription"]
+__all__ = ["CLOSE_CODES", "ConnectionClosedError", "GaveUpError", "QueueFullError", "Reconnect", "RequestTimeoutError",
+           "RetriesExhaustedError", "RouterClient", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,34 +45,47 @@ CLOSE_CODES: dict[int, str] = {
 }
 
 
-class RequestTimeout(Exception):
-    """No reply came within ``request_timeout`` seconds (a late one is dropped)."""
+class RequestTimeoutError(TimeoutError):
+    """No reply came within ``request_timeout`` seconds (a late one is dropped). The same name as
+    router-socket.js's error, and a ``TimeoutError``."""
 
 
-class ConnectionLost(Exception):
-    """The connection closed before the reply came; ``will_reconnect`` says whether it comes back."""
+class ConnectionClosedError(ConnectionError):
+    """The connection closed before the reply came and the request is not sent again (it has no
+    idempotency key, or the client closed for good). ``will_reconnect``: whether the client comes
+    back; ``attempts``: how many times the request was sent. As router-socket.js's error of that name."""
 
-    def __init__(self, code: int | None, will_reconnect: bool) -> None:
+    def __init__(self, code: int | None, will_reconnect: bool, attempts: int = 1) -> None:
         super().__init__(f"The connection closed (code {code}) before the reply came"
                          f"{'; reconnecting' if will_reconnect else ''}.")
-        self.code, self.will_reconnect = code, will_reconnect
+        self.code, self.will_reconnect, self.attempts = code, will_reconnect, attempts
 
 
-class RetriesExhausted(ConnectionLost):
+class RetriesExhaustedError(ConnectionClosedError):
     """A keyed request was sent ``max_retries`` times again and each connection closed before its
     reply; with its key, sending it once more is still safe (the server runs it at most once)."""
 
-    def __init__(self, route: str, sends: int, key: str | None, code: int | None) -> None:
-        ConnectionLost.__init__(self, code, True)
-        self.args = (f"{route!r}: sent {sends} times, and each time the connection closed (last code {code}) before "
-                     f"the reply came; max_retries={sends - 1} reached."
+    def __init__(self, route: str, attempts: int, key: str | None, code: int | None) -> None:
+        ConnectionClosedError.__init__(self, code, True, attempts)
+        self.args = (f"{route!r}: sent {attempts} times, and each time the connection closed (last code {code}) "
+                     f"before the reply came; max_retries={attempts - 1} reached."
                      + (f" The server ran it at most once: sending it again with idempotency-key {key!r} is safe."
                         if key else ""),)
-        self.sends, self.key = sends, key
+        self.key = key
 
 
-class GaveUp(Exception):
-    """The client stopped reconnecting: refused handshakes, or a close code that means stop."""
+class GaveUpError(ConnectionError):
+    """The client stopped reconnecting: refused handshakes, or a close code that means stop
+    (router-socket.js says so with its ``give-up`` event)."""
+
+
+class QueueFullError(RuntimeError):
+    """``queue_limit`` requests are already waiting for the connection to open; this one is refused.
+    As router-socket.js's error of that name."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} requests are already waiting for the connection; request refused.")
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -220,9 +233,9 @@ class RouterClient:
         """``headers``: merged into every request's message headers (not the handshake's).
         ``heartbeat``: seconds between PINGs; ``pong_timeout``: seconds a PING waits for its PONG
         before the connection is closed with 4000 and made again. ``request_timeout``: seconds a
-        request waits, for the connection to open and for its reply, before ``RequestTimeout``.
+        request waits, for the connection to open and for its reply, before ``RequestTimeoutError``.
         ``queue_limit``: requests that may wait for the connection to open (past it,
-        ``RuntimeError``), and pushes a reader of :meth:`pushes` or of a subscription may fall
+        ``QueueFullError``), and pushes a reader of :meth:`pushes` or of a subscription may fall
         behind (past it, it loses the oldest). ``reconnect``: when to reconnect (:class:`Reconnect`).
         ``origin``: the handshake's ``Origin`` header; by default the URL's own origin
         (``ws://host:port`` -> ``http://host:port``, wss -> https), what a page served by that
@@ -234,7 +247,7 @@ class RouterClient:
         ``idempotency_keys``: give every request a fresh ``idempotency-key`` header (a v1.2 server
         runs a keyed write once), so that a request whose connection closes before its reply is sent
         again after the reconnect, up to ``max_retries`` times within ``request_timeout``; ``False``,
-        none (a request whose connection closes fails with ``ConnectionLost``, as before v1.2)."""
+        none (a request whose connection closes fails with ``ConnectionClosedError``, as before v1.2)."""
         self.url, self.headers = url, dict(headers or {})
         self.origin = url_origin(url) if origin is _URL_ORIGIN else origin
         self.heartbeat, self.pong_timeout, self.request_timeout = heartbeat, pong_timeout, request_timeout
@@ -263,14 +276,14 @@ class RouterClient:
         await self.close()
 
     async def connect(self) -> None:
-        """Open the connection (and keep it open); raises ``GaveUp`` if it never opens."""
+        """Open the connection (and keep it open); raises ``GaveUpError`` if it never opens."""
         if self._runner is None:
             self.state = "connecting"
             self._runner = asyncio.create_task(self._run())
         await self._wait_open()
 
     async def close(self) -> None:
-        """Close for good: pending requests fail with ``ConnectionLost(will_reconnect=False)``."""
+        """Close for good: pending requests fail with ``ConnectionClosedError(will_reconnect=False)``."""
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.cancel()
@@ -287,7 +300,7 @@ class RouterClient:
         (here or as the ``idempotency-key`` header), or ``None`` for none. A keyed request whose
         connection closes is sent again with the same key after the reconnect, and one answered 409
         ``request_in_progress`` (it still runs elsewhere) shortly after, so it gets the one reply;
-        ``RetriesExhausted`` past ``max_retries`` re-sends, ``RequestTimeout`` past
+        ``RetriesExhaustedError`` past ``max_retries`` re-sends, ``RequestTimeoutError`` past
         ``request_timeout`` from the call."""
         if idempotency_key is _NEW_KEY:
             idempotency_key = new_uuid() if self.idempotency_keys else None
@@ -303,7 +316,7 @@ class RouterClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout
         if self._waiting >= self.queue_limit:
-            raise RuntimeError(f"{self.queue_limit} requests are waiting for the connection; not queueing more.")
+            raise QueueFullError(self.queue_limit)
         frame = json.dumps({"uuid": request_id, "route": route, "payload": payload, "status": 200,
                             "headers": {**self.headers, **headers}})
         resend = key is not None or request_id in self._subscriptions
@@ -317,41 +330,42 @@ class RouterClient:
             try:
                 reply = await self._exchange(ws, request_id, frame, deadline)
             except TimeoutError:
-                raise RequestTimeout(f"{route!r}: no reply within {self.request_timeout} s"
-                                     f"{f' (sent {sends} times)' if sends > 1 else ''}.") from None
-            except ConnectionLost as lost:
+                raise RequestTimeoutError(f"{route!r}: no reply within {self.request_timeout} s"
+                                          f"{f' (sent {sends} times)' if sends > 1 else ''}.") from None
+            except ConnectionClosedError as lost:
                 if not (resend and lost.will_reconnect):
+                    lost.attempts = sends
                     raise
                 if sends > self.max_retries:
-                    raise RetriesExhausted(route, sends, key, lost.code) from None
+                    raise RetriesExhaustedError(route, sends, key, lost.code) from None
                 continue
             if key is None or not _in_progress(reply):
                 return reply
             # The first request with this key still runs (on a connection that closed, or another process).
             pause = min(1.0, 0.1 * 2 ** busy)
             if loop.time() + pause >= deadline:
-                raise RequestTimeout(f"{route!r}: no final reply within {self.request_timeout} s: the first request "
-                                     f"with idempotency-key {key!r} still ran (409 request_in_progress).")
+                raise RequestTimeoutError(f"{route!r}: no final reply within {self.request_timeout} s: the first "
+                                          f"request with idempotency-key {key!r} still ran (409 request_in_progress).")
             busy += 1
             logger.debug("%r: 409 request_in_progress (idempotency-key %r): asking again in %.1f s.", route, key, pause)
             await asyncio.sleep(pause)
 
     async def _open_before(self, deadline: float, route: str, sends: int) -> ClientConnection | None:
-        """The open connection, waiting for it until ``deadline`` (``RequestTimeout``)."""
+        """The open connection, waiting for it until ``deadline`` (``RequestTimeoutError``)."""
         loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
             await asyncio.wait_for(self._wait_open(), max(0.0, deadline - loop.time()))
         except TimeoutError:
             again = f" again (sent {sends} times)" if sends else ""
-            raise RequestTimeout(f"{route!r}: the connection did not open{again} within {self.request_timeout} s."
-                                 ) from None
+            raise RequestTimeoutError(f"{route!r}: the connection did not open{again} within "
+                                      f"{self.request_timeout} s.") from None
         finally:
             self._waiting -= 1
         return self._ws
 
     async def _exchange(self, ws: ClientConnection, request_id: str, frame: str, deadline: float) -> dict[str, Any]:
-        """Send ``frame`` on ``ws`` and wait for its reply; ``ConnectionLost`` if ``ws`` closes first."""
+        """Send ``frame`` on ``ws`` and wait for its reply; ``ConnectionClosedError`` if ``ws`` closes first."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future  # before the send: the close fails it (_fail_pending)
         try:
@@ -392,9 +406,9 @@ class RouterClient:
     async def _wait_open(self) -> None:
         while True:  # closed for good first: the open flag may still be set then
             if self._failure is not None:
-                raise GaveUp(str(self._failure)) from self._failure
+                raise GaveUpError(str(self._failure)) from self._failure
             if self._runner is None or self._runner.done():
-                raise ConnectionLost(None, False)
+                raise ConnectionClosedError(None, False)
             if self._open.is_set():
                 return
             waiter = asyncio.create_task(self._open.wait())
@@ -521,14 +535,14 @@ class RouterClient:
             _offer(queue, message)
 
     def _give_up(self, reason: str) -> None:
-        self._failure = GaveUp(reason)
+        self._failure = GaveUpError(reason)
         self.state = "closed"
         self._fail_pending(None, False)
 
     def _fail_pending(self, code: int | None, will_reconnect: bool) -> None:
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(ConnectionLost(code, will_reconnect))
+                future.set_exception(ConnectionClosedError(code, will_reconnect))
         self._pending.clear()
 
 

@@ -17,11 +17,12 @@ from websockets.asyncio.server import serve
 
 from demo.models import Article
 from django_channels_router.client import (
-    ConnectionLost,
-    GaveUp,
+    ConnectionClosedError,
+    GaveUpError,
+    QueueFullError,
     Reconnect,
-    RequestTimeout,
-    RetriesExhausted,
+    RequestTimeoutError,
+    RetriesExhaustedError,
     RouterClient,
 )
 from django_channels_router.models import IdempotencyKey
@@ -88,15 +89,16 @@ async def test_the_heartbeat_keeps_one_connection_open(server):
 
 async def test_a_request_with_no_reply_in_time_times_out_and_its_late_reply_is_dropped(server):
     async with RouterClient(f"{server}/ws/async/", request_timeout=0.5) as client:
-        with pytest.raises(RequestTimeout):
+        with pytest.raises(TimeoutError) as timed_out:  # the builtin catches it: a RequestTimeoutError
             await client.request("slow", 1.0)
+        assert isinstance(timed_out.value, RequestTimeoutError)
         await asyncio.sleep(0.8)  # the late reply arrives now and matches nothing
         assert (await client.request("echo", "after"))["payload"]["payload"] == "after"
 
 
 async def test_a_refused_handshake_gives_up_after_its_tries(server):
     client = RouterClient(f"{server}/ws/private/", reconnect=FAST)  # login_required: 403 to an anonymous user
-    with pytest.raises(GaveUp, match="refused 3 times running"):
+    with pytest.raises(GaveUpError, match="refused 3 times running"):
         await client.connect()
     assert (client.refusals, client.opened, client.state) == (3, 0, "closed")
     await client.close()
@@ -152,7 +154,7 @@ async def test_a_restart_close_reconnects_at_once_and_a_policy_close_gives_up(ki
             await client.connect()
             with contextlib.suppress(Exception):
                 await client.request("closeWith", code, idempotency_key=None)
-            with pytest.raises(GaveUp, match=f"closed with code {code}"):
+            with pytest.raises(GaveUpError, match=f"closed with code {code}"):
                 await client.request("echo", 1)
             assert (client.opened, client.state) == (1, "closed")
             await client.close()
@@ -388,7 +390,7 @@ async def test_allowed_hosts_origin_validator_lets_the_default_origin_in(kind, t
             assert (await client.request("echo", "in"))["payload"]["payload"] == "in"
         for origin in (None, "http://evil.example"):
             client = RouterClient(f"{url}/ws/async/", reconnect=FAST, origin=origin)
-            with pytest.raises(GaveUp) as refused:
+            with pytest.raises(GaveUpError) as refused:
                 await client.connect()
             assert str(refused.value).startswith("the handshake was refused 3 times running (HTTP 403): ")
             assert "Origin" in str(refused.value) and "ALLOWED_HOSTS" in str(refused.value), origin
@@ -475,21 +477,36 @@ async def test_past_max_retries_a_request_fails_saying_so_and_without_keys_it_is
 
     async with RouterClient(f"{server}/ws/async/", reconnect=FAST, max_retries=2) as client:
         dropping = asyncio.create_task(drop_whenever_sent(client, 3))
-        with pytest.raises(RetriesExhausted) as exhausted:
+        with pytest.raises(RetriesExhaustedError) as exhausted:
             await client.request("slow", 5, idempotency_key="tried")
         await dropping
         assert str(exhausted.value) == (
             "'slow': sent 3 times, and each time the connection closed (last code 1006) before the reply came; "
             "max_retries=2 reached. The server ran it at most once: sending it again with idempotency-key 'tried' "
             "is safe.")
-        assert isinstance(exhausted.value, ConnectionLost) and exhausted.value.sends == 3
+        assert isinstance(exhausted.value, ConnectionClosedError) and exhausted.value.attempts == 3
         # Without a key it is not sent again: the caller cannot know whether it ran.
         dropping = asyncio.create_task(drop_whenever_sent(client, 1))
-        with pytest.raises(ConnectionLost) as lost:
+        with pytest.raises(ConnectionClosedError) as lost:
             await client.request("slow", 5, idempotency_key=None)
         await dropping
-        assert lost.value.will_reconnect and not isinstance(lost.value, RetriesExhausted)
+        assert lost.value.will_reconnect and not isinstance(lost.value, RetriesExhaustedError)
+        assert lost.value.attempts == 1 and isinstance(lost.value, ConnectionError)
         assert (await client.request("echo", "still"))["payload"]["payload"] == "still"
+
+
+async def test_past_the_queue_limit_a_request_waiting_for_the_connection_is_refused_at_once():
+    client = RouterClient(f"ws://127.0.0.1:{free_port()}/ws/async/", reconnect=FAST, queue_limit=2)  # no server
+    opening = asyncio.create_task(client.connect())
+    waiting = [asyncio.create_task(client.request("echo", n)) for n in range(2)]
+    await seconds_until(lambda: client._waiting == 2)
+    with pytest.raises(QueueFullError, match="^2 requests are already waiting for the connection") as full:
+        await client.request("echo", 3)
+    assert full.value.limit == 2 and isinstance(full.value, RuntimeError)
+    await client.close()
+    for request in [*waiting, opening]:
+        with pytest.raises(ConnectionClosedError):
+            await request
 
 
 async def test_closing_the_client_fails_a_keyed_request_in_flight_and_sends_nothing_again(server):
@@ -498,9 +515,9 @@ async def test_closing_the_client_fails_a_keyed_request_in_flight_and_sends_noth
     reading = asyncio.create_task(client.request("slow", 2))
     await seconds_until(lambda: client._pending)
     await client.close()
-    with pytest.raises(ConnectionLost) as lost:
+    with pytest.raises(ConnectionClosedError) as lost:
         await reading
-    assert not lost.value.will_reconnect and not isinstance(lost.value, RetriesExhausted)
+    assert not lost.value.will_reconnect and not isinstance(lost.value, RetriesExhaustedError)
     assert (client.opened, client.state) == (1, "closed")
 
 
@@ -516,7 +533,7 @@ async def test_a_key_still_in_progress_past_the_deadline_fails_saying_so(tmp_pat
                     RouterClient(url, headers=USER, request_timeout=1.0) as impatient):
             running = asyncio.create_task(first.request("slowCreate", payload, idempotency_key="long-1"))
             await asyncio.sleep(0.5)
-            with pytest.raises(RequestTimeout, match=r"^'slowCreate': no final reply within 1.0 s: the first request "
+            with pytest.raises(RequestTimeoutError, match=r"^'slowCreate': no final reply within 1.0 s: the first request "
                                                      r"with idempotency-key 'long-1' still ran \(409 request_in_progress\)"):
                 await impatient.request("slowCreate", payload, idempotency_key="long-1")
             assert (await running)["status"] == 201

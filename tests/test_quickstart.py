@@ -169,13 +169,13 @@ async def test_what_the_quickstart_says_of_origins_pings_and_unknown_routes(quic
     # RouterClient(origin=None) sends no Origin: refused, and the client says why.
     refused = run(quickstart.project, "-c", f"""
 import asyncio
-from django_channels_router.client import GaveUp, Reconnect, RouterClient
+from django_channels_router.client import GaveUpError, Reconnect, RouterClient
 
 async def main():
     try:
         async with RouterClient({url!r}, origin=None, reconnect=Reconnect(initial=0.01, max_refusals=1)):
             pass
-    except GaveUp as error:
+    except GaveUpError as error:
         print(error)
 
 asyncio.run(main())
