@@ -102,6 +102,25 @@ async def request(client, route, payload=None, headers=None, uuid="req-1", **ext
     return await client.recv()
 
 
+#: The npm package: package.json, its lock and (once ``js_packages()`` ran) node_modules.
+JS = ROOT / "clients" / "js"
+
+
+def js_packages():
+    """``npm ci`` in clients/js unless ws and tsc are there already; under one lock, so that
+    pytest-xdist's workers do not install into the same folder at once. Its node_modules."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "django-channels-router-npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (JS / "node_modules" / "ws").is_dir() or not (JS / "node_modules" / "typescript").is_dir():
+            done = subprocess.run([shutil.which("npm") or "npm", "ci", "--no-audit", "--no-fund"], cwd=JS,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    return JS / "node_modules"
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

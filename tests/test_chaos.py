@@ -42,10 +42,9 @@ from demo.serializers import ArticleSerializer
 from django_channels_router.client import Reconnect, RouterClient
 from django_channels_router.models import IdempotencyKey
 from drf_bridge.models import ChangeRecord
-from tests.conftest import ROOT, SERVER_ENV, SERVERS, free_port, reachable
+from tests.conftest import JS, ROOT, SERVER_ENV, SERVERS, free_port, js_packages, reachable
 
 NODE, NPM = shutil.which("node"), shutil.which("npm")
-JS = ROOT / "clients" / "js"
 ROUTE = "/ws/articles/idempotent/"  # IdempotentArticleRouter: keyed writes, subscribe, list; header auth
 USERS = {"python": 1001, "node": 1002}  # one identity per client, so that its keys survive a reconnect
 KILLS_PER_SERVER = 3  # six kills in all, both kinds
@@ -344,10 +343,7 @@ def ready():
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    if not (JS / "node_modules" / "ws").is_dir():
-        done = subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    js_packages()
 
 
 @db

@@ -16,9 +16,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SERVER_ENV, daphne
+from tests.conftest import JS, ROOT, SERVER_ENV, daphne, js_packages
 
-JS = ROOT / "clients" / "js"  # the npm package: package.json, its lock and node_modules
 TESTS = JS / "test"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 
@@ -45,10 +44,7 @@ def run(args, timeout, cwd=JS, **kwargs):
 
 @pytest.fixture(scope="module")
 def node_modules():
-    if not (JS / "node_modules" / "ws").is_dir() or not (JS / "node_modules" / "typescript").is_dir():
-        done = run([NPM, "ci", "--no-audit", "--no-fund"], timeout=300)
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-    return JS / "node_modules"
+    return js_packages()
 
 
 def server_argv(port="{port}"):

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from django_channels_router.contract.asyncapi import build_document
 from django_channels_router.contract.typescript import render_typescript
 from django_channels_router.protocol import RESERVED_ROUTES, ROUTE_NAME
-from tests.conftest import ROOT
+from tests.conftest import JS, ROOT, js_packages
 
-JS = ROOT / "clients" / "js"  # the npm package, whose devDependencies have tsc
 STATIC = ROOT / "django_channels_router" / "static" / "django_channels_router"
 TSC = JS / "node_modules" / ".bin" / "tsc"
 
@@ -111,8 +110,7 @@ def tsc(tmp_path, source):
 def typescript_project(tmp_path_factory):
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("Node.js and npm are not installed")
-    if not TSC.exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True, timeout=300)
+    js_packages()
     tmp = tmp_path_factory.mktemp("typescript")
     run = socketschema("--format", "typescript", "--file", str(tmp / "sockets.ts"))
     assert run.returncode == 0, run.stderr
