@@ -564,10 +564,8 @@ async def test_after_a_reconnect_the_stream_says_resubscribed_and_a_server_witho
         assert (marker["route"], marker["resumed"], marker["status"]) == ("resubscribed", False, 200)
         assert marker["headers"] == {"echo": True, "subscription": subscription.uuid, "seq": 0}
         assert marker["payload"] == {"payload": "follow", "headers": {}}  # what the subscribe carried again
-        for _ in range(200):  # counted once the resubscribe's reply is handled, which may come after its marker
-            if subscription.resubscribed:
-                break
-            await asyncio.sleep(0.01)
+        # counted once the resubscribe's reply is handled, which may come after its marker
+        await seconds_until(lambda: subscription.resubscribed, 2.0)
         assert subscription.uuid != first_uuid and (subscription.resubscribed, subscription.position) == (1, None)
 
 
