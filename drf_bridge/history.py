@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from django_channels_router.conf import limit
 
-__all__ = ["RESUME_FROM", "POSITION", "RESUMED", "InvalidPosition", "position", "read_position", "record",
+__all__ = ["RESUME_FROM", "POSITION", "RESUMED", "InvalidPosition", "position_now", "read_position", "record",
            "changed_since", "prune"]
 
 logger = logging.getLogger("drf_bridge")
@@ -67,14 +67,12 @@ def enabled() -> bool:
     return apps.is_installed("drf_bridge") and limit("CHANGE_HISTORY_SECONDS", None) > 0
 
 
-def position(at: datetime) -> str:
-    """The position of what was read at ``at``: microseconds since the epoch, signed."""
-    return signing.Signer(salt=SALT).sign(str(int(at.timestamp() * 1_000_000)))
-
-
 def position_now() -> str | None:
-    """The position of what is read from now on, or None when the history is off."""
-    return position(timezone.now()) if enabled() else None
+    """The position of what is read from now on (microseconds since the epoch, signed), or None
+    when the history is off."""
+    if not enabled():
+        return None
+    return signing.Signer(salt=SALT).sign(str(int(timezone.now().timestamp() * 1_000_000)))
 
 
 def read_position(value: Any) -> datetime | None:
