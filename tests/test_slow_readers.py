@@ -1,12 +1,18 @@
 """A client that stops reading, through real daphne and uvicorn: once MAX_PENDING_SEND_BYTES
-(16 MiB by default) wait for it, its connection is closed with 1013 (4013 on daphne) and what
-waited is dropped, so the server's memory stays bounded, and a healthy client in the same
-group gets every push of the flood."""
+wait for it, its connection is closed with 1013 (4013 on daphne) and what waited is dropped, so
+the server's memory stays bounded, and a healthy client in the same group gets every push of the
+flood.
+
+The server runs with a 4 MiB limit (16 MiB by default) and the slow client with a small receive
+buffer, so that once it reads again it reaches the close frame quickly: daphne drops a connection
+1 s after its close frame, and on a loaded machine 16 MiB of backlog ahead of that frame, plus
+what the kernel had buffered, took longer than that to read (the client then saw 1006)."""
 
 import asyncio
 import json
 import os
 import re
+import socket
 import uuid
 from pathlib import Path
 
@@ -16,8 +22,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ROOT, SERVERS, free_port, server_process
 
-LIMIT = 16 * 1024 * 1024  # the default MAX_PENDING_SEND_BYTES
-PUSHES, SIZE = 400, 256 * 1024  # 100 MiB of pushes to every member of the group
+LIMIT = 4 * 1024 * 1024  # MAX_PENDING_SEND_BYTES for this server
+PUSHES, SIZE = 400, 64 * 1024  # 25 MiB of pushes to every member of the group, six times the limit
 CLOSE_CODE = {"daphne": 4013, "uvicorn": 1013}
 
 
@@ -32,7 +38,8 @@ def served(request, tmp_path):
     """A server process of its own (its memory is measured); (server name, ws:// URL, process, log)."""
     port, log = free_port(), tmp_path / "server.log"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'testproject'}",
-           "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": "sqlite://:memory:"}
+           "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": "sqlite://:memory:",
+           "TESTS_CHANNELS_ROUTER": json.dumps({"MAX_PENDING_SEND_BYTES": LIMIT})}
     with server_process(SERVERS[request.param](port, "tests.asgi:application"), port, log, env=env) as proc:
         yield request.param, f"ws://127.0.0.1:{port}", proc, log
 
@@ -58,6 +65,15 @@ async def closed_with(ws):
         return exc.rcvd.code if exc.rcvd else 1006
 
 
+def small_receive_buffer(url):
+    """A socket connected to ``url``'s server whose receive buffer stays at 64 KiB (no autotuning)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    sock.setblocking(False)
+    return sock
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounded(served, kind):
     server, url, proc, log = served
@@ -65,7 +81,7 @@ async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounde
     consumer = f"{kind.capitalize()}ProtocolSocket"
     options = {"max_size": None, "ping_interval": None, "compression": None}  # uvicorn would deflate the flood to nothing
     async with connect(f"{url}/ws/{kind}/", **options) as healthy, \
-            connect(f"{url}/ws/{kind}/", max_queue=1, **options) as slow, \
+            connect(f"{url}/ws/{kind}/", max_queue=1, sock=small_receive_buffer(url), **options) as slow, \
             connect(f"{url}/ws/{kind}/", **options) as sender:
         for member in (healthy, slow):
             assert (await call(member, "join", group))["status"] == 200
@@ -87,5 +103,5 @@ async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounde
         assert (await flood)["status"] == 204
         line, code = await asyncio.wait_for(closing, 30)
     assert code == CLOSE_CODE[server], line
-    # what waited for the slow client was dropped: far from the 100 MiB it was sent
+    # what waited for the slow client was dropped: far from the 25 MiB it was sent
     assert peak - before < 2 * LIMIT, f"the server grew by {(peak - before) / 2**20:.1f} MiB"
