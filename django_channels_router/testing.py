@@ -22,7 +22,8 @@ class RouterCommunicator(WebsocketCommunicator):
         assert reply["payload"] == "Hello, Ada!"
 
     Messages that arrive while waiting and answer no pending request (pushes, replies to
-    ``send_request``) are kept, in order, for :meth:`receive_message`.
+    ``send_request``) are kept, in order, for :meth:`receive_message`; :meth:`receive_nothing`
+    counts them.
     """
 
     _ids = itertools.count(1)
@@ -53,6 +54,10 @@ class RouterCommunicator(WebsocketCommunicator):
             if message.get("uuid") == uuid:
                 return message
             self._received.append(message)
+
+    async def receive_nothing(self, timeout: float = 0.1, interval: float = 0.01) -> bool:
+        """Whether no message arrives within ``timeout``, counting those :meth:`request` kept."""
+        return not self._received and await super().receive_nothing(timeout, interval)
 
     async def receive_message(self, timeout: float = 3) -> Envelope:
         """The next message that was not the reply to :meth:`request` (a push, for instance)."""

@@ -11,6 +11,8 @@ class DrfBridgeConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        import django_channels_router.checks  # noqa: F401  (the router's checks, with the bridge alone installed too)
+
         from .changes import connect_signals
         from .checks import check_request_steps, check_subscriptions, check_subscriptions_deploy
 

@@ -12,7 +12,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def socket_route(route: str | None = None, *, detail: bool = False, method: str = "POST",
                  hydrate: str | Callable[..., Any] | None = None,
                  dehydrate: str | Callable[..., Any] | None = "dehydrate",
-                 request: Any = None, response: Any = None, description: str | None = None) -> Callable[[F], F]:
+                 request: Any = None, response: Any = None, description: str | None = None,
+                 idempotent: bool | None = None) -> Callable[[F], F]:
     """Make the decorated method the handler of a route, checked like the router's other routes.
 
     ``route`` defaults to the method's name without an ``on_`` prefix. ``detail=True`` routes
@@ -30,7 +31,8 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
     ``description`` is what the schema and the docs page say of the route, for the people who call
     it, instead of the handler's docstring (which may then speak to the server's developers);
     ``{model}``, ``{models}`` and ``{lookup}`` in it become the model's verbose names and the
-    router's ``lookup_url_kwarg``::
+    router's ``lookup_url_kwarg``. ``idempotent=False`` makes a write route ignore
+    ``idempotency-key`` (every route but GET ones takes it: see the idempotency how-to)::
 
         @socket_route(detail=True, method="POST")
         def publish(self, article, headers):
@@ -51,6 +53,7 @@ def socket_route(route: str | None = None, *, detail: bool = False, method: str 
             **({"request": request} if request is not None else {}),
             **({"response": response} if response is not None else {}),
             **({"description": description} if description is not None else {}),
+            **({"idempotent": idempotent} if idempotent is not None else {}),
         }
         return func
 

@@ -61,11 +61,9 @@ class IdempotentArticleRouter(ArticleRouter):
         Article.objects.create(title="large")
         return {"payload": "x" * payload}
 
-    @socket_route("unkeyed", method="POST")
+    @socket_route("unkeyed", method="POST", idempotent=False)
     def unkeyed(self, payload, headers):
         return {"payload": {"articles": Article.objects.count()}}
-
-    routes = [{"route": "unkeyed", "handler": "unkeyed", "method": "POST", "idempotent": False}]
 
 
 def create_article(payload, headers):

@@ -1,13 +1,16 @@
 """Every system check of both packages fires on a representative mistake and says how to fix it."""
 
 import gc
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from django.core import checks
 from django.test import modify_settings, override_settings
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SERVER_ENV
 
 PACKAGES = ("django_channels_router", "drf_bridge")
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -65,3 +68,17 @@ def test_every_check_fires_on_a_mistake_and_has_a_hint():
         gc.collect()  # later checks in this process must not find the classes
     assert declared_ids() and set(fired) == declared_ids()
     assert not {id: message.msg for id, message in fired.items() if not (message.hint or "").strip()}
+
+
+def test_with_only_the_bridge_installed_the_routers_checks_run_too(tmp_path):
+    """The bridge alone in INSTALLED_APPS loads the router's checks: a route without a handler is
+    reported (in a process of its own: here the router's app has loaded them already)."""
+    (tmp_path / "bridge_only.py").write_text(
+        "from tests.settings import *\n"
+        "INSTALLED_APPS = [app for app in INSTALLED_APPS if app != 'django_channels_router']\n"
+        "SILENCED_SYSTEM_CHECKS = []\n")
+    env = {**SERVER_ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{SERVER_ENV['PYTHONPATH']}",
+           "DJANGO_SETTINGS_MODULE": "bridge_only", "DATABASE_URL": "sqlite://:memory:"}
+    done = subprocess.run([sys.executable, "-m", "django", "check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert "channels_router.E001" in done.stderr, done.stderr[-2000:]

@@ -240,6 +240,12 @@ async def test_communicator_keeps_messages_that_answer_no_request():
     reply = await comm.request("echo", "fast")
     assert reply["payload"]["payload"] == "fast"
     assert (await comm.receive_message())["uuid"] == slow
+    # receive_nothing() counts a kept message: one that came while request() waited is not nothing
+    fast = await comm.send_request("echo", "fast")
+    assert (await comm.request("slow", 0.05))["status"] == 200
+    assert await comm.receive_nothing() is False
+    assert (await comm.receive_message())["uuid"] == fast
+    assert await comm.receive_nothing() is True
     await comm.disconnect()
 
 

@@ -147,3 +147,10 @@ def test_no_runtime_module_imports_the_contract_tooling():
     wrong = sorted((name, target) for name, targets in edges.items() if not is_tooling(name)
                    for target in targets if is_tooling(target))
     assert wrong == []
+
+
+def test_the_core_imports_nothing_of_the_bridge():
+    """The bridge is built on the core; the core works without it."""
+    wrong = sorted((name, target) for name, targets in graph().items() if name.startswith("django_channels_router")
+                   for target in targets if target.split(".")[0] == "drf_bridge")
+    assert wrong == []

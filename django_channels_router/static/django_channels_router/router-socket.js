@@ -215,7 +215,7 @@ export class Subscription {
  *
  * Events (`addEventListener`): `open` (detail `{reconnect}`), `close` (detail
  * `{code, reason, willReconnect}`, also after a failed handshake), `reconnecting` (detail
- * `{attempt, delayMs}`), `give-up` (detail `{reason}`), `resubscribed` (detail
+ * `{attempt, delayMs}`), `give-up` (detail `{reason, status}`), `resubscribed` (detail
  * `{subscription, reply, resumed}` after each subscription re-sent on a reconnect; `{subscription,
  * reply: null, resumed: false, error}` when that request failed, which ends the subscription).
  */
@@ -311,7 +311,7 @@ export class RouterSocket extends EventTarget {
    * Subscribe: send `route` now and again (with a new uuid) after every reconnect, and hand
    * `onEvent` the pushes whose `headers.subscription` is the current subscribe uuid.
    * @param {string} [route="subscribe"]
-   * @param {{headers?: Record<string, unknown>, payload?: unknown, onResubscribed?: (reply: object) => void, unsubscribeRoute?: string|null}} [options]
+   * @param {{headers?: Record<string, unknown>, payload?: unknown, onResubscribed?: (reply: object, resumed: boolean) => void, unsubscribeRoute?: string|null}} [options]
    *   `onResubscribed` gets the reply of each re-sent subscribe: re-read what was missed then.
    * @param {(push: object) => void} [onEvent]
    * @returns {Subscription}
