@@ -20,7 +20,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
 # The floors of pyproject.toml's dependencies (keep both in step).
-FLOORS = ["channels==4.0.0", "channels-redis==4.1.0", "jsonschema==4.18.0", "drf-spectacular==0.28.0"]
+FLOORS = ["channels==4.2.2", "channels-redis==4.1.0", "jsonschema==4.18.0", "drf-spectacular==0.28.0"]
 
 # Django line -> (its oldest and newest supported Python, the first DRF release that supports it).
 DJANGO = {

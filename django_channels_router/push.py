@@ -55,10 +55,8 @@ def push_frame(route: str, payload: Any, headers: Mapping[str, Any] | None,
 
 def require_group_name(layer: Any, group: str) -> None:
     """Channels' own rule for group names, with the name in the message."""
-    # require_valid_group_name is channels >= 4.2.1; older releases have only valid_group_name.
-    check = getattr(layer, "require_valid_group_name", None) or layer.valid_group_name
     try:
-        check(group)
+        layer.require_valid_group_name(group)
     except TypeError as exc:
         raise ValueError(f"Invalid group name {group!r}: {exc}") from None
 

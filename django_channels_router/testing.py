@@ -30,9 +30,7 @@ class RouterCommunicator(WebsocketCommunicator):
 
     def __init__(self, application: Any, path: str, headers: Any = None, subprotocols: Any = None,
                  spec_version: Any = None, *, user: Any = None) -> None:
-        # channels 4.0 has no spec_version argument; pass it only when asked for.
-        extra = {} if spec_version is None else {"spec_version": spec_version}
-        super().__init__(application, path, headers, subprotocols, **extra)
+        super().__init__(application, path, headers, subprotocols, spec_version)
         if user is not None:
             self.scope["user"] = user
         self._received: list[Envelope] = []

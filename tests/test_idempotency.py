@@ -4,7 +4,6 @@ connections and server processes, with its record committed in the write's trans
 import asyncio
 from datetime import timedelta
 
-import channels
 import pytest
 from channels.db import database_sync_to_async
 from django.core.management import call_command
@@ -21,8 +20,6 @@ from django_channels_router.testing import RouterCommunicator
 from tests.conftest import CallingClient, daphne
 from tests.drf import ArticleRouter
 from tests.idempotent import AsyncPlainIdempotentSocket, IdempotentArticleRouter, PlainIdempotentSocket
-
-CHANNELS = tuple(int(part) for part in channels.__version__.split(".")[:2])
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 db = database_sync_to_async
@@ -218,10 +215,7 @@ async def test_expired_records_are_pruned_in_batches_and_their_keys_run_again():
     await comm.disconnect()
 
 
-@pytest.mark.parametrize("consumer", [PlainIdempotentSocket, pytest.param(
-    AsyncPlainIdempotentSocket, marks=pytest.mark.skipif(
-        CHANNELS < (4, 2), reason="channels < 4.2: database_sync_to_async in the key's transaction closes its "
-                                  "connection (503; docs/howto/idempotency.md says so)"))])
+@pytest.mark.parametrize("consumer", [PlainIdempotentSocket, AsyncPlainIdempotentSocket])
 async def test_plain_routes_opt_in_with_the_route_option_or_idempotent_routes(consumer):
     comm = await connected(consumer)
     first = await comm.request("create", {"title": "p"}, {"idempotency-key": "p"})
